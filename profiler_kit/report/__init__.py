@@ -1,0 +1,118 @@
+"""HTML reports: one self-contained file per experiment run or analyzed trace.
+
+    render_run_report(summary, "run/report.html")                 # summary.json dict
+    render_trace_report({"a": analysis_a, "b": analysis_b}, comparison, "out/report.html")
+
+Jinja2 templates (autoescaped) lay out what `context` computes; `figures` draws with Plotly.
+plotly.js comes from the installed plotly package and is inlined once per page
+(plotly_js="inline"), or written once as plotly.min.js beside the report and referenced
+relatively (plotly_js="directory", for folders holding many reports). Nothing is fetched when
+the page is opened.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+from pathlib import Path
+from typing import Literal
+
+import jinja2
+import plotly
+from markupsafe import Markup
+from plotly.offline import get_plotlyjs
+
+from .. import __version__
+from . import context, format as fmt
+
+__all__ = ["render_run_report", "render_trace_report"]
+
+PlotlyJs = Literal["inline", "directory"]
+PLOTLY_FILE = "plotly.min.js"
+# The page embeds its source data (base units) for anyone who wants the numbers back out. The
+# per-sample lists are already inside the figures; past this size they are left out of the copy
+# so the page stays well under the 6 MB a report may weigh.
+EMBED_BUDGET_BYTES = 900_000
+_BULKY = (("memory", "timeline"), ("roofline_points",), ("attention", "calls"), ("top_kernels",))
+
+_env = jinja2.Environment(
+    loader=jinja2.PackageLoader("profiler_kit.report", "templates"),
+    autoescape=True,                  # every template: all trace-derived strings are untrusted
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True, lstrip_blocks=True,
+)
+_env.filters.update({
+    "us": fmt.duration_us, "ms": fmt.duration_ms, "pct": fmt.percent, "flops": fmt.flops,
+    "bytes10": fmt.bytes_decimal, "gib": fmt.bytes_binary, "count": fmt.count,
+    "tflops": fmt.tflops_per_s, "gbps": fmt.gb_per_s,
+})
+
+
+def _plotly_js() -> str:
+    js = get_plotlyjs()
+    # plotly.js is inlined inside <script>; it must not contain a closing tag of its own.
+    return js.replace("</script", "<\\/script")
+
+
+def _analyses_of(data: dict) -> list[dict]:
+    if "modes" in data:
+        return [r["analysis"] for r in data["modes"].values() if isinstance(r.get("analysis"), dict)]
+    return [a for a in (data.get("analyses") or {}).values() if isinstance(a, dict)]
+
+
+def embedded_json(data: dict, budget: int = EMBED_BUDGET_BYTES) -> str:
+    """The report's data as script-safe JSON, trimmed of per-sample lists if over `budget`."""
+    text = fmt.json_for_script(data)
+    if len(text.encode()) <= budget:
+        return text
+    data = copy.deepcopy(data)
+    omitted = []
+    for path in _BULKY:
+        for a in _analyses_of(data):
+            node = a
+            for key in path[:-1]:
+                node = node.get(key) if isinstance(node, dict) else None
+            if isinstance(node, dict) and path[-1] in node:
+                node[path[-1]] = None
+        omitted.append(".".join(path))
+        data["_omitted_from_embedded_copy"] = omitted
+        text = fmt.json_for_script(data)
+        if len(text.encode()) <= budget:
+            break
+    return text
+
+
+def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: PlotlyJs) -> Path:
+    if plotly_js not in ("inline", "directory"):
+        raise ValueError(f'plotly_js must be "inline" or "directory", not {plotly_js!r}')
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    if plotly_js == "directory":
+        js_path = out_path.parent / PLOTLY_FILE
+        js = _plotly_js()
+        if not js_path.exists() or js_path.read_text(encoding="utf-8") != js:
+            js_path.write_text(js, encoding="utf-8")
+    page = _env.get_template(template).render(
+        **ctx, version=__version__, plotly_version=plotly.__version__,
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        plotly_src=PLOTLY_FILE if plotly_js == "directory" else None,
+        plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
+        data_json=Markup(embedded_json(data)),
+    )
+    out_path.write_text(page, encoding="utf-8")
+    return out_path
+
+
+def render_run_report(summary: dict, out_path: str | Path, plotly_js: PlotlyJs = "inline") -> Path:
+    """report.html for an experiment run from its summary.json dict; returns the path written."""
+    return _render("run.html.j2", context.run_context(summary), summary, Path(out_path), plotly_js)
+
+
+def render_trace_report(analyses: dict[str, dict], comparison: dict | None, out_path: str | Path,
+                        plotly_js: PlotlyJs = "inline") -> Path:
+    """report.html for one or more analyzed traces (label -> analysis dict), with the comparison
+    of two of them when given; returns the path written."""
+    if not analyses:
+        raise ValueError("render_trace_report needs at least one analysis dict")
+    data = {"analyses": analyses, "comparison": comparison}
+    return _render("trace.html.j2", context.trace_context(analyses, comparison), data, Path(out_path), plotly_js)

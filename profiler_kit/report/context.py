@@ -1,0 +1,236 @@
+"""What the templates show, computed once from summary / analysis dicts.
+
+Templates only lay out; every number they print is formatted here (or by `format` filters), so a
+test can check the page's figures against the dicts without parsing HTML.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from . import figures, findings
+from . import format as fmt
+
+TOP_KERNELS_SHOWN = 100
+
+
+def pick(tree: dict | None, *paths: str) -> Any:
+    """The first of several dotted paths present in a nested dict (config layouts vary by version)."""
+    for path in paths:
+        node: Any = tree or {}
+        for key in path.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if node not in (None, "", {}):
+            return node
+    return None
+
+
+def spec_view(spec: dict | None) -> dict | None:
+    if not spec:
+        return None
+    return {"name": spec.get("name") or spec.get("key"), "key": spec.get("key"),
+            "source": spec.get("source"), "matched_from": spec.get("matched_from"),
+            "mismatch": spec.get("mismatch"),
+            "bandwidth": fmt.gb_per_s(spec.get("memory_bandwidth_gbps")),
+            "fp16_tensor": fmt.tflops_per_s(spec.get("fp16_tensor_tflops")),
+            "fp32": fmt.tflops_per_s(spec.get("fp32_tflops")),
+            "memory": fmt.bytes_binary(spec.get("memory_bytes"))}
+
+
+def attention_share(a: dict) -> float | None:
+    return fmt.share((a.get("attention") or {}).get("total_us"), (a.get("kernels") or {}).get("total_us"))
+
+
+def analysis_view(label: str, a: dict) -> dict:
+    """Headline figures of one trace analysis, formatted."""
+    tl, k = a.get("timeline") or {}, a.get("kernels") or {}
+    src = a.get("source") or {}
+    return {"label": label, "path": src.get("path"), "size": fmt.bytes_binary(src.get("size_bytes")),
+            "devices": ", ".join(src.get("device_names") or []) or "none recorded",
+            "schema": src.get("schema"), "has_gpu": src.get("has_gpu", bool(k.get("count"))),
+            "steps": len(tl.get("steps") or []),
+            "kernel_count": fmt.count(k.get("count")), "kernel_time": fmt.duration_us(k.get("total_us")),
+            "window": fmt.duration_us(tl.get("window_us")), "busy": fmt.duration_us(tl.get("busy_us")),
+            "idle": fmt.duration_us(tl.get("idle_us")),
+            "idle_share": fmt.percent(fmt.share(tl.get("idle_us"), tl.get("window_us"))),
+            "attention_time": fmt.duration_us((a.get("attention") or {}).get("total_us")),
+            "attention_share": fmt.percent(attention_share(a)),
+            "flops": fmt.flops(a.get("flops_estimate")), "bytes": fmt.bytes_decimal(a.get("hbm_bytes_estimate")),
+            "floor": fmt.duration_us(a.get("roofline_floor_us")),
+            "peak_alloc": fmt.bytes_binary((a.get("memory") or {}).get("peak_allocated_bytes")),
+            "backends": {b: fmt.duration_us(us) for b, us in ((a.get("attention") or {}).get("backends") or {}).items() if us},
+            "spec": spec_view(a.get("gpu_spec"))}
+
+
+def kernel_rows(analyses: dict[str, dict]) -> list[dict]:
+    """Top kernels of every analysis, one table; raw values kept for sorting in the page."""
+    rows = []
+    for label, a in analyses.items():
+        total = (a.get("kernels") or {}).get("total_us")
+        for k in (a.get("top_kernels") or [])[:TOP_KERNELS_SHOWN]:
+            rows.append({"mode": label, "name": k.get("name") or "?", "category": k.get("category") or "other",
+                         "count": k.get("count") or 0, "total_us": k.get("total_us") or 0.0,
+                         "mean_us": k.get("mean_us") or 0.0, "share": fmt.share(k.get("total_us"), total) or 0.0,
+                         "flops": k.get("flops_estimate"), "bytes": k.get("hbm_bytes_estimate"),
+                         "bound": k.get("bound") or "unknown",
+                         "tflops": k.get("achieved_tflops"), "gbps": k.get("achieved_gbps")})
+    return rows
+
+
+def attention_rows(analyses: dict[str, dict]) -> list[dict]:
+    rows = figures.attention_by_layer(analyses)
+    for r in rows:
+        r["short"] = figures.short_scope(r["scope"])
+    return rows
+
+
+def live_at_peak(analyses: dict[str, dict]) -> dict[str, list[dict]]:
+    return {label: sorted((a.get("memory") or {}).get("live_at_peak") or [], key=lambda x: -(x.get("bytes") or 0))[:10]
+            for label, a in analyses.items()}
+
+
+def analysis_warnings(analyses: dict[str, dict]) -> list[str]:
+    out = []
+    for label, a in analyses.items():
+        out += [f"{label}: {w}" for w in a.get("warnings") or []]
+        spec = a.get("gpu_spec") or {}
+        if spec.get("mismatch"):
+            out.append(f"{label}: GPU spec differs from the device: {spec['mismatch']}")
+        if (a.get("attention") or {}).get("fallback"):
+            out.append(f"{label}: attention fell back to an unfused backend in some calls")
+    return out
+
+
+def pretty_json(value: Any) -> str:
+    return json.dumps(value, indent=2, sort_keys=False, default=str)
+
+
+def figure_divs(figs: dict[str, Any]) -> dict[str, str]:
+    """Render each figure that has data; absent figures (None) are simply not shown."""
+    return {key: figures.render_div(fig, f"fig-{key}") for key, fig in figs.items() if fig is not None}
+
+
+def _noisy(step: dict | None) -> bool:
+    if not step or not step.get("median"):
+        return False
+    return bool(step.get("noisy")) or (step.get("iqr") or 0) / step["median"] > NOISY_IQR_SHARE
+
+
+NOISY_IQR_SHARE = 0.05   # IQR above 5 % of the median: the machine was busy, rerun before trusting
+
+
+def mode_rows(modes: dict[str, dict]) -> list[dict]:
+    rows = []
+    for name, r in modes.items():
+        step = r.get("step_ms") or {}
+        rows.append({"name": name, "status": r.get("status") or "unknown", "reason": r.get("reason"),
+                     "median": fmt.duration_ms(step.get("median")), "iqr": fmt.duration_ms(step.get("iqr")),
+                     "iqr_share": fmt.percent(fmt.share(step.get("iqr"), step.get("median"))),
+                     "min": fmt.duration_ms(step.get("min")), "n": step.get("n"), "noisy": _noisy(step),
+                     "it_per_s": f"{r['loop_it_per_s']:.2f} it/s" if r.get("loop_it_per_s") else "–",
+                     "peak_alloc": fmt.bytes_binary(r.get("peak_allocated_bytes")),
+                     "peak_reserved": fmt.bytes_binary(r.get("peak_reserved_bytes")),
+                     "weights": fmt.bytes_binary(r.get("weights_bytes")),
+                     "rel_error": "–" if r.get("output_rel_error") is None else f"{r['output_rel_error']:.2e}",
+                     "tolerance": "–" if r.get("output_tolerance") is None else f"{r['output_tolerance']:.1e}",
+                     "match": r.get("output_match"),
+                     "kernels": r.get("attention_kernels") or [], "trace": r.get("trace")})
+    return rows
+
+
+def run_context(summary: dict) -> dict:
+    modes = summary.get("modes") or {}
+    ref, eff = summary.get("reference_mode"), summary.get("efficient_mode")
+    ok = {m: r for m, r in modes.items() if r.get("status") == "ok"}
+    analysed = {m: r["analysis"] for m, r in ok.items() if r.get("analysis")}
+    # Side-by-side views (treemap, attention, roofline, kernels) show the reference and the
+    # chosen memory-efficient mode; every mode appears in the time, memory and timing views.
+    pair = {m: analysed[m] for m in (ref, eff) if m in analysed} or analysed
+    spec = summary.get("gpu_spec") or next((a.get("gpu_spec") for a in analysed.values() if a.get("gpu_spec")), None)
+    config, env = summary.get("config") or {}, summary.get("environment") or {}
+    cmp = (summary.get("comparison") or {}).get(eff or "") or {}
+    figs = {"time": figures.time_split(analysed, {m: r.get("step_ms") for m, r in ok.items()}) if analysed else None,
+            "categories": figures.categories(analysed) if analysed else None,
+            "blocks": figures.blocks_treemap(pair) if pair else None,
+            "attention": figures.attention_layers(pair),
+            "roofline": figures.roofline(pair, spec),
+            "memory_peaks": figures.memory_peaks(ok) if ok else None,
+            "memory_timeline": figures.memory_timeline(analysed)}
+    warnings = list(summary.get("warnings") or []) + analysis_warnings(analysed)
+    if (summary.get("gpu_spec") or {}).get("mismatch"):
+        warnings.insert(0, f"GPU spec differs from the device: {summary['gpu_spec']['mismatch']}")
+    for m, r in modes.items():
+        if r.get("status") != "ok":
+            warnings.append(f"{m}: {r.get('status')} — {r.get('reason') or 'no reason recorded'}")
+        elif _noisy(r.get("step_ms")):
+            warnings.append(f"{m}: noisy timing (IQR {fmt.percent(fmt.share(r['step_ms'].get('iqr'), r['step_ms']['median']))} "
+                            "of the median): rerun on an idle machine before comparing")
+    return {
+        "kind": "run", "title": f"profiler_kit run: {pick(config, 'model.name', 'model') or 'UNet'} "
+                                f"{pick(config, 'resolution') or ''} on {env.get('gpu_name') or 'GPU'}",
+        "reference": ref, "efficient": eff, "efficient_reason": summary.get("efficient_mode_reason"),
+        "verdict": {"speedup": fmt.speedup(cmp.get("speedup")),
+                    "memory_saved": fmt.bytes_binary(cmp.get("memory_saved_bytes")),
+                    "memory_saved_share": fmt.percent(cmp.get("memory_saved_fraction")),
+                    "has_comparison": bool(cmp),
+                    "attention_shares": [(m, fmt.percent(attention_share(a))) for m, a in analysed.items()],
+                    "card": env.get("gpu_name"), "model": pick(config, "model.name", "model.id", "model"),
+                    "resolution": pick(config, "resolution", "model.resolution", "image_size"),
+                    "dtype": pick(config, "dtype", "model.dtype", "precision"),
+                    "batch": pick(config, "batch_size", "batch")},
+        "spec": spec_view(spec), "findings": findings.for_run(summary, analysed),
+        "modes": mode_rows(modes), "views": [analysis_view(m, a) for m, a in analysed.items()],
+        "pair": list(pair), "figs": figure_divs(figs),
+        "attention_rows": attention_rows(pair), "kernel_rows": kernel_rows(pair),
+        "live_at_peak": live_at_peak(pair), "warnings": warnings,
+        "environment": env, "config_json": pretty_json(config), "command": summary.get("command"),
+        "traces": [(m, r.get("trace")) for m, r in modes.items() if r.get("trace")],
+    }
+
+
+def comparison_rows(comparison: dict) -> list[dict]:
+    rows = []
+    for c in comparison.get("attention_calls") or []:
+        a_us, b_us = c.get("a_us"), c.get("b_us")
+        rows.append({"scope": c.get("scope"), "short": figures.short_scope(c.get("scope") or "?"),
+                     "kind": c.get("kind"), "a": fmt.duration_us(a_us), "b": fmt.duration_us(b_us),
+                     "a_v": a_us or 0.0, "b_v": b_us or 0.0,
+                     "delta": fmt.duration_us(None if a_us is None or b_us is None else b_us - a_us),
+                     "ratio": fmt.speedup(a_us / b_us) if a_us and b_us else "–",
+                     "a_bytes": fmt.bytes_decimal(c.get("a_bytes_estimate")),
+                     "b_bytes": fmt.bytes_decimal(c.get("b_bytes_estimate")),
+                     "a_backend": c.get("a_backend"), "b_backend": c.get("b_backend")})
+    return rows
+
+
+def trace_context(analyses: dict[str, dict], comparison: dict | None) -> dict:
+    with_gpu = {l: a for l, a in analyses.items() if (a.get("kernels") or {}).get("count")}
+    spec = next((a.get("gpu_spec") for a in with_gpu.values() if a.get("gpu_spec")), None)
+    figs = {"time": figures.time_split(with_gpu) if with_gpu else None,
+            "categories": figures.categories(with_gpu) if with_gpu else None,
+            "blocks": figures.blocks_treemap(with_gpu) if with_gpu else None,
+            "attention": figures.attention_layers(with_gpu),
+            "roofline": figures.roofline(with_gpu, spec),
+            "memory_timeline": figures.memory_timeline(analyses),
+            "comparison": figures.comparison_deltas(comparison) if comparison else None}
+    cmp_view = None
+    if comparison:
+        tot = comparison.get("total_us") or {}
+        hbm = comparison.get("hbm_bytes_estimate") or {}
+        cmp_view = {"a": comparison.get("a"), "b": comparison.get("b"),
+                    "total_a": fmt.duration_us(tot.get("a")), "total_b": fmt.duration_us(tot.get("b")),
+                    "total_delta": fmt.duration_us(tot.get("delta")),
+                    "speedup": fmt.speedup(tot["a"] / tot["b"]) if tot.get("a") and tot.get("b") else "–",
+                    "bytes_a": fmt.bytes_decimal(hbm.get("a")), "bytes_b": fmt.bytes_decimal(hbm.get("b")),
+                    "bound": {k: {kk: fmt.duration_us(vv) for kk, vv in v.items()}
+                              for k, v in (comparison.get("bound_us") or {}).items()},
+                    "calls": comparison_rows(comparison)}
+    labels = list(analyses)
+    return {"kind": "trace", "title": "profiler_kit trace report: " + ", ".join(labels),
+            "spec": spec_view(spec), "findings": findings.for_traces(with_gpu),
+            "views": [analysis_view(l, a) for l, a in analyses.items()], "pair": list(with_gpu),
+            "figs": figure_divs(figs), "attention_rows": attention_rows(with_gpu),
+            "kernel_rows": kernel_rows(with_gpu), "live_at_peak": live_at_peak(with_gpu),
+            "warnings": analysis_warnings(analyses), "comparison": cmp_view,
+            "traces": [(l, (a.get("source") or {}).get("path")) for l, a in analyses.items()]}

@@ -1,0 +1,312 @@
+"""Plotly figures built from analysis dicts (docs/data-contracts.md), one function per chart.
+
+Figures only draw what the analysis computed; no figure here derives a new number beyond unit
+scaling and sums. Every string that comes from a trace (kernel, op, module names) passes through
+`_text` first: Plotly renders a subset of HTML in labels and hover text, and a trace is untrusted
+input. Each figure is rendered without its own copy of plotly.js (`render_div`); the page loads
+plotly.js once.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from typing import Iterable
+
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from . import format as fmt
+
+BOUND_COLORS = {"compute": "#2b6cb0", "memory": "#dd6b20", "latency": "#805ad5", "unknown": "#a0aec0"}
+IDLE_COLOR = "#e2e8f0"
+CATEGORY_COLORS = {
+    "attention": "#2f855a", "softmax": "#c53030", "gemm": "#2b6cb0", "conv": "#4c51bf",
+    "layout": "#d69e2e", "norm": "#319795", "elementwise": "#dd6b20", "copy": "#718096",
+    "other": "#a0aec0",
+}
+MODE_COLORS = ["#c53030", "#2b6cb0", "#2f855a", "#805ad5", "#d69e2e", "#319795", "#718096"]
+MODE_SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x", "star"]
+_FONT = dict(family="system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif", size=13)
+# A figure's config: no link to plotly.com in the mode bar (nothing on this page goes online),
+# and PNG export at twice the resolution for slides.
+_CONFIG = {"displaylogo": False, "responsive": True,
+           "toImageButtonOptions": {"format": "png", "scale": 2}}
+
+
+def _text(value: object) -> str:
+    return html.escape(str(value), quote=False)
+
+
+def category_color(name: str) -> str:
+    return CATEGORY_COLORS.get(name, CATEGORY_COLORS["other"])
+
+
+def mode_color(index: int) -> str:
+    return MODE_COLORS[index % len(MODE_COLORS)]
+
+
+def _style(fig: go.Figure, height: int, **layout) -> go.Figure:
+    base = dict(template="plotly_white", font=_FONT, height=height, autosize=True,
+                margin=dict(l=10, r=10, t=40, b=10), hoverlabel=dict(align="left"),
+                legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
+    fig.update_layout(**{**base, **layout})
+    fig.update_xaxes(automargin=True)
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+def render_div(fig: go.Figure, div_id: str) -> str:
+    """The figure as a <div> and the script that draws it; tells the page when it is drawn."""
+    return fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id, config=_CONFIG,
+                       default_width="100%", post_script="window.pkPlotDone('{plot_id}');")
+
+
+def steps_in(analysis: dict) -> int:
+    """Profiled steps in a trace window (ProfilerStep annotations); 1 when it has none."""
+    return max(1, len((analysis.get("timeline") or {}).get("steps") or []))
+
+
+def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None) -> go.Figure:
+    """Kernel time by bound plus GPU idle, per step, beside the measured step time.
+
+    The trace window covers `steps_in` profiled steps: dividing by that count puts the trace's
+    figures on the same per-step scale as the timed runs.
+    """
+    labels = list(analyses)
+    fig = go.Figure()
+    for bound in ("compute", "memory", "latency", "unknown"):
+        ys = [(a.get("bound_us") or {}).get(bound, 0.0) / steps_in(a) / 1e3 for a in analyses.values()]
+        if not any(ys):
+            continue
+        fig.add_bar(name=f"{bound}-bound kernels", x=labels, y=ys, marker_color=BOUND_COLORS[bound],
+                    customdata=[fmt.duration_ms(y) for y in ys],
+                    hovertemplate=f"%{{x}}<br>{bound}-bound kernels: %{{customdata}} per step<extra></extra>")
+    idle = [(a.get("timeline") or {}).get("idle_us", 0.0) / steps_in(a) / 1e3 for a in analyses.values()]
+    fig.add_bar(name="GPU idle", x=labels, y=idle, marker_color=IDLE_COLOR,
+                marker_pattern_shape="/", marker_pattern_fgcolor="#a0aec0",
+                customdata=[fmt.duration_ms(y) for y in idle],
+                hovertemplate="%{x}<br>GPU idle: %{customdata} per step<extra></extra>")
+    if step_ms:
+        xs = [m for m in labels if step_ms.get(m)]
+        med = [step_ms[m]["median"] for m in xs]
+        iqr = [step_ms[m].get("iqr") or 0.0 for m in xs]
+        fig.add_scatter(name="measured step time (median, IQR)", x=xs, y=med, mode="markers",
+                        marker=dict(symbol="line-ew-open", size=40, color="#1a202c", line_width=3),
+                        error_y=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
+                        customdata=[[fmt.duration_ms(m), fmt.duration_ms(i)] for m, i in zip(med, iqr)],
+                        hovertemplate="%{x}<br>measured step: %{customdata[0]} (IQR %{customdata[1]})<extra></extra>")
+    return _style(fig, 380, barmode="stack", yaxis_title="ms per step", bargap=0.35)
+
+
+def categories(analyses: dict[str, dict]) -> go.Figure:
+    """GPU time per kernel category, one bar per mode or trace."""
+    cats: list[str] = []
+    for a in analyses.values():
+        for c, v in (a.get("categories_us") or {}).items():
+            if v and c not in cats:
+                cats.append(c)
+    first = next(iter(analyses.values()), {}).get("categories_us") or {}
+    cats.sort(key=lambda c: -first.get(c, 0.0))
+    fig = go.Figure()
+    for i, (label, a) in enumerate(analyses.items()):
+        vals = [(a.get("categories_us") or {}).get(c, 0.0) / 1e3 for c in cats]
+        total = (a.get("kernels") or {}).get("total_us") or sum(vals) * 1e3
+        fig.add_bar(name=_text(label), y=[_text(c) for c in cats], x=vals, orientation="h",
+                    marker_color=mode_color(i),
+                    customdata=[[fmt.duration_ms(v), fmt.percent(fmt.share(v * 1e3, total))] for v in vals],
+                    hovertemplate=f"{_text(label)} · %{{y}}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>")
+    fig.update_yaxes(autorange="reversed")
+    return _style(fig, 120 + 38 * len(cats) * max(1, len(analyses)) // 2 + 60, barmode="group",
+                  xaxis_title="GPU kernel time in the profiled window (ms)")
+
+
+def blocks_treemap(analyses: dict[str, dict]) -> go.Figure:
+    """Mode → UNet block → category; tile area is GPU time, so modes compare by size too."""
+    ids, labels, parents, values, colors, hover = [], [], [], [], [], []
+    for label, a in analyses.items():
+        blocks = a.get("blocks_us") or {}
+        mode_total = sum(sum(c.values()) for c in blocks.values())
+        if not mode_total:
+            continue
+        root = _text(label)
+        ids.append(root); labels.append(_text(label)); parents.append(""); values.append(mode_total)
+        colors.append("#ffffff"); hover.append(fmt.duration_us(mode_total))
+        for block, cats in blocks.items():
+            block_total = sum(cats.values())
+            if not block_total:
+                continue
+            bid = f"{root}/{_text(block)}"
+            ids.append(bid); labels.append(_text(block)); parents.append(root); values.append(block_total)
+            colors.append("#edf2f7")
+            hover.append(f"{fmt.duration_us(block_total)} ({fmt.percent(block_total / mode_total)} of {_text(label)})")
+            for cat, us in cats.items():
+                if not us:
+                    continue
+                ids.append(f"{bid}/{_text(cat)}"); labels.append(_text(cat)); parents.append(bid); values.append(us)
+                colors.append(category_color(cat))
+                hover.append(f"{fmt.duration_us(us)} ({fmt.percent(us / block_total)} of the block)")
+    fig = go.Figure(go.Treemap(ids=ids, labels=labels, parents=parents, values=values,
+                               branchvalues="total", customdata=hover, maxdepth=3,
+                               marker=dict(colors=colors), textinfo="label+percent parent",
+                               hovertemplate="%{id}<br>%{customdata}<extra></extra>",
+                               tiling=dict(pad=2), pathbar=dict(visible=True)))
+    return _style(fig, 520, margin=dict(l=4, r=4, t=30, b=4))
+
+
+def short_scope(scope: str) -> str:
+    """down_blocks.0.attentions.1.transformer_blocks.0.attn1 -> down_blocks.0.attentions.1.attn1."""
+    return scope.replace(".transformer_blocks.0.", ".")
+
+
+def attention_by_layer(analyses: dict[str, dict]) -> list[dict]:
+    """One row per attention layer (module scope), each mode's calls summed in it."""
+    rows: dict[str, dict] = {}
+    for label, a in analyses.items():
+        for call in (a.get("attention") or {}).get("calls") or []:
+            scope = call.get("scope") or "(unknown scope)"
+            row = rows.setdefault(scope, {"scope": scope, "kind": call.get("kind"),
+                                          "level": call.get("level"), "q_tokens": call.get("q_tokens"),
+                                          "kv_tokens": call.get("kv_tokens"), "heads": call.get("heads"),
+                                          "head_dim": call.get("head_dim"), "modes": {}})
+            m = row["modes"].setdefault(label, {"calls": 0, "time_us": 0.0, "flops_estimate": 0.0,
+                                                "hbm_bytes_estimate": 0.0, "backends": [], "kernels": []})
+            m["calls"] += 1
+            m["time_us"] += call.get("time_us") or 0.0
+            m["flops_estimate"] += call.get("flops_estimate") or 0.0
+            m["hbm_bytes_estimate"] += call.get("hbm_bytes_estimate") or 0.0
+            for key, values in (("backends", [call.get("backend")]), ("kernels", call.get("kernels") or [])):
+                for v in values:
+                    if v and v not in m[key]:
+                        m[key].append(v)
+    return list(rows.values())
+
+
+def attention_layers(analyses: dict[str, dict]) -> go.Figure | None:
+    rows = attention_by_layer(analyses)
+    if not rows:
+        return None
+    names = [_text(f"{short_scope(r['scope'])} · {r['kind'] or '?'} {r['q_tokens'] or '?'}×{r['kv_tokens'] or '?'}")
+             for r in rows]
+    fig = go.Figure()
+    for i, label in enumerate(analyses):
+        vals = [(r["modes"].get(label) or {}).get("time_us", 0.0) for r in rows]
+        if not any(vals):
+            continue
+        backends = [", ".join((r["modes"].get(label) or {}).get("backends") or ["–"]) for r in rows]
+        fig.add_bar(name=_text(label), y=names, x=vals, orientation="h", marker_color=mode_color(i),
+                    customdata=[[fmt.duration_us(v), _text(b)] for v, b in zip(vals, backends)],
+                    hovertemplate=f"{_text(label)}<br>%{{y}}<br>%{{customdata[0]}} · backend %{{customdata[1]}}<extra></extra>")
+    fig.update_yaxes(autorange="reversed", tickfont_size=11)
+    fig.update_xaxes(title="GPU time in the profiled window (µs)")
+    return _style(fig, 140 + 14 * len(rows) * len(analyses), barmode="group", bargap=0.25)
+
+
+def _points(analyses: dict[str, dict]) -> Iterable[tuple[int, str, dict]]:
+    for i, (label, a) in enumerate(analyses.items()):
+        for p in a.get("roofline_points") or []:
+            if (p.get("intensity") or 0) > 0 and (p.get("flops_estimate") or 0) > 0 and (p.get("time_us") or 0) > 0:
+                yield i, label, p
+
+
+def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
+    """Log-log roofline: achieved TFLOP/s against arithmetic intensity, both from the cost model."""
+    points = list(_points(analyses))
+    if not spec or not points:
+        return None
+    bw_tb = spec["memory_bandwidth_gbps"] / 1e3           # TB/s: TFLOP/s = TB/s × FLOP/byte
+    roofs = [(f"{k.split('_')[0].upper()} {'tensor' if 'tensor' in k else 'CUDA cores'}", spec[k])
+             for k in ("fp16_tensor_tflops", "tf32_tensor_tflops", "fp32_tflops", "fp16_tflops")
+             if spec.get(k)]
+    intens = [p["intensity"] for _, _, p in points]
+    x_lo = min(min(intens), min(r for _, r in roofs) / bw_tb) / 3
+    x_hi = max(max(intens), max(r for _, r in roofs) / bw_tb) * 3
+    top = max(r for _, r in roofs)
+    fig = go.Figure()
+    fig.add_scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", name="memory roof",
+                    line=dict(color="#1a202c", width=2), hoverinfo="skip", showlegend=False)
+    for name, tflops in roofs:
+        fig.add_scatter(x=[tflops / bw_tb, x_hi], y=[tflops, tflops], mode="lines", showlegend=False,
+                        line=dict(color="#4a5568", width=1.5, dash="dash"), hoverinfo="skip")
+        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{name} {tflops:g} TFLOP/s",
+                           showarrow=False, xanchor="right", yanchor="bottom", font_size=11)
+    fig.add_annotation(x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
+                       text=f"HBM {spec['memory_bandwidth_gbps']:g} GB/s", showarrow=False,
+                       textangle=-28, xanchor="left", yanchor="bottom", font_size=11)
+    t_max = max(p["time_us"] for _, _, p in points)
+    groups: dict[tuple[int, str, str], list[dict]] = {}
+    for i, label, p in points:
+        groups.setdefault((i, label, p.get("category") or "other"), []).append(p)
+    for (i, label, cat), ps in sorted(groups.items()):
+        fig.add_scatter(
+            x=[p["intensity"] for p in ps],
+            y=[p["flops_estimate"] / p["time_us"] / 1e6 for p in ps],
+            mode="markers", name=_text(cat), legendgroup=_text(label),
+            legendgrouptitle_text=_text(label),
+            marker=dict(symbol=MODE_SYMBOLS[i % len(MODE_SYMBOLS)], color=category_color(cat),
+                        size=[6 + 30 * math.sqrt(p["time_us"] / t_max) for p in ps],
+                        line=dict(width=1, color="#1a202c"), opacity=0.8),
+            customdata=[[_text(p.get("op")), _text(p.get("shapes") or ""), p.get("count") or 0,
+                         fmt.duration_us(p["time_us"]), fmt.flops(p["flops_estimate"]),
+                         fmt.bytes_decimal(p.get("hbm_bytes_estimate")), p.get("bound") or "?",
+                         fmt.percent(p.get("attainment"))] for p in ps],
+            hovertemplate=(f"<b>%{{customdata[0]}}</b> ({_text(label)}, {_text(cat)})<br>%{{customdata[1]}}<br>"
+                           "%{customdata[2]} calls, %{customdata[3]}<br>"
+                           "estimated %{customdata[4]}, %{customdata[5]}<br>"
+                           "intensity %{x:.3g} FLOP/B · achieved %{y:.3g} TFLOP/s<br>"
+                           "%{customdata[6]}-bound · %{customdata[7]} of its roofline<extra></extra>"))
+    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte, estimated)")
+    fig.update_yaxes(type="log", title="achieved TFLOP/s (estimated FLOPs / measured time)")
+    return _style(fig, 560, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
+
+
+def memory_peaks(rows: dict[str, dict]) -> go.Figure:
+    """Peak allocated and reserved memory per mode (timed runs), GiB."""
+    fig = go.Figure()
+    labels = list(rows)
+    for key, name, color in (("peak_allocated_bytes", "peak allocated", "#2b6cb0"),
+                             ("peak_reserved_bytes", "peak reserved", "#a3bffa")):
+        ys = [(rows[m].get(key) or 0) / 2**30 for m in labels]
+        fig.add_bar(name=name, x=labels, y=ys, marker_color=color,
+                    customdata=[fmt.bytes_binary(rows[m].get(key)) for m in labels],
+                    hovertemplate=f"%{{x}} {name}: %{{customdata}}<extra></extra>")
+    return _style(fig, 340, barmode="group", yaxis_title="GiB")
+
+
+def memory_timeline(analyses: dict[str, dict]) -> go.Figure | None:
+    fig = go.Figure()
+    for i, (label, a) in enumerate(analyses.items()):
+        tl = (a.get("memory") or {}).get("timeline") or {}
+        ts, alloc = tl.get("ts_us") or [], tl.get("allocated_bytes") or []
+        if not ts:
+            continue
+        t0 = ts[0]
+        fig.add_scatter(x=[(t - t0) / 1e3 for t in ts], y=[b / 2**30 for b in alloc], name=_text(label),
+                        mode="lines", line=dict(color=mode_color(i), width=2, shape="hv"),
+                        hovertemplate=f"{_text(label)}<br>%{{x:.2f}} ms: %{{y:.3f}} GiB<extra></extra>")
+    if not fig.data:
+        return None
+    return _style(fig, 340, xaxis_title="time since the first allocation in the trace (ms)",
+                  yaxis_title="allocated (GiB)")
+
+
+def comparison_deltas(comparison: dict) -> go.Figure:
+    """b − a per category and per block: negative means b spends less GPU time there."""
+    a, b = _text(comparison.get("a", "a")), _text(comparison.get("b", "b"))
+    sections = [("categories_us", "by category"), ("blocks_us", "by UNet block / module")]
+    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{b} − {a}, {t}" for _, t in sections],
+                        horizontal_spacing=0.18)
+    for col, (key, _) in enumerate(sections, start=1):
+        items = sorted((comparison.get(key) or {}).items(), key=lambda kv: kv[1].get("delta", 0.0))
+        ys = [_text(k) for k, _ in items]
+        deltas = [v.get("delta", 0.0) / 1e3 for _, v in items]
+        fig.add_bar(row=1, col=col, y=ys, x=deltas, orientation="h", showlegend=False,
+                    marker_color=["#2f855a" if d < 0 else "#c53030" for d in deltas],
+                    customdata=[[fmt.duration_us(v.get("a")), fmt.duration_us(v.get("b")),
+                                 fmt.duration_us(v.get("delta"))] for _, v in items],
+                    hovertemplate=f"%{{y}}<br>{a}: %{{customdata[0]}}<br>{b}: %{{customdata[1]}}<br>"
+                                  "change: %{customdata[2]}<extra></extra>")
+        fig.update_xaxes(title_text="change in GPU time (ms)", row=1, col=col, zeroline=True,
+                         zerolinecolor="#1a202c")
+    n = max(len(comparison.get("categories_us") or {}), len(comparison.get("blocks_us") or {}))
+    return _style(fig, 160 + 26 * n, margin=dict(l=10, r=10, t=50, b=10))

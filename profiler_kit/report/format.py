@@ -1,0 +1,147 @@
+"""Units for reading.
+
+The data keeps base units (µs, bytes, FLOPs, as in docs/data-contracts.md); only the report picks
+a unit, here, so every number on the page goes through the same few rules. Bytes use binary
+units (GiB) for memory capacities, which is how nvidia-smi and torch.cuda report them, and
+decimal units (GB/s) for bandwidth, which is how datasheets quote it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+_DASH = "–"
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and not math.isfinite(value))
+
+
+def _num(value: float, digits: int = 3) -> str:
+    """Three significant figures: enough to compare, few enough to read."""
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    decimals = max(0, digits - 1 - magnitude)
+    return f"{value:,.{decimals}f}"
+
+
+def duration_us(us: float | None) -> str:
+    """A duration given in µs, shown as ns, µs, ms or s."""
+    if _missing(us):
+        return _DASH
+    a = abs(us)
+    if a == 0:
+        return "0 µs"
+    if a < 1:
+        return f"{_num(us * 1e3)} ns"
+    if a < 1e3:
+        return f"{_num(us)} µs"
+    if a < 1e6:
+        return f"{_num(us / 1e3)} ms"
+    return f"{_num(us / 1e6)} s"
+
+
+def duration_ms(ms: float | None) -> str:
+    return _DASH if _missing(ms) else duration_us(ms * 1e3)
+
+
+def bytes_binary(n: float | None) -> str:
+    """Memory sizes: KiB, MiB, GiB (what torch.cuda.max_memory_allocated users expect)."""
+    if _missing(n):
+        return _DASH
+    a = abs(n)
+    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+        if a >= scale:
+            return f"{_num(n / scale)} {unit}"
+    return f"{int(n)} B"
+
+
+def bytes_decimal(n: float | None) -> str:
+    """Traffic volumes: kB, MB, GB, TB, consistent with GB/s bandwidth figures."""
+    if _missing(n):
+        return _DASH
+    a = abs(n)
+    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if a >= scale:
+            return f"{_num(n / scale)} {unit}"
+    return f"{int(n)} B"
+
+
+def flops(n: float | None) -> str:
+    if _missing(n):
+        return _DASH
+    a = abs(n)
+    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
+        if a >= scale:
+            return f"{_num(n / scale)} {unit}"
+    return f"{_num(n)} FLOP"
+
+
+def tflops_per_s(tflops: float | None) -> str:
+    return _DASH if _missing(tflops) else f"{_num(tflops)} TFLOP/s"
+
+
+def gb_per_s(gbps: float | None) -> str:
+    return _DASH if _missing(gbps) else f"{_num(gbps)} GB/s"
+
+
+def percent(fraction: float | None, digits: int = 1) -> str:
+    return _DASH if _missing(fraction) else f"{fraction * 100:.{digits}f} %"
+
+
+def speedup(ratio: float | None) -> str:
+    return _DASH if _missing(ratio) else f"{ratio:.2f}×"
+
+
+def count(n: float | None) -> str:
+    return _DASH if _missing(n) else f"{int(n):,}"
+
+
+def share(part: float | None, whole: float | None) -> float | None:
+    """part / whole, or None where that means nothing (no whole to divide by)."""
+    if _missing(part) or _missing(whole) or not whole:
+        return None
+    return part / whole
+
+
+# Characters that could end a <script> element or an HTML comment early, or a JS string
+# (U+2028/2029 are line terminators in older JS engines): written as JSON \u escapes, which
+# JSON.parse and JS literals read back as the same characters.
+_SCRIPT_UNSAFE = {
+    "<": "\\u003c",
+    ">": "\\u003e",
+    "&": "\\u0026",
+    "\u2028": "\\u2028",
+    "\u2029": "\\u2029",
+}
+
+
+def json_for_script(value: Any) -> str:
+    """JSON that is safe to place inside <script>...</script>, whatever strings it holds."""
+    text = json.dumps(_finite(value), ensure_ascii=False, allow_nan=False,
+                      separators=(",", ":"), default=_json_default)
+    for char, escaped in _SCRIPT_UNSAFE.items():
+        text = text.replace(char, escaped)
+    return text
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinity are not JSON: a missing figure becomes null, which the page shows as –."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    # numpy scalars reach us from analysis dicts built with numpy; plain numbers serialise.
+    for attr in ("item", "tolist"):
+        if hasattr(value, attr):
+            return getattr(value, attr)()
+    raise TypeError(f"cannot embed {type(value).__name__} in the report")
