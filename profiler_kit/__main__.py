@@ -1,0 +1,127 @@
+"""`python -m profiler_kit [overrides]`: the Hydra entry point. Kept thin: check the command
+line, then hand the composed config to the experiment.
+
+Bad overrides are caught before Hydra creates a run folder, so the user gets one line that says
+what to type (never a traceback) and nothing is left half-written.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from profiler_kit.config import ConfigError, register, validate
+
+CONFIG_MODULE = "profiler_kit.conf"
+EXIT_BAD_CONFIG = 2
+
+
+KNOWN_SETTINGS = ("resolution, images_per_prompt, guidance, dtype, device, seed, warmup, iterations, "
+                  "modes, reference_mode, scheduler, tf32, model.*, profiler.*, report.*, +gpu=NAME")
+
+
+def _one_line(exc: BaseException) -> str:
+    """Hydra and OmegaConf errors span several lines (key, object type, search path) and hide
+    the cause one level down: say it in one line, with what to type instead."""
+    from hydra.errors import MissingConfigException
+
+    if isinstance(exc, MissingConfigException) and exc.options:
+        group = (exc.missing_cfg_file or "").split("/")[0]
+        return (f"there is no {exc.missing_cfg_file}: choose one of {', '.join(exc.options)}"
+                f" (e.g. {'+' if group == 'gpu' else ''}{group}={exc.options[0]})")
+    text = str(exc)
+    if text.startswith("Could not override"):
+        key = text.split("'")[1] if "'" in text else "?"
+        return f"'{key}' is not a setting of profiler_kit: check the spelling; settings: {KNOWN_SETTINGS}"
+    parts = [text] + ([str(exc.__cause__)] if exc.__cause__ is not None else [])
+    lines = [ln.strip() for part in parts for ln in part.splitlines() if ln.strip()]
+    keep = [ln for ln in lines if not ln.startswith(("object_type=", "Set the environment", "full_key:",
+                                                    "Config search path", "provider="))]
+    return "; ".join(dict.fromkeys(keep))
+
+
+def _user_overrides(argv: list[str]) -> list[str]:
+    """The key=value words of the command line (flags such as -m or --cfg are Hydra's own)."""
+    words, skip_next = [], False
+    for word in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if word in ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd",
+                    "--cfg", "-c", "--package", "-p", "--info", "--experimental-rerun"):
+            skip_next = word not in ("--info",)
+            continue
+        if word.startswith("-"):
+            continue
+        words.append(word)
+    return words
+
+
+def _sweep_combinations(overrides: list[str], limit: int = 64) -> list[list[str]]:
+    """Expand multirun sweeps (resolution=512,768) into the single runs Hydra would launch."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    choices = []
+    for ov in parsed:
+        key = ov.get_key_element()
+        if ov.is_sweep_override():
+            choices.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
+        else:
+            choices.append([ov.input_line])
+    combos = list(itertools.islice(itertools.product(*choices), limit))
+    return [list(c) for c in combos]
+
+
+def preflight(argv: list[str]) -> None:
+    """Compose and validate every run the command line asks for; raise ConfigError if one is bad."""
+    from hydra import compose, initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    overrides = _user_overrides(argv)
+    try:
+        combos = _sweep_combinations(overrides)
+    except Exception as exc:  # the override grammar itself: quote or bracket errors
+        raise ConfigError(f"cannot read the overrides: {_one_line(exc)}") from None
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+        for combo in combos:
+            try:
+                cfg = compose(config_name="config", overrides=combo)
+            except Exception as exc:
+                raise ConfigError(_one_line(exc)) from None
+            validate(cfg)
+    GlobalHydra.instance().clear()
+
+
+@hydra.main(config_path="pkg://" + CONFIG_MODULE, config_name="config", version_base="1.3")
+def _hydra_main(cfg: DictConfig) -> None:
+    from hydra.core.hydra_config import HydraConfig
+
+    from profiler_kit.experiment import run_experiment
+
+    try:
+        validate(cfg)
+        run_experiment(cfg, HydraConfig.get())
+    except ConfigError as exc:
+        print(f"profiler_kit: {exc}", file=sys.stderr)
+        sys.exit(EXIT_BAD_CONFIG)
+
+
+def main() -> None:
+    register()
+    argv = sys.argv[1:]
+    if not any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info")):
+        try:
+            preflight(argv)
+        except ConfigError as exc:
+            print(f"profiler_kit: {exc}", file=sys.stderr)
+            sys.exit(EXIT_BAD_CONFIG)
+    _hydra_main()
+
+
+if __name__ == "__main__":
+    main()

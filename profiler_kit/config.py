@@ -1,0 +1,136 @@
+"""The experiment's typed configuration: dataclasses in Hydra's ConfigStore, plus the checks
+that types alone cannot express. No torch import: the CLI validates before anything heavy loads.
+
+Every rejection is a `ConfigError` whose one-line message says what to type instead.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Optional
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import MISSING, OmegaConf
+
+# Attention modes, written side by side so a reader sees where each kernel comes from.
+ATTENTION_MODES: Dict[str, str] = {
+    "vanilla": "diffusers AttnProcessor: baddbmm -> softmax -> bmm, the N x N scores in memory",
+    "xformers": "diffusers XFormersAttnProcessor -> xformers.ops.memory_efficient_attention",
+    "sdpa": "diffusers AttnProcessor2_0 -> torch SDPA, PyTorch picks the backend",
+    "sdpa_flash": "torch SDPA pinned to FlashAttention-2 (SDPBackend.FLASH_ATTENTION)",
+    "sdpa_efficient": "torch SDPA pinned to the CUTLASS memory-efficient kernel (SDPBackend.EFFICIENT_ATTENTION)",
+    "sdpa_cudnn": "torch SDPA pinned to cuDNN attention (SDPBackend.CUDNN_ATTENTION)",
+    "sdpa_math": "torch SDPA pinned to the math fallback (SDPBackend.MATH), unfused",
+}
+# Names resolved at run time, once the device is known (see attention.resolve_modes).
+MODE_ALIASES = ("efficient", "all")
+DTYPES = ("auto", "fp16", "bf16", "fp32")
+SCHEDULERS = ("euler", "ddim", "pndm")
+PLOTLY_JS = ("inline", "directory")
+
+
+class ConfigError(ValueError):
+    """A configuration the experiment cannot run; the message is one line for the user."""
+
+
+@dataclass
+class ModelConfig:
+    name: str = MISSING
+    display_name: str = ""
+    source: str = ""
+    pretrained: Optional[str] = None
+    text_tokens: int = 77
+    unet: Dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class ProfilerConfig:
+    enabled: bool = True
+    steps: int = 1
+    record_shapes: bool = True
+    profile_memory: bool = True
+    with_stack: bool = False
+    module_scopes: bool = True
+
+
+@dataclass
+class ReportConfig:
+    enabled: bool = True
+    plotly_js: str = "inline"
+
+
+@dataclass
+class ExperimentConfig:
+    model: ModelConfig = MISSING
+    gpu: Optional[Any] = None
+    resolution: int = 512
+    images_per_prompt: int = 1
+    guidance: bool = True
+    dtype: str = "auto"
+    device: str = "auto"
+    seed: int = 0
+    warmup: Optional[int] = None
+    iterations: Optional[int] = None
+    reference_mode: str = "vanilla"
+    modes: List[str] = field(default_factory=lambda: ["vanilla", "efficient"])
+    scheduler: str = "euler"
+    tf32: bool = False
+    profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
+    report: ReportConfig = field(default_factory=ReportConfig)
+
+
+def register() -> None:
+    """Put the schema into Hydra's ConfigStore (idempotent) and the resolvers config.yaml uses."""
+    ConfigStore.instance().store(name="profiler_kit_schema", node=ExperimentConfig)
+    if not OmegaConf.has_resolver("pk_pid"):
+        OmegaConf.register_new_resolver("pk_pid", lambda: os.getpid(), use_cache=True)
+
+
+def _choices(values) -> str:
+    return ", ".join(values)
+
+
+def validate(cfg: Any) -> None:
+    """Checks beyond types. Raises ConfigError with one line that says what to type instead."""
+    res = cfg.resolution
+    if res <= 0 or res % 8:
+        lower = max(8, res - res % 8)
+        raise ConfigError(
+            f"resolution={res} is not a positive multiple of 8 (the VAE downsamples by 8): "
+            f"try resolution={lower}")
+    if cfg.images_per_prompt < 1:
+        raise ConfigError(f"images_per_prompt={cfg.images_per_prompt} must be at least 1: try images_per_prompt=1")
+    for key in ("warmup", "iterations"):
+        value = cfg[key]
+        if value is not None and value < (0 if key == "warmup" else 1):
+            least = 0 if key == "warmup" else 1
+            raise ConfigError(f"{key}={value} must be at least {least} (or null for auto): try {key}={max(least, 3)}")
+    if cfg.profiler.steps < 1:
+        raise ConfigError(f"profiler.steps={cfg.profiler.steps} must be at least 1: try profiler.steps=1, "
+                          "or profiler.enabled=false to skip profiling")
+    if cfg.dtype not in DTYPES:
+        raise ConfigError(f"dtype={cfg.dtype} is not known: use one of {_choices(DTYPES)}")
+    if cfg.scheduler not in SCHEDULERS:
+        raise ConfigError(f"scheduler={cfg.scheduler} is not known: use one of {_choices(SCHEDULERS)}")
+    if cfg.report.plotly_js not in PLOTLY_JS:
+        raise ConfigError(f"report.plotly_js={cfg.report.plotly_js} is not known: use one of {_choices(PLOTLY_JS)}")
+    dev = str(cfg.device)
+    if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
+        raise ConfigError(f"device={dev} is not known: use auto, cpu, cuda or cuda:N (e.g. device=cuda:1)")
+    known = list(ATTENTION_MODES) + list(MODE_ALIASES)
+    modes = list(cfg.modes)
+    if not modes:
+        raise ConfigError("modes is empty: try modes=[vanilla,efficient]")
+    for mode in modes:
+        if mode not in known:
+            raise ConfigError(f"unknown attention mode '{mode}': use any of {_choices(known)}, "
+                              "e.g. modes=[vanilla,xformers,sdpa_flash]")
+    if cfg.reference_mode not in ATTENTION_MODES:
+        raise ConfigError(f"reference_mode={cfg.reference_mode} is not a mode: use one of "
+                          f"{_choices(ATTENTION_MODES)} (usually reference_mode=vanilla)")
+    if cfg.model.pretrained is not None and not os.path.isdir(str(cfg.model.pretrained)):
+        raise ConfigError(f"model.pretrained={cfg.model.pretrained} is not a folder here: give the path of a "
+                          "local diffusers model (weights are never downloaded), or leave it null for random weights")
+    if not cfg.model.unet and cfg.model.pretrained is None:
+        raise ConfigError(f"model '{cfg.model.name}' has no unet config: pick model=sd15, sd21, sdxl or tiny")

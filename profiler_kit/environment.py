@@ -1,0 +1,81 @@
+"""What the run ran on: device, GPU, driver, CUDA, library versions, host. Recorded in every
+summary so a figure can always be traced to its card and software."""
+
+from __future__ import annotations
+
+import platform
+import socket
+import subprocess
+import sys
+from importlib import metadata
+from typing import Any, Dict, Optional
+
+import torch
+
+
+def _version(dist: str) -> Optional[str]:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _driver_version() -> Optional[str]:
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip().splitlines()[0] or None
+    except (OSError, subprocess.SubprocessError, IndexError):
+        return None
+
+
+def resolve_device(requested: str) -> torch.device:
+    if requested == "auto":
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    device = torch.device(requested)
+    if device.type == "cuda":
+        from profiler_kit.config import ConfigError
+
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device={requested} but this machine has no CUDA device: use device=auto or device=cpu")
+        if device.index is None:
+            device = torch.device("cuda:0")
+        if device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device={requested} but only {torch.cuda.device_count()} CUDA device(s) exist: "
+                              f"use device=cuda:0 .. cuda:{torch.cuda.device_count() - 1}")
+    return device
+
+
+def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
+    if requested == "auto":
+        return torch.float16 if device.type == "cuda" else torch.float32
+    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[requested]
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}.get(dtype, str(dtype))
+
+
+def describe(device: torch.device) -> Dict[str, Any]:
+    env: Dict[str, Any] = {
+        "device": str(device),
+        "gpu_name": None, "gpu_memory_bytes": None, "gpu_sm_count": None, "gpu_capability": None,
+        "driver": None,
+        "cuda": torch.version.cuda,
+        "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
+        "torch": torch.__version__,
+        "diffusers": _version("diffusers"),
+        "xformers": _version("xformers"),
+        "hydra": _version("hydra-core"),
+        "python": sys.version.split()[0],
+        "host": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_threads": torch.get_num_threads(),
+    }
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        env.update(gpu_name=props.name, gpu_memory_bytes=int(props.total_memory),
+                   gpu_sm_count=int(props.multi_processor_count),
+                   gpu_capability=f"{props.major}.{props.minor}", driver=_driver_version())
+    return env

@@ -1,0 +1,252 @@
+"""One experiment run: build the UNet, then for each attention mode check its output against the
+reference, time it, measure its peak memory and record a trace; write summary.json, analyze the
+traces (through the same analyzer that reads anyone's trace) and render the report.
+
+A mode that cannot run (unavailable, out of memory, an error) is recorded with its reason and the
+next mode still runs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import logging
+import os
+import sys
+import time
+import traceback
+from typing import Any, Dict, Optional
+
+import torch
+from omegaconf import OmegaConf
+
+from profiler_kit import attention, capture, environment, models
+from profiler_kit.run_folder import SCHEMA_VERSION, log_table, reproduce_command, write_json_atomic
+
+log = logging.getLogger("profiler_kit")
+
+AUTO_COUNTS = {"cuda": (5, 20), "cpu": (1, 3)}     # (warm-up, timed iterations) when left null
+
+
+def _gpu_spec(cfg: Any, hydra_cfg: Any, env: Dict[str, Any], warnings: list) -> Optional[Dict[str, Any]]:
+    """The spec named by +gpu=NAME, else matched from the device name; a mismatch is kept."""
+    from profiler_kit import specs
+
+    chosen = hydra_cfg.runtime.choices.get("gpu") if hydra_cfg is not None else None
+    device_name = env.get("gpu_name")
+    matched = specs.match_spec(device_name) if device_name else None
+    if chosen:
+        spec, source = specs.load_spec(chosen), "config"
+    elif matched is not None:
+        spec, source = matched, "device_name"
+    else:
+        if device_name:
+            warnings.append(f"no GPU spec matches '{device_name}': pass +gpu=NAME for roofline figures")
+        return None
+    record = dataclasses.asdict(spec)
+    record["matched_from"] = source
+    record["mismatch"] = None
+    if source == "config" and device_name and (matched is None or matched.key != spec.key):
+        record["mismatch"] = (f"+gpu={chosen} ({spec.name}) but the device is '{device_name}': "
+                              "roofline figures use the configured spec")
+        warnings.append(record["mismatch"])
+        log.warning(record["mismatch"])
+    return record
+
+
+def _free(device: torch.device) -> None:
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+
+
+def _measure_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+    cfg, unet, inputs, device = ctx["cfg"], ctx["unet"], ctx["inputs"], ctx["device"]
+    record: Dict[str, Any] = {"status": "ok", "reason": None, "description": ctx["descriptions"][mode]}
+    meter = capture.PeakMemory(device)
+    meter.reset()
+    with attention.attention_mode(unet, mode), torch.inference_mode():
+        out = unet(**inputs, return_dict=False)[0]          # first call: warm-up and correctness
+        capture.synchronize(device)
+        out_copy = out.float().clone()
+        if reference_out is not None:
+            err = capture.rel_l2_error(out_copy, reference_out)
+            tol = capture.output_tolerance(ctx["dtype"])
+            record.update(output_rel_error=err, output_tolerance=tol, output_match=bool(err <= tol))
+            if err > tol:
+                ctx["warnings"].append(f"{mode}: output differs from {cfg.reference_mode} "
+                                       f"(relative L2 error {err:.2e} > tolerance {tol:.0e})")
+        else:
+            record.update(output_rel_error=0.0, output_tolerance=None, output_match=True)
+        del out
+        for _ in range(max(0, ctx["warmup"] - 1)):
+            unet(**inputs, return_dict=False)
+        times, it_s = capture.timed_denoising_loop(
+            unet, inputs, capture.make_scheduler(cfg.scheduler), ctx["iterations"], cfg.guidance, device)
+        stats = capture.StepStats.of(times)
+        record["step_ms"] = stats.to_dict()
+        record["step_ms_samples"] = times
+        record["loop_it_per_s"] = it_s
+        if stats.noisy:
+            ctx["warnings"].append(f"{mode}: step times are noisy (IQR {stats.iqr:.2f} ms > 10% of the "
+                                   f"median {stats.median:.2f} ms)")
+        record["peak_allocated_bytes"], record["peak_reserved_bytes"] = meter.read()
+        record["weights_bytes"] = ctx["weights_bytes"]
+        record["trace"] = None
+        if cfg.profiler.enabled:
+            name = f"trace_{mode}.json.gz"
+            capture.profile_calls(lambda: unet(**inputs, return_dict=False), unet, cfg.profiler.steps,
+                                  os.path.join(ctx["run_dir"], name), cfg.profiler, device)
+            record["trace"] = name
+    return record, out_copy
+
+
+def _run_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+    check = ctx["checks"][mode]
+    if not check.available:
+        log.warning("%s: unavailable: %s", mode, check.reason)
+        return {"status": "unavailable", "reason": check.reason, "description": ctx["descriptions"][mode]}, None
+    start = time.perf_counter()
+    log.info("%s: measuring (%s)", mode, ctx["descriptions"][mode])
+    try:
+        record, out = _measure_mode(mode, ctx, reference_out)
+    except torch.cuda.OutOfMemoryError as exc:
+        reason, asked = capture.oom_reason(exc)
+        log.warning("%s: out of memory: %s", mode, reason)
+        record, out = {"status": "oom", "reason": reason, "oom_requested": asked,
+                       "description": ctx["descriptions"][mode]}, None
+    except Exception as exc:  # a backend failing mid-run must not cost the other modes
+        log.error("%s: failed: %s\n%s", mode, exc, traceback.format_exc())
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        record, out = {"status": "error", "reason": f"{type(exc).__name__}: {first[:300]}",
+                       "description": ctx["descriptions"][mode]}, None
+    _free(ctx["device"])
+    log.info("%s: %s in %.1f s", mode, record["status"], time.perf_counter() - start)
+    return record, out
+
+
+def _analyze(summary: Dict[str, Any], run_dir: str) -> None:
+    """Each trace goes through the same analyzer as anyone's (profiler_kit.analyze)."""
+    traced = {mode: rec for mode, rec in summary["modes"].items() if rec.get("trace")}
+    if not traced:
+        return
+    from profiler_kit import specs
+    from profiler_kit.analysis import analyze_trace
+
+    spec = specs.load_spec(summary["gpu_spec"]["key"]) if summary.get("gpu_spec") else None
+    for mode, record in traced.items():
+        start = time.perf_counter()
+        try:
+            result = analyze_trace(os.path.join(run_dir, record["trace"]), spec=spec, label=mode)
+            record["analysis"] = result.to_dict()
+            result.write_kernels_csv(os.path.join(run_dir, f"kernels_{mode}.csv"))
+        except Exception as exc:  # the measurement is kept; `profiler_kit.analyze --run` redoes this
+            log.error("%s: analysis failed: %s\n%s", mode, exc, traceback.format_exc())
+            summary["warnings"].append(f"{mode}: trace analysis failed ({type(exc).__name__}: {exc}); "
+                                       f"rerun python -m profiler_kit.analyze --run {run_dir}")
+            continue
+        record["attention_kernels"] = sorted({k for call in record["analysis"]["attention"]["calls"]
+                                              for k in call.get("kernels", [])})[:20]
+        log.info("%s: trace analyzed in %.1f s", mode, time.perf_counter() - start)
+
+
+def _comparison(summary: Dict[str, Any]) -> Dict[str, Any]:
+    modes, ref = summary["modes"], summary["reference_mode"]
+    base = modes.get(ref, {})
+    out: Dict[str, Any] = {}
+    if base.get("status") != "ok":
+        return out
+    for mode, rec in modes.items():
+        if mode == ref or rec.get("status") != "ok":
+            continue
+        entry = {"speedup": base["step_ms"]["median"] / rec["step_ms"]["median"],
+                 "loop_speedup": rec["loop_it_per_s"] / base["loop_it_per_s"]}
+        if base.get("peak_allocated_bytes") and rec.get("peak_allocated_bytes") is not None:
+            saved = base["peak_allocated_bytes"] - rec["peak_allocated_bytes"]
+            entry.update(memory_saved_bytes=saved, memory_saved_fraction=saved / base["peak_allocated_bytes"])
+        out[mode] = entry
+    return out
+
+
+def _render(summary: Dict[str, Any], run_dir: str, plotly_js: str) -> None:
+    try:
+        from profiler_kit.report import render_run_report
+
+        path = render_run_report(summary, os.path.join(run_dir, "report.html"), plotly_js=plotly_js)
+        log.info("report: %s", path)
+    except Exception as exc:  # summary.json and the traces are already on disk
+        log.error("report failed: %s\n%s", exc, traceback.format_exc())
+
+
+def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
+    run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
+    os.makedirs(run_dir, exist_ok=True)
+    device = environment.resolve_device(str(cfg.device))
+    dtype = environment.resolve_dtype(str(cfg.dtype), device)
+    warm_auto, iters_auto = AUTO_COUNTS["cuda" if device.type == "cuda" else "cpu"]
+    warmup = cfg.warmup if cfg.warmup is not None else warm_auto
+    iterations = cfg.iterations if cfg.iterations is not None else iters_auto
+    torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
+    torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
+    env = environment.describe(device)
+    warnings: list = []
+    log.info("device %s (%s), dtype %s, model %s at %d px, %d warm-up + %d timed calls per mode",
+             device, env["gpu_name"] or env["cpu"], environment.dtype_name(dtype), cfg.model.name,
+             cfg.resolution, warmup, iterations)
+
+    start = time.perf_counter()
+    log.info("building the UNet (%s)...", cfg.model.display_name or cfg.model.name)
+    built = models.build_unet(cfg.model, device, dtype, int(cfg.seed))
+    batch = cfg.images_per_prompt * (2 if cfg.guidance else 1)
+    inputs = models.make_inputs(built.unet, cfg.model, int(cfg.resolution), batch, device, dtype, int(cfg.seed))
+    log.info("UNet ready: %.0fM parameters, %s weights, %.1f s", built.parameters / 1e6, built.weights,
+             time.perf_counter() - start)
+
+    shapes = attention.attention_shapes(built.unet)
+    modes, checks, efficient, why = attention.resolve_modes(list(cfg.modes), str(cfg.reference_mode),
+                                                            device, dtype, shapes)
+    log.info("memory-efficient mode: %s (%s)", efficient, why)
+    if efficient != "xformers":
+        warnings.append(f"efficient mode is {efficient}, not xformers: {why}")
+
+    summary: Dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "command": reproduce_command(sys.argv),
+        "config": OmegaConf.to_container(cfg, resolve=True),
+        "environment": env,
+        "run": {"device": str(device), "dtype": environment.dtype_name(dtype), "batch": batch,
+                "latent_shape": list(inputs["sample"].shape), "warmup": warmup, "iterations": iterations,
+                "parameters": built.parameters, "weights": built.weights,
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+        "gpu_spec": _gpu_spec(cfg, hydra_cfg, env, warnings),
+        "reference_mode": str(cfg.reference_mode),
+        "efficient_mode": efficient,
+        "efficient_mode_reason": why,
+        "comparison": {},
+        "modes": {},
+        "warnings": warnings,
+    }
+    ctx = {"cfg": cfg, "unet": built.unet, "inputs": inputs, "device": device, "dtype": dtype,
+           "checks": checks, "warmup": warmup, "iterations": iterations, "run_dir": run_dir,
+           "weights_bytes": built.weights_bytes, "warnings": warnings,
+           "descriptions": attention.ATTENTION_MODES}
+    reference_out = None
+    for i, mode in enumerate(modes):
+        log.info("[%d/%d] mode %s", i + 1, len(modes), mode)
+        record, out = _run_mode(mode, ctx, reference_out)
+        if mode == cfg.reference_mode:
+            reference_out = out
+            if out is None:
+                warnings.append(f"the reference mode {mode} did not run ({record['status']}): "
+                                "outputs are not compared")
+        summary["modes"][mode] = record
+        write_json_atomic(os.path.join(run_dir, "summary.json"), summary)   # progress survives a crash
+    del reference_out
+    summary["comparison"] = _comparison(summary)
+    _analyze(summary, run_dir)
+    write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
+    if cfg.report.enabled:
+        _render(summary, run_dir, cfg.report.plotly_js)
+    log.info("\n%s", log_table(summary))
+    log.info("run folder: %s", run_dir)
+    return summary
