@@ -44,7 +44,7 @@ _env = jinja2.Environment(
 _env.filters.update({
     "us": fmt.duration_us, "ms": fmt.duration_ms, "pct": fmt.percent, "flops": fmt.flops,
     "bytes10": fmt.bytes_decimal, "gib": fmt.bytes_binary, "count": fmt.count,
-    "tflops": fmt.tflops_per_s, "gbps": fmt.gb_per_s,
+    "tflops": fmt.tflops_per_s, "gbps": fmt.gb_per_s, "kshort": fmt.short_kernel_name,
 })
 
 

@@ -96,7 +96,8 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
                         error_y=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
                         customdata=[[fmt.duration_ms(m), fmt.duration_ms(i)] for m, i in zip(med, iqr)],
                         hovertemplate="%{x}<br>measured step: %{customdata[0]} (IQR %{customdata[1]})<extra></extra>")
-    return _style(fig, 380, barmode="stack", yaxis_title="ms per step", bargap=0.35)
+    return _style(fig, 380, barmode="stack", yaxis_title="ms per step", bargap=0.35,
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
 def categories(analyses: dict[str, dict]) -> go.Figure:
@@ -106,8 +107,7 @@ def categories(analyses: dict[str, dict]) -> go.Figure:
         for c, v in (a.get("categories_us") or {}).items():
             if v and c not in cats:
                 cats.append(c)
-    first = next(iter(analyses.values()), {}).get("categories_us") or {}
-    cats.sort(key=lambda c: -first.get(c, 0.0))
+    cats.sort(key=lambda c: -max((a.get("categories_us") or {}).get(c, 0.0) for a in analyses.values()))
     fig = go.Figure()
     for i, (label, a) in enumerate(analyses.items()):
         vals = [(a.get("categories_us") or {}).get(c, 0.0) / 1e3 for c in cats]

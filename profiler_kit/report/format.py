@@ -145,3 +145,32 @@ def _json_default(value: Any) -> Any:
         if hasattr(value, attr):
             return getattr(value, attr)()
     raise TypeError(f"cannot embed {type(value).__name__} in the report")
+
+
+def short_kernel_name(name: str | None) -> str:
+    """A kernel's readable core: no return type, namespaces, template or call arguments.
+
+    "void at::native::(anonymous namespace)::cunn_SoftMaxForward<8, c10::Half>(c10::Half*, int)"
+    becomes "cunn_SoftMaxForward". The full name stays beside it in the report.
+    """
+    if not name:
+        return "?"
+    stack: list[str] = []
+    core = []
+    prev = ""
+    for ch in name:              # drop what sits inside <...> and name(...), nested or not
+        opens = ch == "<" or (ch == "(" and prev not in " ")
+        if opens and (ch == "<" or prev):
+            stack.append(ch)
+        elif ch == ">" and prev != "-" and stack and stack[-1] == "<":
+            stack.pop()
+        elif ch == ")" and stack and stack[-1] == "(":
+            stack.pop()
+        elif not stack:
+            core.append(ch)
+        prev = ch
+    text = "".join(core).strip()
+    if text.startswith("void "):
+        text = text[5:]
+    text = text.split("::")[-1].strip()
+    return text or name[:60]
