@@ -1,0 +1,186 @@
+"""Trace analysis (no torch): ``analyze_trace(path) -> TraceAnalysis``, ``compare(a, b)``.
+
+    a = analyze_trace("trace_vanilla.json.gz", spec="h100-sxm", label="vanilla")
+    a.to_dict()                      # the analysis.json dict (docs/data-contracts.md)
+    a.write_kernels_csv("kernels.csv")
+    compare(a, analyze_trace("trace_xformers.json.gz", label="xformers"))
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from profiler_kit.analysis import breakdown
+from profiler_kit.analysis.attention import analyze_attention
+from profiler_kit.analysis.categories import CATEGORIES
+from profiler_kit.analysis.compare import compare
+from profiler_kit.analysis.costing import BOUNDS, KernelCosts, cost_kernels
+from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
+from profiler_kit.analysis.memory import analyze_memory
+from profiler_kit.analysis.timeline import analyze_timeline
+from profiler_kit.trace import MEMCPY, MEMSET, Trace, TraceError, compact_raw, read_trace
+
+__all__ = ["analyze_trace", "compare", "TraceAnalysis", "TraceError", "SCHEMA_VERSION",
+           "KERNEL_CSV_COLUMNS"]
+
+SCHEMA_VERSION = 1
+KERNEL_CSV_COLUMNS = ("name", "category", "stream", "start_us", "duration_us", "grid", "block",
+                      "op", "op_shapes", "op_dtypes", "scope", "flops_estimate",
+                      "hbm_bytes_estimate", "bound", "backend", "cost_op", "device")
+
+
+@dataclass(frozen=True)
+class TraceAnalysis:
+    label: str | None
+    data: dict                                    # the analysis.json dict
+    table: KernelTable = field(repr=False)
+    costs: KernelCosts = field(repr=False)
+
+    def to_dict(self) -> dict:
+        return self.data
+
+    def kernel_rows(self):
+        """One dict per GPU kernel / memcpy / memset, keys KERNEL_CSV_COLUMNS."""
+        t, c = self.table, self.costs
+        gpu, spans = t.trace.gpu, t.trace.spans
+        start_us = (gpu.start_ns / 1000.0).tolist()
+        shapes: dict[int, tuple[str, str]] = {}
+        dur_us = (gpu.dur_ns / 1000.0).tolist()
+        for k in range(len(t)):
+            op = int(t.op_node[k])
+            cost_op = int(c.cost_node[k])
+            if op not in shapes:
+                shapes[op] = ((compact_raw(spans.input_dims[op]),
+                               compact_raw(spans.input_types[op])) if op >= 0 else ("", ""))
+            yield {
+                "name": t.name(k),
+                "category": CATEGORIES[t.category[k]],
+                "stream": int(gpu.stream[k]),
+                "start_us": start_us[k],
+                "duration_us": dur_us[k],
+                "grid": "x".join(map(str, gpu.grid[k].tolist())) if gpu.grid[k].any() else "",
+                "block": "x".join(map(str, gpu.block[k].tolist())) if gpu.block[k].any() else "",
+                "op": t.span_name(op),
+                "op_shapes": shapes[op][0],
+                "op_dtypes": shapes[op][1],
+                "scope": t.scope(k),
+                "flops_estimate": float(c.flops[k]),
+                "hbm_bytes_estimate": float(c.hbm_bytes[k]),
+                "bound": BOUNDS[c.bound[k]],
+                "backend": t.backend_name(k),
+                "cost_op": t.span_name(cost_op),
+                "device": int(gpu.device[k]),
+            }
+
+    def write_kernels_csv(self, path: str | os.PathLike) -> None:
+        with open(path, "w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fieldnames=KERNEL_CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(self.kernel_rows())
+
+
+def _resolve_spec(spec, spec_source: str | None, trace: Trace, warnings: list):
+    """(GpuSpec or None, where it came from)."""
+    from profiler_kit import specs
+    if spec is not None and not isinstance(spec, str):
+        return spec, spec_source or "config"
+    if isinstance(spec, str):
+        try:
+            return specs.load_spec(spec), spec_source or "--gpu"
+        except ValueError:
+            found = specs.match_spec(spec)
+            if found is None:
+                raise
+            return found, spec_source or "--gpu"
+    for name in _device_names(trace):
+        found = specs.match_spec(name)
+        if found is not None:
+            return found, "deviceProperties"
+    if trace.has_gpu:
+        names = ", ".join(_device_names(trace)) or "no device name in the trace"
+        warnings.append(f"no GPU spec matches {names}: no roofline figures; pass --gpu NAME "
+                        f"(one of: {', '.join(s.key for s in specs.list_specs())})")
+    return None, None
+
+
+def _device_names(trace: Trace) -> list[str]:
+    used = set(np.unique(trace.gpu.device).tolist())
+    props = trace.device_properties
+    chosen = [p for p in props if p.get("id") in used] or list(props)
+    return list(dict.fromkeys(str(p.get("name", "")) for p in chosen if p.get("name")))
+
+
+def analyze_trace(path, spec=None, label: str | None = None, *,
+                  spec_source: str | None = None) -> TraceAnalysis:
+    """Analyse one Kineto trace.
+
+    spec: a GpuSpec (e.g. from the run's config), a spec key/alias such as "h100", or None to
+    match the trace's deviceProperties. spec_source names where a given spec came from
+    ("--gpu", "config"); it lands in gpu_spec.matched_from. Raises TraceError for unreadable
+    input and ValueError for an unknown spec key.
+    """
+    trace = read_trace(path)
+    warnings: list[str] = []
+    gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, warnings)
+    table = build_kernel_table(trace)
+    costs = cost_kernels(table, gpu_spec)
+    timeline = analyze_timeline(table)
+    gpu = trace.gpu
+    kernel_mask = gpu.kind == 0
+    if not trace.has_gpu:
+        warnings.append("the trace has no GPU kernels, memcpys or memsets (CPU-only "
+                        "profile): GPU figures are zero")
+    unlinked = int((table.op_node < 0).sum())
+    if unlinked:
+        warnings.append(f"{unlinked} of {len(gpu)} GPU activities have no launching aten op "
+                        "(no runtime call or External id links them)")
+    if trace.has_gpu and not any(len(r) for r in trace.spans.input_dims):
+        warnings.append("the trace has no op shapes: FLOP/byte estimates need "
+                        "torch.profiler(record_shapes=True)")
+    if not len(trace.memory):
+        warnings.append("no [memory] events: peak memory needs "
+                        "torch.profiler(profile_memory=True)")
+    if table.tree.scope_source == "none":
+        warnings.append("no module scopes (record_function 'module::' names or "
+                        "with_modules=True): blocks and attention calls are by op")
+    spec_dict = None
+    if gpu_spec is not None:
+        spec_dict = {**gpu_spec.to_dict(), "matched_from": matched_from}
+    data = {
+        "schema_version": SCHEMA_VERSION,
+        "label": label,
+        "source": {
+            "path": os.fspath(path), "size_bytes": trace.size_bytes,
+            "device_names": _device_names(trace),
+            "device_properties": list(trace.device_properties),
+            "schema": trace.schema, "has_gpu": trace.has_gpu,
+            "scope_source": table.tree.scope_source,
+        },
+        "gpu_spec": spec_dict,
+        "kernels": {
+            "count": int(kernel_mask.sum()),
+            "total_us": float(gpu.dur_ns[kernel_mask].sum() / 1000.0),
+            "memcpy_count": int((gpu.kind == MEMCPY).sum()),
+            "memset_count": int((gpu.kind == MEMSET).sum()),
+            "memcpy_us": float(gpu.dur_ns[gpu.kind == MEMCPY].sum() / 1000.0),
+            "memset_us": float(gpu.dur_ns[gpu.kind == MEMSET].sum() / 1000.0),
+        },
+        "timeline": timeline,
+        "bound_us": breakdown.bound_us(table, costs),
+        "bound_by_category_us": breakdown.bound_by_category_us(table, costs),
+        "categories_us": breakdown.categories_us(table),
+        "blocks_us": breakdown.blocks_us(table),
+        "attention": analyze_attention(table, costs),
+        "flops_estimate": float(costs.flops.sum()),
+        "hbm_bytes_estimate": float(costs.hbm_bytes.sum()),
+        "roofline_floor_us": costs.roofline_floor_us if gpu_spec is not None else None,
+        "memory": analyze_memory(table),
+        "top_kernels": breakdown.top_kernels(table, costs),
+        "roofline_points": breakdown.roofline_points(table, costs),
+        "warnings": warnings,
+    }
+    return TraceAnalysis(label=label, data=data, table=table, costs=costs)

@@ -1,0 +1,122 @@
+"""The attention view: every attention call with its time, cost, shape and the kernels that ran.
+
+A call is one instance of an attention module scope (``...transformer_blocks.0.attn1``;
+``attn1`` is self-attention, ``attn2`` cross-attention in diffusers), or, in traces without
+module scopes, one instance of the outermost attention op (aten::scaled_dot_product_attention,
+an xformers op). Its backend is the kernel family that actually ran (the one with most time in
+the call); ``fallback`` flags a call that ran SDPA's math backend, ``mixed`` a trace whose calls
+ran more than one backend.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
+from profiler_kit.analysis.costing import KernelCosts
+from profiler_kit.analysis.kernels import KernelTable, block_of
+from profiler_kit.trace import decode_raw
+
+_ATTENTION = CATEGORIES.index("attention")
+# Which op's "Input Dims" give the call's shape, and in which layout. First match wins.
+_SHAPE_OPS = (
+    (re.compile(r"aten::(scaled_dot_product_attention|_scaled_dot_product_\w+)$"), "BHLE"),
+    (re.compile(r"aten::_(flash_attention|efficient_attention)_forward$"), "BLHE"),
+    (re.compile(r"xformers"), "BLHE"),
+    (re.compile(r"aten::baddbmm$"), "baddbmm"),
+    (re.compile(r"aten::(bmm|matmul)$"), "bmm"),
+)
+
+
+def _shape(layout: str, dims: list) -> dict | None:
+    """q/kv tokens, heads, head_dim from an op's input dims, or None if they don't fit."""
+    try:
+        if layout == "BHLE":
+            q, k = dims[0], dims[1]
+            return {"q_tokens": q[2], "kv_tokens": k[2], "heads": q[1], "head_dim": q[3]}
+        if layout == "BLHE":
+            q, k = dims[0], dims[1]
+            return {"q_tokens": q[1], "kv_tokens": k[1], "heads": q[2], "head_dim": q[3]}
+        # vanilla: QK^T as baddbmm(scores, Q[BH,L,E], K^T[BH,E,S]) or bmm(Q, K^T); heads are
+        # folded into the batch dimension and cannot be told apart from the batch size.
+        q, kt = (dims[1], dims[2]) if layout == "baddbmm" else (dims[0], dims[1])
+        if len(q) == 3 and len(kt) == 3 and q[2] == kt[1]:
+            return {"q_tokens": q[1], "kv_tokens": kt[2], "heads": None, "head_dim": q[2]}
+    except (IndexError, TypeError):
+        pass
+    return None
+
+
+def _call_shape(table: KernelTable, kernels: np.ndarray) -> dict:
+    trace, tree = table.trace, table.tree
+    ops = []
+    for k in kernels.tolist():
+        for op in tree.op_ancestors(int(table.op_node[k])):
+            if op not in ops:
+                ops.append(op)
+    ops.sort(key=lambda o: int(trace.spans.start_ns[o]))
+    for pattern, layout in _SHAPE_OPS:
+        for op in ops:
+            if pattern.match(table.span_name(op)):
+                dims = decode_raw(trace.spans.input_dims[op])
+                found = _shape(layout, dims) if dims else None
+                if found:
+                    return found
+    return {"q_tokens": None, "kv_tokens": None, "heads": None, "head_dim": None}
+
+
+def _kind(scope: str, shape: dict) -> str | None:
+    last = scope.rsplit(".", 1)[-1] if scope else ""
+    if last == "attn1":
+        return "self"
+    if last == "attn2":
+        return "cross"
+    if shape["q_tokens"] is None:
+        return None
+    # Outside diffusers naming: equal token counts are taken as self-attention.
+    return "self" if shape["q_tokens"] == shape["kv_tokens"] else "cross"
+
+
+def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
+    dur_us = table.trace.gpu.dur_ns / 1000.0
+    is_attention = table.category == _ATTENTION
+    backends = {b: 0.0 for b in BACKENDS}
+    for b, name in enumerate(BACKENDS, start=1):
+        backends[name] = float(dur_us[is_attention & (table.backend == b)].sum())
+    calls = []
+    call_of = table.attention_call
+    linked = np.flatnonzero(is_attention & (call_of >= 0))
+    if len(linked):
+        order = linked[np.argsort(call_of[linked], kind="stable")]
+        for kernels in np.split(order, np.flatnonzero(np.diff(call_of[order])) + 1):
+            node = int(call_of[kernels[0]])
+            scope = table.scope_of_node(node) if node in table.tree.scope_names \
+                else table.scope(int(kernels[0]))
+            time_by_backend: dict[str, float] = {}
+            for k in kernels.tolist():
+                name = table.backend_name(k)
+                time_by_backend[name] = time_by_backend.get(name, 0.0) + float(dur_us[k])
+            shape = _call_shape(table, kernels)
+            calls.append({
+                "scope": scope, "kind": _kind(scope, shape), "level": block_of(scope),
+                **shape,
+                "backend": max(time_by_backend, key=time_by_backend.get),
+                "kernels": sorted({table.name(k) for k in kernels.tolist()}),
+                "time_us": float(dur_us[kernels].sum()),
+                "flops_estimate": float(costs.flops[kernels].sum()),
+                "hbm_bytes_estimate": float(costs.hbm_bytes[kernels].sum()),
+                "start_us": float(table.trace.gpu.start_ns[kernels].min()) / 1000.0,
+            })
+    calls.sort(key=lambda c: c["start_us"])
+    used = {c["backend"] for c in calls}
+    return {
+        "total_us": float(dur_us[is_attention].sum()),
+        "backends": backends,
+        "fallback": "math" in used,
+        "mixed": len(used) > 1,
+        "flops_estimate": float(costs.flops[is_attention].sum()),
+        "hbm_bytes_estimate": float(costs.hbm_bytes[is_attention].sum()),
+        "calls": calls,
+    }

@@ -1,0 +1,113 @@
+"""Kernel time summed by category, UNet block, roofline bound and kernel name; roofline points
+per op shape. Pure aggregation of the kernel table and its costs."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+import numpy as np
+
+from profiler_kit.analysis.categories import CATEGORIES
+from profiler_kit.analysis.costing import BOUNDS, KernelCosts
+from profiler_kit.analysis.kernels import KernelTable, block_of
+
+TOP_KERNELS = 100
+
+
+def _sum_by(codes: np.ndarray, weights: np.ndarray, labels) -> dict[str, float]:
+    sums = np.bincount(codes, weights=weights, minlength=len(labels))
+    return {label: float(sums[i]) for i, label in enumerate(labels)}
+
+
+def categories_us(table: KernelTable) -> dict[str, float]:
+    return _sum_by(table.category, table.trace.gpu.dur_ns / 1000.0, CATEGORIES)
+
+
+def bound_us(table: KernelTable, costs: KernelCosts) -> dict[str, float]:
+    return _sum_by(costs.bound, table.trace.gpu.dur_ns / 1000.0, BOUNDS)
+
+
+def bound_by_category_us(table: KernelTable, costs: KernelCosts) -> dict[str, dict]:
+    dur_us = table.trace.gpu.dur_ns / 1000.0
+    out = {}
+    for c, name in enumerate(CATEGORIES):
+        mine = table.category == c
+        out[name] = _sum_by(costs.bound[mine], dur_us[mine], BOUNDS)
+    return out
+
+
+def blocks_us(table: KernelTable) -> dict[str, dict[str, float]]:
+    dur_us = table.trace.gpu.dur_ns / 1000.0
+    block_cache: dict[int, str] = {}
+    out: dict[str, dict[str, float]] = {}
+    for k, scope in enumerate(table.scope_node.tolist()):
+        block = block_cache.get(scope)
+        if block is None:
+            block = block_cache[scope] = block_of(table.scope_of_node(scope))
+        row = out.get(block)
+        if row is None:
+            row = out[block] = {c: 0.0 for c in CATEGORIES}
+        row[CATEGORIES[table.category[k]]] += float(dur_us[k])
+    return out
+
+
+def top_kernels(table: KernelTable, costs: KernelCosts) -> list[dict]:
+    gpu = table.trace.gpu
+    dur_us = gpu.dur_ns / 1000.0
+    ids, inverse = np.unique(gpu.name_id, return_inverse=True)
+    total = np.bincount(inverse, weights=dur_us)
+    count = np.bincount(inverse)
+    flops = np.bincount(inverse, weights=costs.flops)
+    hbm = np.bincount(inverse, weights=costs.hbm_bytes)
+    rows = []
+    for i in np.argsort(-total)[:TOP_KERNELS].tolist():
+        mine = inverse == i
+        by_bound = np.bincount(costs.bound[mine], weights=dur_us[mine], minlength=len(BOUNDS))
+        by_cat = np.bincount(table.category[mine], weights=dur_us[mine],
+                             minlength=len(CATEGORIES))
+        seconds = total[i] / 1e6
+        rows.append({
+            "name": table.trace.names[ids[i]],
+            "category": CATEGORIES[int(np.argmax(by_cat))],
+            "count": int(count[i]),
+            "total_us": float(total[i]),
+            "mean_us": float(total[i] / count[i]),
+            "flops_estimate": float(flops[i]),
+            "hbm_bytes_estimate": float(hbm[i]),
+            "bound": BOUNDS[int(np.argmax(by_bound))],
+            "achieved_tflops": float(flops[i] / seconds / 1e12) if seconds > 0 else 0.0,
+            "achieved_gbps": float(hbm[i] / seconds / 1e9) if seconds > 0 else 0.0,
+        })
+    return rows
+
+
+def roofline_points(table: KernelTable, costs: KernelCosts) -> list[dict]:
+    """One point per (op, shapes, category of its main kernel): summed over instances."""
+    groups: dict[tuple, dict] = defaultdict(lambda: {"count": 0, "time_us": 0.0, "flops": 0.0,
+                                                     "bytes": 0.0, "roofline_us": 0.0,
+                                                     "bound_us": defaultdict(float)})
+    for p in costs.points:
+        category = CATEGORIES[table.category[p.main_kernel]]
+        g = groups[(p.op, p.shapes, category)]
+        g["count"] += 1
+        g["time_us"] += p.time_us
+        g["flops"] += p.cost.flops
+        g["bytes"] += p.cost.bytes
+        g["engine"], g["dtype"], g["formula"] = p.cost.engine, p.cost.dtype, p.cost.formula
+        if p.point is not None:
+            g["roofline_us"] += p.point.roofline_us
+            g["bound_us"][p.point.bound] += p.time_us
+    out = []
+    for (op, shapes, category), g in sorted(groups.items(), key=lambda kv: -kv[1]["time_us"]):
+        judged = bool(g["bound_us"])
+        out.append({
+            "op": op, "shapes": shapes, "category": category, "count": g["count"],
+            "time_us": g["time_us"], "flops_estimate": g["flops"],
+            "hbm_bytes_estimate": g["bytes"],
+            "intensity": g["flops"] / g["bytes"] if g["bytes"] else None,
+            "bound": max(g["bound_us"], key=g["bound_us"].get) if judged else "unknown",
+            "attainment": g["roofline_us"] / g["time_us"] if judged and g["time_us"] else None,
+            "roofline_us": g["roofline_us"] if judged else None,
+            "engine": g["engine"], "dtype": g["dtype"], "formula": g["formula"],
+        })
+    return out

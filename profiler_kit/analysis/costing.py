@@ -1,0 +1,123 @@
+"""FLOPs, HBM bytes and roofline bound per kernel, from the cost model and the GPU spec.
+
+Which op carries the cost: walk from the kernel's innermost aten op outwards and take the
+OUTERMOST op the cost model returns a cost for (aten::conv2d rather than
+aten::cudnn_convolution; aten::scaled_dot_product_attention rather than
+aten::_flash_attention_forward). Each op instance is then costed exactly once, however many
+kernels it launches.
+
+How an op's cost is split over its kernels: in proportion to kernel time. The layout
+conversions and helper kernels of a convolution thus carry a share of its FLOPs; the sums per
+op, per category of the op's main kernel and per trace stay exact, and no kernel gets an
+arbitrary zero. The roofline is judged per op instance (its cost against the summed time of its
+kernels) and every kernel of the op shares the op's bound.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from profiler_kit.analysis.kernels import KernelTable
+from profiler_kit.trace import compact_raw, decode_raw
+
+BOUNDS = ("compute", "memory", "latency", "unknown")
+UNKNOWN = BOUNDS.index("unknown")
+
+
+def _cost_api():
+    try:
+        from profiler_kit.analysis.costmodel import estimate_op
+        from profiler_kit.analysis.roofline import roofline
+    except ImportError as exc:
+        raise RuntimeError(
+            f"the cost model is missing ({exc}); profiler_kit.analysis.costmodel and "
+            "profiler_kit.analysis.roofline ship with profiler_kit: reinstall it with "
+            "`pip install -e .`") from exc
+    return estimate_op, roofline
+
+
+@dataclass(frozen=True)
+class OpPoint:
+    """One costed op instance and its roofline judgement."""
+    node: int                 # CpuSpans index of the op
+    op: str
+    shapes: str               # "Input Dims" as recorded, compact JSON
+    dtypes: str
+    cost: object              # costmodel.OpCost
+    time_us: float            # summed duration of the op's kernels
+    point: object | None      # roofline.RooflinePoint, None without a GPU spec
+    main_kernel: int          # longest kernel of the op (GpuActivities index)
+
+
+@dataclass(frozen=True)
+class KernelCosts:
+    cost_node: np.ndarray     # cost-bearing op per kernel, -1 none
+    flops: np.ndarray         # float64 estimate per kernel (0 where unknown)
+    hbm_bytes: np.ndarray     # float64 estimate per kernel (0 where unknown)
+    bound: np.ndarray         # int8 index into BOUNDS
+    points: tuple[OpPoint, ...]
+
+    @property
+    def roofline_floor_us(self) -> float:
+        return float(sum(p.point.roofline_us for p in self.points if p.point is not None))
+
+
+def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
+    estimate_op, roofline = _cost_api()
+    trace, tree = table.trace, table.tree
+    spans, names = trace.spans, trace.names
+    n = len(table)
+    estimates: dict[tuple, object] = {}   # (name, raw shapes) -> OpCost | None
+    op_cost: dict[int, object] = {}       # span -> OpCost | None
+    top: dict[int, int] = {}              # innermost op -> cost-bearing op
+
+    def cost_of(node: int):
+        if node not in op_cost:
+            raws = (spans.input_dims[node], spans.input_types[node], spans.concrete_inputs[node])
+            key = (int(spans.name_id[node]),) + tuple(bytes(r) for r in raws)
+            if key not in estimates:
+                dims, types, concrete = (decode_raw(r) for r in raws)
+                estimates[key] = estimate_op(names[key[0]], dims or [], types or [], concrete)
+            op_cost[node] = estimates[key]
+        return op_cost[node]
+
+    def cost_node_of(op: int) -> int:
+        if op not in top:
+            chain = tree.op_ancestors(op)
+            known = [o for o in chain if cost_of(o) is not None]
+            top[op] = known[-1] if known else -1
+        return top[op]
+
+    ops = table.op_node.tolist()
+    cost_node = np.asarray([cost_node_of(o) if o >= 0 else -1 for o in ops], dtype=np.int64)
+    dur_us = trace.gpu.dur_ns / 1000.0
+
+    flops = np.zeros(n)
+    hbm = np.zeros(n)
+    bound = np.full(n, UNKNOWN, dtype=np.int8)
+    points = []
+    costed = np.flatnonzero(cost_node >= 0)
+    if len(costed):
+        order = costed[np.argsort(cost_node[costed], kind="stable")]
+        groups = np.split(order, np.flatnonzero(np.diff(cost_node[order])) + 1)
+        bound_index = {b: i for i, b in enumerate(BOUNDS)}
+        for kernels in groups:
+            node = int(cost_node[kernels[0]])
+            cost = op_cost[node]
+            time_us = float(dur_us[kernels].sum())
+            share = dur_us[kernels] / time_us if time_us > 0 else np.full(len(kernels),
+                                                                          1 / len(kernels))
+            flops[kernels] = cost.flops * share
+            hbm[kernels] = cost.bytes * share
+            point = roofline(cost, time_us, spec) if spec is not None else None
+            if point is not None:
+                bound[kernels] = bound_index[point.bound]
+            points.append(OpPoint(
+                node=node, op=names[spans.name_id[node]],
+                shapes=compact_raw(spans.input_dims[node]),
+                dtypes=compact_raw(spans.input_types[node]), cost=cost, time_us=time_us,
+                point=point, main_kernel=int(kernels[np.argmax(dur_us[kernels])])))
+    return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
+                       points=tuple(points))

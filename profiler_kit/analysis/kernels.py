@@ -1,0 +1,159 @@
+"""The kernel table: every GPU kernel, memcpy and memset linked to what launched it.
+
+Link: kernel ``correlation`` -> the runtime call with the same id (cudaLaunchKernel,
+cuLaunchKernel, hipLaunchKernel, cudaMemcpyAsync, ...) -> the innermost span on that CPU thread
+enclosing the call -> its nearest aten op, that op's ancestors and the module scope. Traces
+without runtime events fall back to the kernel's ``External id``, which Kineto copies from the
+innermost op.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from profiler_kit.analysis.categories import (BACKENDS, CATEGORIES, classify,
+                                              is_attention_scope_component)
+from profiler_kit.analysis.spans import SpanTree, build_span_tree
+from profiler_kit.trace import OP, Trace
+
+OUTSIDE_MODULES = "(outside modules)"
+# The op that stands for one attention call when no module scope says where calls begin.
+_ATTENTION_CALL_OP = re.compile(r"aten::(scaled_dot_product|_scaled_dot_product)|xformers|"
+                                r"flash_attn|.*attention", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class KernelTable:
+    """Columns aligned with ``trace.gpu`` (one row per GPU activity)."""
+    trace: Trace
+    tree: SpanTree
+    launch_ns: np.ndarray       # start of the launching runtime call, -1 unknown
+    op_node: np.ndarray         # innermost aten op (CpuSpans index), -1 none
+    scope_node: np.ndarray      # nearest module-scope span, -1 none
+    category: np.ndarray        # int8 index into CATEGORIES
+    backend: np.ndarray         # int8: 0 none, else 1 + index into BACKENDS
+    attention_call: np.ndarray  # span index standing for the attention call, -1 none
+
+    def __len__(self) -> int:
+        return len(self.category)
+
+    def name(self, k: int) -> str:
+        return self.trace.names[self.trace.gpu.name_id[k]]
+
+    def scope(self, k: int) -> str:
+        return self.scope_of_node(int(self.scope_node[k]))
+
+    def scope_of_node(self, node: int) -> str:
+        return self.tree.scope_names.get(node, "") if node >= 0 else ""
+
+    def span_name(self, node: int) -> str:
+        return self.trace.names[self.trace.spans.name_id[node]] if node >= 0 else ""
+
+    def backend_name(self, k: int) -> str:
+        b = int(self.backend[k])
+        return BACKENDS[b - 1] if b else ""
+
+
+def block_of(scope: str) -> str:
+    """UNet level of a module path: ``down_blocks.0``, ``mid_block``, ``conv_in``; also works
+    for ``layers.3.attn`` style paths."""
+    if not scope:
+        return OUTSIDE_MODULES
+    parts = scope.split(".")
+    if len(parts) > 1 and parts[1].isdigit():
+        return f"{parts[0]}.{parts[1]}"
+    return parts[0]
+
+
+def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarray]:
+    """(innermost enclosing span, launch start ns) per GPU activity."""
+    gpu, rt = trace.gpu, trace.runtime
+    n = len(gpu)
+    node = np.full(n, -1, dtype=np.int64)
+    launch_ns = np.full(n, -1, dtype=np.int64)
+    if len(rt):
+        order = np.argsort(rt.correlation, kind="stable")
+        sorted_corr = rt.correlation[order]
+        pos = np.clip(np.searchsorted(sorted_corr, gpu.correlation), 0, len(order) - 1)
+        hit = (sorted_corr[pos] == gpu.correlation) & (gpu.correlation >= 0)
+        rt_idx = np.where(hit, order[pos], -1)
+        launch_ns = np.where(hit, rt.start_ns[np.maximum(rt_idx, 0)], -1)
+        threads = rt.thread[np.maximum(rt_idx, 0)].tolist()
+        starts = launch_ns.tolist()
+        for k in np.flatnonzero(hit).tolist():
+            node[k] = tree.enclosing(threads[k], starts[k])
+    missing = node < 0
+    if missing.any():
+        spans = trace.spans
+        ops = np.flatnonzero((spans.kind == OP) & (spans.external_id >= 0))
+        by_external = dict(zip(spans.external_id[ops].tolist(), ops.tolist()))
+        for k in np.flatnonzero(missing & (gpu.external_id >= 0)).tolist():
+            node[k] = by_external.get(int(gpu.external_id[k]), -1)
+    return node, launch_ns
+
+
+def build_kernel_table(trace: Trace, tree: SpanTree | None = None) -> KernelTable:
+    tree = tree or build_span_tree(trace)
+    gpu, names = trace.gpu, trace.names
+    span_names = trace.spans.name_id
+    node, launch_ns = _launching_spans(trace, tree)
+    n = len(gpu)
+    op_node = np.where(node >= 0, tree.nearest_op[np.maximum(node, 0)], -1)
+    scope_node = np.where(node >= 0, tree.scope_node[np.maximum(node, 0)], -1)
+
+    chains: dict[int, tuple[int, ...]] = {}          # op node -> op chain (span indices)
+    attention_scope: dict[int, int] = {}             # scope node -> attention module node
+    classes: dict[tuple, tuple[int, int]] = {}
+    category = np.zeros(n, dtype=np.int8)
+    backend = np.zeros(n, dtype=np.int8)
+    attention_call = np.full(n, -1, dtype=np.int64)
+    cat_index = {c: i for i, c in enumerate(CATEGORIES)}
+    backend_index = {b: i + 1 for i, b in enumerate(BACKENDS)}
+    kinds = gpu.kind.tolist()
+    gpu_names = gpu.name_id.tolist()
+    op_l = op_node.tolist()
+    scope_l = scope_node.tolist()
+    for k in range(n):
+        op = op_l[k]
+        chain = chains.get(op)
+        if chain is None:
+            chain = chains[op] = tuple(tree.op_ancestors(op))
+        s = scope_l[k]
+        attn = attention_scope.get(s)
+        if attn is None:
+            attn = attention_scope[s] = _attention_module(tree, s)
+        key = (gpu_names[k], kinds[k], chain and tuple(span_names[c] for c in chain), attn >= 0)
+        cls = classes.get(key)
+        if cls is None:
+            ops = tuple(names[i] for i in key[2]) if chain else ()
+            c, b = classify(names[gpu_names[k]], kinds[k], ops, attn >= 0)
+            cls = classes[key] = (cat_index[c], backend_index.get(b, 0))
+        category[k], backend[k] = cls
+        if CATEGORIES[cls[0]] == "attention":
+            attention_call[k] = attn if attn >= 0 else _attention_call_op(trace, chain)
+    return KernelTable(trace=trace, tree=tree, launch_ns=launch_ns, op_node=op_node,
+                       scope_node=scope_node, category=category, backend=backend,
+                       attention_call=attention_call)
+
+
+def _attention_module(tree: SpanTree, scope: int) -> int:
+    """The nearest enclosing scope span that is an attention module (attn1, Attention_0)."""
+    while scope >= 0:
+        path = tree.scope_names.get(scope, "")
+        if path and is_attention_scope_component(path.rsplit(".", 1)[-1]):
+            return scope
+        up = int(tree.parent[scope])
+        scope = int(tree.scope_node[up]) if up >= 0 else -1
+    return -1
+
+
+def _attention_call_op(trace: Trace, chain: tuple[int, ...]) -> int:
+    """Outermost attention op of the chain (e.g. aten::scaled_dot_product_attention)."""
+    names, span_names = trace.names, trace.spans.name_id
+    for op in reversed(chain):
+        if _ATTENTION_CALL_OP.match(names[span_names[op]]):
+            return op
+    return chain[0] if chain else -1

@@ -1,0 +1,139 @@
+"""The nesting of CPU spans (aten ops, record_function scopes, nn.Module frames) per thread.
+
+Spans on one thread nest like a call stack, so one sweep in (thread, start, longest-first) order
+gives every span its parent, its nearest enclosing aten op and its nearest module scope. Lookups
+("which span encloses this runtime call?") are then a binary search plus a short walk up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from profiler_kit.trace import ANNOTATION, MODULE, OP, CpuSpans, Trace
+
+MODULE_ANNOTATION_PREFIX = "module::"   # record_function names our capture puts on modules
+_NN_MODULE_PREFIX = "nn.Module: "       # torch.profiler(with_modules=True) python frames
+
+
+@dataclass(frozen=True)
+class SpanTree:
+    parent: np.ndarray        # int64 span index, -1 at the root
+    nearest_op: np.ndarray    # the span itself if an aten op, else its nearest op ancestor
+    scope_node: np.ndarray    # nearest module-scope span (itself included), -1 outside
+    scope_names: dict         # scope span index -> dotted module path
+    scope_source: str         # "record_function" | "nn.Module" | "none"
+    end_ns: np.ndarray
+    # per thread: (span indices sorted by start, their starts) for enclosing-span lookups
+    by_thread: dict
+
+    def enclosing(self, thread: int, ts_ns: int) -> int:
+        """Innermost span on `thread` whose interval contains ts_ns, or -1."""
+        entry = self.by_thread.get(thread)
+        if entry is None:
+            return -1
+        order, starts = entry
+        pos = int(np.searchsorted(starts, ts_ns, side="right")) - 1
+        if pos < 0:
+            return -1
+        node = int(order[pos])
+        end, parent = self.end_ns, self.parent
+        while node >= 0 and end[node] < ts_ns:
+            node = int(parent[node])
+        return node
+
+    def op_ancestors(self, op: int) -> list[int]:
+        """The aten op `op` and the aten ops enclosing it, innermost first."""
+        chain = []
+        parent, nearest = self.parent, self.nearest_op
+        while op >= 0:
+            chain.append(op)
+            up = int(parent[op])
+            op = int(nearest[up]) if up >= 0 else -1
+        return chain
+
+
+def build_span_tree(trace: Trace) -> SpanTree:
+    spans: CpuSpans = trace.spans
+    n = len(spans)
+    names = trace.names
+    start = spans.start_ns
+    end = start + spans.dur_ns
+    # Parents must come before children: by thread, then start, then the longer span first.
+    order = np.lexsort((-spans.dur_ns, start, spans.thread))
+
+    kinds = spans.kind
+    name_ids = spans.name_id
+    annotation_scope = {i for i, nm in enumerate(names) if nm.startswith(MODULE_ANNOTATION_PREFIX)}
+    has_annotations = bool(annotation_scope) and bool(
+        np.isin(name_ids[kinds == ANNOTATION], list(annotation_scope)).any())
+    if has_annotations:
+        is_scope = (kinds == ANNOTATION) & np.isin(name_ids, list(annotation_scope))
+        scope_source = "record_function"
+    else:
+        is_scope = kinds == MODULE
+        scope_source = "nn.Module" if is_scope.any() else "none"
+
+    parent = np.full(n, -1, dtype=np.int64)
+    nearest_op = np.full(n, -1, dtype=np.int64)
+    scope_node = np.full(n, -1, dtype=np.int64)
+    scope_names: dict[int, str] = {}
+
+    order_l = order.tolist()
+    thread_l = spans.thread.tolist()
+    start_l = start.tolist()
+    end_l = end.tolist()
+    is_op_l = (kinds == OP).tolist()
+    is_scope_l = is_scope.tolist()
+    name_l = name_ids.tolist()
+    prefix_len = len(MODULE_ANNOTATION_PREFIX)
+
+    stack: list[int] = []
+    stack_end: list[int] = []
+    current_thread = None
+    for i in order_l:
+        th = thread_l[i]
+        if th != current_thread:
+            stack.clear()
+            stack_end.clear()
+            current_thread = th
+        s = start_l[i]
+        while stack_end and stack_end[-1] <= s:
+            stack.pop()
+            stack_end.pop()
+        p = stack[-1] if stack else -1
+        parent[i] = p
+        if is_op_l[i]:
+            nearest_op[i] = i
+        elif p >= 0:
+            nearest_op[i] = nearest_op[p]
+        if is_scope_l[i]:
+            scope_node[i] = i
+            outer = scope_node[p] if p >= 0 else -1
+            if has_annotations:
+                # Our capture names each scope with the module's full dotted path already.
+                scope_names[i] = names[name_l[i]][prefix_len:]
+            else:
+                # nn.Module frames carry only the class: join them into a path, leaving out
+                # the outermost module (the model itself), as named_modules() paths do.
+                short = names[name_l[i]][len(_NN_MODULE_PREFIX):]
+                if outer < 0:
+                    scope_names[i] = ""
+                else:
+                    up = scope_names[int(outer)]
+                    scope_names[i] = f"{up}.{short}" if up else short
+        elif p >= 0:
+            scope_node[i] = scope_node[p]
+        stack.append(i)
+        stack_end.append(end_l[i])
+
+    by_thread = {}
+    threads_sorted = spans.thread[order]
+    bounds = np.flatnonzero(np.diff(threads_sorted)) + 1
+    for chunk in np.split(order, bounds):
+        if len(chunk):
+            by_thread[int(spans.thread[chunk[0]])] = (chunk, start[chunk])
+    return SpanTree(parent=parent, nearest_op=nearest_op, scope_node=scope_node,
+                    scope_names=scope_names, scope_source=scope_source, end_ns=end,
+                    by_thread=by_thread)

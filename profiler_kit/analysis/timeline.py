@@ -1,0 +1,135 @@
+"""GPU busy vs idle time, overall and per profiler step, with idle gaps attributed.
+
+Busy time is the union of kernel, memcpy and memset intervals over all streams: two kernels
+overlapping on two streams count once. The window runs from the first to the last GPU activity;
+with profiler steps it is each step's span on the GPU timeline (Kineto's ``gpu_user_annotation``
+"ProfilerStep#N", which is what TraceLens reports as total time), or, in traces without it, the
+first to last GPU activity launched during the CPU-side step.
+
+An idle gap is attributed to
+- "sync": a CPU thread sat in a synchronising call (cudaDeviceSynchronize,
+  cudaStreamSynchronize, a blocking cudaMemcpy, ...) during the gap;
+- "host_launch": the activity that ends the gap was launched after the gap began, so the GPU
+  waited for the host to issue work (eager launch overhead; remedy: CUDA graphs /
+  torch.compile);
+- "other": neither (e.g. waiting on an event or another device).
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+
+from profiler_kit.analysis.kernels import KernelTable
+
+IDLE_REASONS = ("host_launch", "sync", "other")
+# Host calls that block until the GPU catches up (not cudaStreamWaitEvent: that one makes a
+# stream wait and returns at once). A plain cudaMemcpy / hipMemcpy blocks; the *Async ones not.
+_SYNC_CALL = re.compile(r"(cuda|hip)(DeviceSynchronize|StreamSynchronize|EventSynchronize|"
+                        r"Memcpy|MemcpyWithStream|Memcpy2D|MemcpyDtoH|MemcpyHtoD)$|"
+                        r"cuCtxSynchronize|cuStreamSynchronize|cuEventSynchronize")
+_STEP = re.compile(r"ProfilerStep#\d+$")
+
+
+def _union(starts: np.ndarray, ends: np.ndarray):
+    """Disjoint sorted segments covering the intervals, and the first interval of each."""
+    order = np.argsort(starts, kind="stable")
+    s, e = starts[order], ends[order]
+    reach = np.maximum.accumulate(e)
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = s[1:] > reach[:-1]
+    first = np.flatnonzero(new)
+    last = np.r_[first[1:] - 1, len(s) - 1]
+    return s[first], reach[last], order[first]
+
+
+def _sync_segments(table: KernelTable):
+    rt, names = table.trace.runtime, table.trace.names
+    sync_names = [i for i, nm in enumerate(names) if _SYNC_CALL.match(nm)]
+    mask = np.isin(rt.name_id, sync_names)
+    if not mask.any():
+        return np.empty(0, np.int64), np.empty(0, np.int64)
+    s, e, _ = _union(rt.start_ns[mask], rt.start_ns[mask] + rt.dur_ns[mask])
+    return s, e
+
+
+def _window_figures(seg_start, seg_end, seg_first, launch_ns, sync, w0: int, w1: int) -> dict:
+    """Busy/idle and idle attribution inside [w0, w1] (ns), from the union segments."""
+    inside = (seg_end > w0) & (seg_start < w1)
+    s = np.clip(seg_start[inside], w0, w1)
+    e = np.clip(seg_end[inside], w0, w1)
+    first = seg_first[inside]
+    busy = int((e - s).sum())
+    # Gaps: window start -> first segment, then between segments, then last segment -> end.
+    gap_start = np.r_[w0, e]
+    gap_end = np.r_[s, w1]
+    # The activity that ends each gap (none for the trailing gap).
+    next_launch = np.r_[launch_ns[first], -1]
+    keep = gap_end > gap_start
+    gap_start, gap_end, next_launch = gap_start[keep], gap_end[keep], next_launch[keep]
+    sync_start, sync_end = sync
+    if len(sync_start):
+        j = np.searchsorted(sync_end, gap_start, side="right")
+        in_sync = (j < len(sync_start)) & (sync_start[np.minimum(j, len(sync_start) - 1)]
+                                           < gap_end)
+    else:
+        in_sync = np.zeros(len(gap_start), dtype=bool)
+    host = ~in_sync & (next_launch > gap_start)
+    length = gap_end - gap_start
+    window = w1 - w0
+    return {
+        "window_us": window / 1000.0,
+        "busy_us": busy / 1000.0,
+        "idle_us": (window - busy) / 1000.0,
+        "idle_breakdown_us": {
+            "host_launch": float(length[host].sum()) / 1000.0,
+            "sync": float(length[in_sync].sum()) / 1000.0,
+            "other": float(length[~in_sync & ~host].sum()) / 1000.0,
+        },
+    }
+
+
+def _step_windows(table: KernelTable, starts, ends) -> list[tuple[str, int, int]]:
+    trace = table.trace
+    names = trace.names
+    ann = trace.gpu_annotations
+    steps = [(names[ann.name_id[i]], int(ann.start_ns[i]), int(ann.start_ns[i] + ann.dur_ns[i]))
+             for i in range(len(ann)) if _STEP.match(names[ann.name_id[i]])]
+    if steps:
+        return sorted(steps, key=lambda s: s[1])
+    spans = trace.spans
+    launch = table.launch_ns
+    out = []
+    for i in np.flatnonzero(np.isin(spans.name_id, [i for i, nm in enumerate(names)
+                                                     if _STEP.match(nm)])).tolist():
+        s0, s1 = spans.start_ns[i], spans.start_ns[i] + spans.dur_ns[i]
+        mine = (launch >= s0) & (launch <= s1)
+        if mine.any():
+            out.append((names[spans.name_id[i]], int(starts[mine].min()), int(ends[mine].max())))
+    return sorted(out, key=lambda s: s[1])
+
+
+def analyze_timeline(table: KernelTable) -> dict:
+    gpu = table.trace.gpu
+    empty = {"window_us": 0.0, "busy_us": 0.0, "idle_us": 0.0,
+             "idle_breakdown_us": {r: 0.0 for r in IDLE_REASONS}, "steps": []}
+    if len(gpu) == 0:
+        return empty
+    starts = gpu.start_ns
+    ends = starts + gpu.dur_ns
+    seg_start, seg_end, seg_first = _union(starts, ends)
+    sync = _sync_segments(table)
+    launch = table.launch_ns
+    steps = _step_windows(table, starts, ends)
+    if steps:
+        w0, w1 = min(s[1] for s in steps), max(s[2] for s in steps)
+    else:
+        w0, w1 = int(seg_start[0]), int(seg_end[-1])
+    result = _window_figures(seg_start, seg_end, seg_first, launch, sync, w0, w1)
+    result["window_start_us"] = w0 / 1000.0
+    result["steps"] = []
+    for name, s0, s1 in steps:
+        figures = _window_figures(seg_start, seg_end, seg_first, launch, sync, s0, s1)
+        result["steps"].append({"name": name, **figures})
+    return result
