@@ -190,18 +190,49 @@ def run_context(summary: dict) -> dict:
 
 
 def comparison_rows(comparison: dict) -> list[dict]:
-    rows = []
+    """Attention calls of the comparison summed per module scope (several profiled steps give
+    several calls of one layer), in first-seen order."""
+    by_scope: dict[str, dict] = {}
     for c in comparison.get("attention_calls") or []:
-        a_us, b_us = c.get("a_us"), c.get("b_us")
-        rows.append({"scope": c.get("scope"), "short": figures.short_scope(c.get("scope") or "?"),
-                     "kind": c.get("kind"), "a": fmt.duration_us(a_us), "b": fmt.duration_us(b_us),
-                     "a_v": a_us or 0.0, "b_v": b_us or 0.0,
+        scope = c.get("scope") or "(no scope)"
+        row = by_scope.setdefault(scope, {"scope": scope, "kind": c.get("kind"), "calls": 0,
+                                          "a_v": None, "b_v": None, "a_bytes": None, "b_bytes": None,
+                                          "a_backend": set(), "b_backend": set()})
+        row["calls"] += 1
+        for side in ("a", "b"):
+            for src, dst in ((f"{side}_us", f"{side}_v"), (f"{side}_bytes_estimate", f"{side}_bytes")):
+                if c.get(src) is not None:
+                    row[dst] = (row[dst] or 0.0) + c[src]
+            if c.get(f"{side}_backend"):
+                row[f"{side}_backend"].add(c[f"{side}_backend"])
+    rows = []
+    for r in by_scope.values():
+        a_us, b_us = r["a_v"], r["b_v"]
+        rows.append({**r, "short": figures.short_scope(r["scope"]),
+                     "a": fmt.duration_us(a_us), "b": fmt.duration_us(b_us),
                      "delta": fmt.duration_us(None if a_us is None or b_us is None else b_us - a_us),
                      "ratio": fmt.speedup(a_us / b_us) if a_us and b_us else "–",
-                     "a_bytes": fmt.bytes_decimal(c.get("a_bytes_estimate")),
-                     "b_bytes": fmt.bytes_decimal(c.get("b_bytes_estimate")),
-                     "a_backend": c.get("a_backend"), "b_backend": c.get("b_backend")})
+                     "a_bytes": fmt.bytes_decimal(r["a_bytes"]), "b_bytes": fmt.bytes_decimal(r["b_bytes"]),
+                     "a_backend": ", ".join(sorted(r["a_backend"])) or None,
+                     "b_backend": ", ".join(sorted(r["b_backend"])) or None})
     return rows
+
+
+def comparison_view(comparison: dict) -> dict:
+    def pair(key: str, unit) -> dict:
+        p = comparison.get(key) or {}
+        return {"a": unit(p.get("a")), "b": unit(p.get("b")), "delta": unit(p.get("delta")),
+                "ratio": fmt.speedup(p["a"] / p["b"]) if p.get("a") and p.get("b") else "–"}
+    rows = [("GPU kernel time", "total_us", fmt.duration_us), ("GPU busy (window minus idle)", "busy_us", fmt.duration_us),
+            ("profiled window", "window_us", fmt.duration_us), ("attention kernel time", "attention_us", fmt.duration_us),
+            ("HBM traffic (estimated)", "hbm_bytes_estimate", fmt.bytes_decimal),
+            ("attention HBM traffic (estimated)", "attention_hbm_bytes_estimate", fmt.bytes_decimal),
+            ("FLOPs (estimated)", "flops_estimate", fmt.flops),
+            ("peak allocated", "peak_allocated_bytes", fmt.bytes_binary)]
+    return {"a": comparison.get("a"), "b": comparison.get("b"),
+            "totals": [(label, pair(key, unit)) for label, key, unit in rows if key in comparison],
+            "kernel_ratio": pair("total_us", fmt.duration_us)["ratio"],
+            "calls": comparison_rows(comparison)}
 
 
 def trace_context(analyses: dict[str, dict], comparison: dict | None) -> dict:
@@ -214,18 +245,7 @@ def trace_context(analyses: dict[str, dict], comparison: dict | None) -> dict:
             "roofline": figures.roofline(with_gpu, spec),
             "memory_timeline": figures.memory_timeline(analyses),
             "comparison": figures.comparison_deltas(comparison) if comparison else None}
-    cmp_view = None
-    if comparison:
-        tot = comparison.get("total_us") or {}
-        hbm = comparison.get("hbm_bytes_estimate") or {}
-        cmp_view = {"a": comparison.get("a"), "b": comparison.get("b"),
-                    "total_a": fmt.duration_us(tot.get("a")), "total_b": fmt.duration_us(tot.get("b")),
-                    "total_delta": fmt.duration_us(tot.get("delta")),
-                    "speedup": fmt.speedup(tot["a"] / tot["b"]) if tot.get("a") and tot.get("b") else "–",
-                    "bytes_a": fmt.bytes_decimal(hbm.get("a")), "bytes_b": fmt.bytes_decimal(hbm.get("b")),
-                    "bound": {k: {kk: fmt.duration_us(vv) for kk, vv in v.items()}
-                              for k, v in (comparison.get("bound_us") or {}).items()},
-                    "calls": comparison_rows(comparison)}
+    cmp_view = comparison_view(comparison) if comparison else None
     labels = list(analyses)
     return {"kind": "trace", "title": "profiler_kit trace report: " + ", ".join(labels),
             "spec": spec_view(spec), "findings": findings.for_traces(with_gpu),

@@ -255,8 +255,8 @@ def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
                            "estimated %{customdata[4]}, %{customdata[5]}<br>"
                            "intensity %{x:.3g} FLOP/B · achieved %{y:.3g} TFLOP/s<br>"
                            "%{customdata[6]}-bound · %{customdata[7]} of its roofline<extra></extra>"))
-    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte, estimated)")
-    fig.update_yaxes(type="log", title="achieved TFLOP/s (estimated FLOPs / measured time)")
+    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte, estimated)", tickformat="~g")
+    fig.update_yaxes(type="log", title="achieved TFLOP/s (estimated FLOPs / measured time)", tickformat="~g")
     return _style(fig, 560, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 _DASH = "–"
@@ -147,11 +148,21 @@ def _json_default(value: Any) -> Any:
     raise TypeError(f"cannot embed {type(value).__name__} in the report")
 
 
+# Wrapper kernels whose own name says little: the functor or tile config inside their template
+# arguments is what tells them apart (elementwise_kernel<..., CUDAFunctor_add<...>>).
+_GENERIC_KERNEL = re.compile(r"(^Kernel\d*$|elementwise_kernel$|reduce_kernel$|apply_kernel$)")
+_NOISE = frozenset("""at native anonymous namespace gpu_kernel_impl gpu_kernel_impl_nocast detail
+    Array array std char int float double long bool unsigned c10 Half BFloat16 lambda operator
+    const void TensorIteratorBase TensorIterator templates cuda func_wrapper_t ReduceOp
+    OpaqueType TensorListMetadata BinaryFunctor u ul""".split())
+
+
 def short_kernel_name(name: str | None) -> str:
     """A kernel's readable core: no return type, namespaces, template or call arguments.
 
     "void at::native::(anonymous namespace)::cunn_SoftMaxForward<8, c10::Half>(c10::Half*, int)"
-    becomes "cunn_SoftMaxForward". The full name stays beside it in the report.
+    becomes "cunn_SoftMaxForward"; a generic wrapper keeps what it wraps:
+    "elementwise_kernel<CUDAFunctor_add>". The full name stays beside it in the report.
     """
     if not name:
         return "?"
@@ -172,5 +183,10 @@ def short_kernel_name(name: str | None) -> str:
     text = "".join(core).strip()
     if text.startswith("void "):
         text = text[5:]
-    text = text.split("::")[-1].strip()
-    return text or name[:60]
+    text = text.split("::")[-1].strip() or name[:60]
+    if _GENERIC_KERNEL.search(text):
+        inner = name[name.find("<") + 1:] if "<" in name else ""
+        words = [w for w in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", inner) if w not in _NOISE]
+        if words:
+            text = f"{text}<{words[0][:72]}>"
+    return text
