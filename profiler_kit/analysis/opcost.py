@@ -1,0 +1,49 @@
+"""The records the cost model returns (kept apart so every cost module can share them)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Op families. "gemm", "conv" and "attention" may run on tensor cores; the rest run on CUDA cores.
+KINDS = ("gemm", "conv", "attention", "softmax", "norm", "elementwise", "reduction", "copy")
+TENSOR_KINDS = ("gemm", "conv", "attention")
+
+
+@dataclass(frozen=True)
+class AttentionShape:
+    """Problem size of one fused attention call, in SDPA's terms whatever the op's layout."""
+
+    batch: int
+    heads: int              # query heads
+    kv_heads: int           # key/value heads (< heads with grouped-query attention)
+    q_tokens: int
+    kv_tokens: int
+    head_dim: int           # of Q and K
+    head_dim_v: int         # of V and O
+    layout: str             # "BHMK" (torch SDPA) or "BMHK" (xformers, _flash/_efficient_attention_forward)
+    causal: bool
+    tile_q: int             # query rows per thread block assumed for the K/V re-read figure
+
+
+@dataclass(frozen=True)
+class OpCost:
+    """Estimated work of one op call: FLOPs and ideal HBM bytes. Estimates, not measurements.
+
+    ``bytes`` assumes each input is read once and each output written once (L2 reuse and
+    re-reads ignored); ``formula`` names the row of docs/cost-model.md that produced it.
+    """
+
+    flops: float                  # estimate
+    bytes: float                  # estimate of ideal HBM traffic: each input read once, output written once
+    engine: str                   # "tensor" (matmul/conv/attention in fp16/bf16/tf32) or "cuda"
+    dtype: str                    # "fp16" | "bf16" | "fp32" | "tf32" | "fp8_e4m3" | "int64" | ...
+    formula: str                  # short label of the formula used, documented in docs/cost-model.md
+    # Additions beyond the data contract:
+    kind: str = "elementwise"     # one of KINDS
+    bytes_with_rereads: float | None = None   # fused attention: Q + O + (K + V) * ceil(Nq / tile_q)
+    transcendentals: float = 0.0  # exp/rsqrt/tanh/erf evaluations (special-function unit), not in flops
+    attention: AttentionShape | None = None   # set for fused attention ops
+
+    @property
+    def intensity_flops_per_byte(self) -> float:
+        return self.flops / self.bytes if self.bytes > 0 else float("inf")

@@ -1,0 +1,163 @@
+"""Roofline judgement of one op (Williams, Waterman & Patterson 2009): pure, no torch.
+
+An op doing F FLOPs and moving B bytes cannot finish faster than
+``roofline_us = max(F / peak, B / bandwidth)``, with ``peak`` the rate of the engine and dtype it
+runs on (tensor cores for fp16/bf16/tf32 matmul, conv and attention; CUDA cores otherwise).
+Whichever term is larger names the bound. Kernels that are very short, or that reach only a small
+fraction of either roof, are limited by something the model does not contain (launch latency,
+tail effects, synchronization, occupancy) and are called ``latency``-bound instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from profiler_kit.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_flops
+
+from .opcost import TENSOR_KINDS, OpCost
+
+# A kernel shorter than this is dominated by fixed costs, not by its FLOPs or bytes: launching
+# it and ramping all SMs up and down (the "tail" of its last wave) takes a few µs on current
+# NVIDIA GPUs, and a DRAM round trip alone is ~0.5-1 µs. Below 5 µs the roofline's answer says
+# little about what would make the kernel faster.
+LATENCY_THRESHOLD_US = 5.0
+
+# A kernel reaching less than 10% of both its compute roof and its memory roof is not limited
+# by either: it is starved (too few blocks to fill the SMs, serial dependencies, waiting on
+# synchronization). Well-tuned GEMMs reach 60-90% of the compute roof and streaming kernels
+# 70-90% of bandwidth; 10% leaves a wide margin for estimate error before we call it latency.
+LOW_ATTAINMENT = 0.10
+
+BOUNDS = ("compute", "memory", "latency", "unknown")
+
+
+@dataclass(frozen=True)
+class RooflinePoint:
+    """Where one op call sits against the roofline of a GPU. Built from estimates."""
+
+    intensity_flops_per_byte: float
+    roofline_us: float            # max(compute_us, memory_us): the fastest this op could run
+    compute_us: float | None      # F / peak; None where the card has no such math (fp8 on A100)
+    memory_us: float              # B / bandwidth
+    bound: str                    # "compute" | "memory" | "latency" | "unknown"
+    attainment: float             # roofline_us / duration_us (1.0 = at the roof)
+    duration_us: float
+    achieved_tflops: float        # F / duration, TFLOP/s
+    achieved_gbps: float          # B / duration, GB/s
+    peak_tflops: float | None     # the compute roof used
+    engine: str                   # engine of the roof used ("tensor" / "cuda")
+    dtype: str                    # dtype of the roof used ("tf32" when fp32 ran as TF32)
+
+
+def _roof(cost: OpCost, allow_tf32: bool) -> tuple[str, str]:
+    """(engine, dtype) whose peak applies to this cost."""
+    if allow_tf32 and cost.dtype == "fp32" and cost.kind in TENSOR_KINDS:
+        return "tensor", "tf32"
+    return cost.engine, cost.dtype
+
+
+def roofline(cost: OpCost, duration_us: float, spec: GpuSpec, allow_tf32: bool = False) -> RooflinePoint:
+    """Judge one op call (its estimated cost, its measured kernel time) against ``spec``.
+
+    ``allow_tf32``: fp32 GEMM/conv/attention costs are judged against the TF32 tensor roof (the
+    cost model already labels convs "tf32" when the trace recorded cuDNN's TF32 flag).
+    """
+    engine, dtype = _roof(cost, allow_tf32)
+    peak = peak_flops(spec, dtype, engine)
+    bandwidth = memory_bandwidth_bytes_per_s(spec)
+    memory_us = cost.bytes / bandwidth * 1e6
+    compute_us = cost.flops / peak * 1e6 if peak else None
+    roofline_us = max(compute_us or 0.0, memory_us)
+    duration_s = duration_us * 1e-6
+
+    if duration_us > 0:
+        attainment = roofline_us / duration_us
+        achieved_tflops = cost.flops / duration_s / 1e12
+        achieved_gbps = cost.bytes / duration_s / 1e9
+    else:
+        attainment = achieved_tflops = achieved_gbps = 0.0
+
+    if compute_us is None:
+        # No compute roof for this math on this card: neither bound nor attainment can be judged.
+        bound = "unknown"
+    elif duration_us < LATENCY_THRESHOLD_US or attainment < LOW_ATTAINMENT:
+        # roofline_us is the larger of the two roofs, so attainment < 10% means below 10% of both.
+        bound = "latency"
+    else:
+        bound = "compute" if compute_us >= memory_us else "memory"
+
+    return RooflinePoint(
+        intensity_flops_per_byte=cost.flops / cost.bytes if cost.bytes > 0 else float("inf"),
+        roofline_us=roofline_us, compute_us=compute_us, memory_us=memory_us, bound=bound,
+        attainment=attainment, duration_us=duration_us, achieved_tflops=achieved_tflops,
+        achieved_gbps=achieved_gbps, peak_tflops=peak / 1e12 if peak else None,
+        engine=engine, dtype=dtype,
+    )
+
+
+def ridge_point(spec: GpuSpec, dtype: str, engine: str, allow_tf32: bool = False) -> float | None:
+    """Arithmetic intensity (FLOP/byte) where the compute roof meets the memory roof.
+
+    Ops below it are memory-bound at best; above it, compute-bound at best.
+    """
+    peak = peak_flops(spec, dtype, engine, allow_tf32=allow_tf32)
+    return peak / memory_bandwidth_bytes_per_s(spec) if peak else None
+
+
+@dataclass(frozen=True)
+class Ceiling:
+    """One compute roof of the chart."""
+
+    label: str                     # "FP16 tensor", "FP32 CUDA cores", ...
+    engine: str
+    dtype: str
+    peak_flops_per_s: float
+    ridge_flops_per_byte: float
+
+
+@dataclass(frozen=True)
+class Ceilings:
+    """Everything the report's roofline chart draws for one GPU (no plotting here)."""
+
+    gpu_key: str
+    memory_bandwidth_bytes_per_s: float
+    compute: tuple[Ceiling, ...]   # highest roof first
+
+    def attainable_flops_per_s(self, intensity_flops_per_byte: float, ceiling: Ceiling) -> float:
+        """min(peak, intensity x bandwidth): the roof's height at that intensity."""
+        return min(ceiling.peak_flops_per_s, intensity_flops_per_byte * self.memory_bandwidth_bytes_per_s)
+
+
+_CHART_ROOFS = (
+    ("FP8 tensor", "tensor", "fp8_e4m3"),
+    ("FP16 tensor", "tensor", "fp16"),
+    ("BF16 tensor", "tensor", "bf16"),
+    ("TF32 tensor", "tensor", "tf32"),
+    ("FP16 CUDA cores", "cuda", "fp16"),
+    ("FP32 CUDA cores", "cuda", "fp32"),
+)
+
+
+def ceilings(spec: GpuSpec) -> Ceilings:
+    """The memory roof and each compute roof the card has, highest first.
+
+    A card without BF16/TF32/FP8 tensor cores (or without a separate FP16 vector rate) lacks
+    those lines rather than showing a fallback rate twice; FP16 and BF16 are both listed even
+    where their peaks are equal, so the chart's legend names the dtype the user ran."""
+    bandwidth = memory_bandwidth_bytes_per_s(spec)
+    tensor_rates = {
+        "fp8_e4m3": spec.fp8_tensor_tflops, "fp16": spec.fp16_tensor_tflops,
+        "bf16": spec.bf16_tensor_tflops, "tf32": spec.tf32_tensor_tflops,
+    }
+    roofs = []
+    for label, engine, dtype in _CHART_ROOFS:
+        if engine == "tensor" and not tensor_rates[dtype]:
+            continue        # no such tensor cores: peak_flops would fall back to CUDA cores
+        if engine == "cuda" and dtype == "fp16" and not spec.fp16_tflops:
+            continue
+        peak = peak_flops(spec, dtype, engine)
+        if peak:
+            roofs.append(Ceiling(label=label, engine=engine, dtype=dtype, peak_flops_per_s=peak,
+                                 ridge_flops_per_byte=peak / bandwidth))
+    roofs.sort(key=lambda c: -c.peak_flops_per_s)
+    return Ceilings(gpu_key=spec.key, memory_bandwidth_bytes_per_s=bandwidth, compute=tuple(roofs))

@@ -1,0 +1,110 @@
+"""Roofline: bound, attainment and ceilings against hand calculations on datasheet figures."""
+
+from __future__ import annotations
+
+import pytest
+
+from profiler_kit.analysis.costmodel import OpCost, estimate_op
+from profiler_kit.analysis.roofline import (LATENCY_THRESHOLD_US, LOW_ATTAINMENT, ceilings, ridge_point,
+                                            roofline)
+from profiler_kit.specs import load_spec
+
+H = "c10::Half"
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return load_spec("h100-sxm")
+
+
+def test_vanilla_softmax_is_memory_bound(h100):
+    # SD 1.5 at 512 px: softmax over 16 x 4096 x 4096 fp16 scores, 1 GiB of traffic.
+    cost = estimate_op("aten::_softmax", [[16, 4096, 4096], [], []], [H, "Scalar", "Scalar"], ["", "-1", "False"])
+    point = roofline(cost, duration_us=450.0, spec=h100)
+    memory_us = 2 * 2 * 16 * 4096 * 4096 / 3350e9 * 1e6          # 320.5 µs at 3.35 TB/s
+    assert point.memory_us == pytest.approx(memory_us)
+    assert point.roofline_us == pytest.approx(memory_us)
+    assert point.bound == "memory"
+    assert point.attainment == pytest.approx(memory_us / 450.0)
+    assert point.achieved_gbps == pytest.approx(cost.bytes / 450e-6 / 1e9)
+    assert point.intensity_flops_per_byte == pytest.approx(1.25)   # 5 FLOPs per 4 bytes
+    assert (point.engine, point.dtype, point.peak_tflops) == ("cuda", "fp16", 133.8)
+
+
+def test_large_gemm_is_compute_bound(h100):
+    cost = estimate_op("aten::mm", [[8192, 8192], [8192, 8192]], [H, H], ["", ""])
+    compute_us = 2 * 8192**3 / 989.4e12 * 1e6
+    point = roofline(cost, duration_us=1.25 * compute_us, spec=h100)
+    assert point.bound == "compute"
+    assert point.compute_us == pytest.approx(compute_us)
+    assert point.attainment == pytest.approx(0.8)
+    assert point.achieved_tflops == pytest.approx(989.4 * 0.8)
+    assert point.intensity_flops_per_byte > ridge_point(h100, "fp16", "tensor")
+
+
+def test_fused_attention_is_compute_bound_where_vanilla_is_not(h100):
+    fused = estimate_op("xformers::efficient_attention_forward_cutlass", [[2, 4096, 8, 40]] * 3, [H] * 3, ["", "", ""])
+    point = roofline(fused, duration_us=200.0, spec=h100)
+    assert point.bound == "compute"          # ~2000 FLOP/byte, far right of the 295 ridge
+    assert point.intensity_flops_per_byte > 1000
+
+
+def test_short_kernels_are_latency_bound(h100):
+    # A tiny element-wise op: its roofline time is nanoseconds, its kernel takes ~3 µs.
+    cost = estimate_op("aten::add", [[1024], [1024], []], [H, H, "Scalar"], ["", "", "1"])
+    point = roofline(cost, duration_us=3.0, spec=h100)
+    assert point.duration_us < LATENCY_THRESHOLD_US and point.bound == "latency"
+
+
+def test_far_below_both_roofs_is_latency_bound(h100):
+    # 64 MiB streamed in 1 ms: 67 GB/s, 2% of HBM bandwidth, long enough not to be "short".
+    cost = OpCost(flops=0.0, bytes=64 * 2**20, engine="cuda", dtype="fp16", formula="copy", kind="copy")
+    point = roofline(cost, duration_us=1000.0, spec=h100)
+    assert point.attainment < LOW_ATTAINMENT and point.bound == "latency"
+    # The same bytes at 80% of bandwidth are memory-bound.
+    fast = roofline(cost, duration_us=point.memory_us / 0.8, spec=h100)
+    assert fast.bound == "memory" and fast.attainment == pytest.approx(0.8)
+
+
+def test_zero_duration_does_not_divide_by_zero(h100):
+    cost = OpCost(flops=1.0, bytes=1.0, engine="cuda", dtype="fp32", formula="elementwise")
+    point = roofline(cost, duration_us=0.0, spec=h100)
+    assert point.bound == "latency" and point.attainment == 0.0
+
+
+def test_tf32_roof_only_when_allowed(h100):
+    cost = estimate_op("aten::mm", [[4096, 4096], [4096, 4096]], ["float", "float"], ["", ""])
+    assert roofline(cost, 1000.0, h100).peak_tflops == pytest.approx(66.9)
+    tf32 = roofline(cost, 1000.0, h100, allow_tf32=True)
+    assert (tf32.engine, tf32.dtype, tf32.peak_tflops) == ("tensor", "tf32", pytest.approx(494.7))
+    # TF32 never applies to element-wise math.
+    add = estimate_op("aten::add", [[2**24], [2**24], []], ["float", "float", "Scalar"], ["", "", "1"])
+    assert roofline(add, 1000.0, h100, allow_tf32=True).engine == "cuda"
+
+
+def test_no_compute_roof_for_math_the_card_lacks():
+    a100 = load_spec("a100")
+    cost = OpCost(flops=2e12, bytes=1e9, engine="tensor", dtype="fp8_e4m3", formula="gemm.scaled_mm", kind="gemm")
+    point = roofline(cost, 10_000.0, a100)
+    assert point.compute_us is None and point.bound == "unknown"
+    assert point.roofline_us == pytest.approx(1e9 / 2039e9 * 1e6)
+
+
+def test_ridge_points_by_hand(h100):
+    assert ridge_point(h100, "fp16", "tensor") == pytest.approx(989.4e12 / 3350e9)
+    assert ridge_point(h100, "fp32", "cuda") == pytest.approx(66.9e12 / 3350e9)
+    assert ridge_point(load_spec("a100"), "fp8_e4m3", "tensor") is None
+
+
+def test_ceilings_for_the_chart():
+    chart = ceilings(load_spec("h100-sxm"))
+    labels = [c.label for c in chart.compute]
+    assert labels == ["FP8 tensor", "FP16 tensor", "BF16 tensor", "TF32 tensor",
+                      "FP16 CUDA cores", "FP32 CUDA cores"]
+    assert chart.memory_bandwidth_bytes_per_s == 3350e9
+    fp16 = chart.compute[1]
+    assert chart.attainable_flops_per_s(1.0, fp16) == 3350e9                 # on the memory slope
+    assert chart.attainable_flops_per_s(1e4, fp16) == pytest.approx(989.4e12)  # on the flat roof
+    # Turing: no BF16, TF32 or FP8 tensor cores, so no such lines.
+    assert [c.label for c in ceilings(load_spec("t4")).compute] == ["FP16 tensor", "FP16 CUDA cores",
+                                                                    "FP32 CUDA cores"]
