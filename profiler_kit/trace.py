@@ -15,7 +15,7 @@ traces; traces without GPU events. Imports neither torch nor diffusers.
 
 from __future__ import annotations
 
-import gzip
+import functools
 import math
 import os
 import zlib
@@ -74,7 +74,7 @@ class _Event(msgspec.Struct, gc=False):
 
 
 class _TraceFile(msgspec.Struct, gc=False):
-    traceEvents: list[_Event] = []
+    traceEvents: list[msgspec.Raw] = []   # one raw slice per event: decoded in batches
     deviceProperties: list[dict] = []
     schemaVersion: int | str | None = None
 
@@ -124,9 +124,11 @@ class CpuSpans:
     dur_ns: np.ndarray
     thread: np.ndarray        # int32 into Trace.threads
     external_id: np.ndarray
-    input_dims: list          # msgspec.Raw per span (empty Raw when absent): decode_raw()
-    input_types: list
-    concrete_inputs: list
+    # op args ("Input Dims", "Input type", "Concrete Inputs") as ids into Trace.arg_texts,
+    # their raw JSON text, interned (ops repeat shapes); 0 = not recorded
+    input_dims: np.ndarray
+    input_types: np.ndarray
+    concrete_inputs: np.ndarray
 
     def __len__(self) -> int:
         return len(self.kind)
@@ -177,8 +179,10 @@ class Trace:
     size_bytes: int
     schema: str                       # "kineto" or "legacy"
     base_us: int                      # every *_ns column counts from this timestamp
+    skipped_events: int               # events whose fields had types no Kineto event has
     names: tuple[str, ...]            # interned event names
     threads: tuple[tuple, ...]        # (pid, tid) per thread index
+    arg_texts: tuple[bytes, ...]      # interned raw JSON of op args; arg_texts[0] == b""
     device_properties: tuple[dict, ...]
     gpu: GpuActivities
     spans: CpuSpans
@@ -191,20 +195,51 @@ class Trace:
         return len(self.gpu) > 0
 
 
-def decode_raw(raw: msgspec.Raw):
-    """Decode one of CpuSpans' raw shape fields; None when the trace did not record it."""
-    return msgspec.json.decode(raw) if len(raw) else None
+def decode_raw(raw: bytes):
+    """Decode an op arg text (Trace.arg_texts); None when the trace did not record it."""
+    return msgspec.json.decode(raw) if raw else None
 
 
-def compact_raw(raw: msgspec.Raw) -> str:
-    """One of CpuSpans' raw shape fields as compact one-line JSON ("" when absent)."""
-    return msgspec.json.encode(msgspec.json.decode(raw)).decode() if len(raw) else ""
+@functools.lru_cache(maxsize=1 << 16)   # arg texts are interned and repeat across kernels
+def compact_raw(raw: bytes) -> str:
+    """An op arg text as compact one-line JSON ("" when not recorded)."""
+    return msgspec.json.encode(msgspec.json.decode(raw)).decode() if raw else ""
 
 
-def _load_bytes(path: str) -> bytes:
+def _gunzip(f, path: str) -> bytearray:
+    # Stream into one growing buffer: gzip.decompress() would hold the output twice at its
+    # peak, and the whole compressed file besides.
+    out = bytearray()
+    z = zlib.decompressobj(wbits=31)
+    try:
+        while chunk := f.read(1 << 20):
+            while chunk:
+                out += z.decompress(chunk)
+                chunk = b""
+                if z.eof and z.unused_data:        # a multi-member gzip file
+                    chunk = z.unused_data
+                    z = zlib.decompressobj(wbits=31)
+        out += z.flush()
+    except zlib.error as exc:
+        raise TraceError(f"{path}: corrupt gzip ({exc}); copy the trace again or "
+                         "decompress it to check") from None
+    if not z.eof:
+        raise TraceError(f"{path}: truncated gzip (the file ends mid-stream); copy the trace "
+                         "again") from None
+    return out
+
+
+def _load_bytes(path: str) -> bytes | bytearray:
     try:
         with open(path, "rb") as f:
-            data = f.read()
+            if f.read(2) == b"\x1f\x8b":
+                f.seek(0)
+                return _gunzip(f, path)
+            # readinto one buffer of the file's size: read() may over-allocate and copy.
+            data = bytearray(os.fstat(f.fileno()).st_size)
+            f.seek(0)
+            f.readinto(data)
+            return data
     except FileNotFoundError:
         raise TraceError(f"{path}: no such file; pass the path of a Kineto trace "
                          "(.json or .json.gz written by torch.profiler)") from None
@@ -212,13 +247,6 @@ def _load_bytes(path: str) -> bytes:
         raise TraceError(f"{path}: is a directory; pass the trace file inside it") from None
     except OSError as exc:
         raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
-    if data[:2] == b"\x1f\x8b":
-        try:
-            data = gzip.decompress(data)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise TraceError(f"{path}: corrupt or truncated gzip ({exc}); copy the trace "
-                             "again or decompress it to check") from None
-    return data
 
 
 def _decode(path: str, data: bytes) -> _TraceFile:
@@ -228,7 +256,7 @@ def _decode(path: str, data: bytes) -> _TraceFile:
                          "prof.export_chrome_trace(...) or tensorboard_trace_handler")
     try:
         if head[:1] == b"[":       # bare Chrome-trace array of events
-            return _TraceFile(traceEvents=msgspec.json.decode(data, type=list[_Event]))
+            return _TraceFile(traceEvents=msgspec.json.decode(data, type=list[msgspec.Raw]))
         return msgspec.json.decode(data, type=_TraceFile)
     except msgspec.ValidationError as exc:
         raise TraceError(f"{path}: not a Kineto trace ({exc}); pass a trace written by "
@@ -236,12 +264,6 @@ def _decode(path: str, data: bytes) -> _TraceFile:
     except msgspec.DecodeError as exc:
         raise TraceError(f"{path}: not valid JSON ({exc}); the trace may be truncated, "
                          "re-export it") from None
-
-
-def _ns(values: list, base_us: int) -> np.ndarray:
-    # Subtract the integer base before scaling: keeps the nanosecond digits of float-µs stamps.
-    arr = np.asarray(values, dtype=np.float64)
-    return np.rint((arr - base_us) * 1000.0).astype(np.int64)
 
 
 def _int_or(values, default: int = -1) -> np.ndarray:
@@ -256,116 +278,194 @@ def _dim3(values) -> np.ndarray:
     return out
 
 
+class _Columns:
+    """Column arrays of one table, appended batch by batch and joined at the end."""
+
+    def __init__(self):
+        self.parts: dict[str, list[np.ndarray]] = {}
+
+    def add(self, **columns: np.ndarray) -> None:
+        for key, values in columns.items():
+            self.parts.setdefault(key, []).append(values)
+
+    def get(self, key: str, dtype, width: int = 0) -> np.ndarray:
+        parts = self.parts.get(key)
+        if not parts:
+            return np.empty((0, width) if width else 0, dtype=dtype)
+        return np.concatenate(parts)
+
+
+class _Reader:
+    """Turns batches of decoded events into columns; interns names, threads and op args."""
+
+    def __init__(self):
+        self.names: dict[str, int] = {}
+        self.threads: dict[tuple, int] = {}
+        self.arg_texts: dict[bytes, int] = {b"": 0}
+        self.gpu, self.spans, self.runtime = _Columns(), _Columns(), _Columns()
+        self.memory, self.gpu_annotations = _Columns(), _Columns()
+        self.legacy = False
+        self.skipped = 0
+        self.min_ts = math.inf
+
+    def _name_ids(self, evs) -> np.ndarray:
+        names = self.names
+        return np.asarray([names.setdefault(e.name, len(names)) for e in evs], dtype=np.int32)
+
+    def _thread_ids(self, evs) -> np.ndarray:
+        threads = self.threads
+        return np.asarray([threads.setdefault((e.pid, e.tid), len(threads)) for e in evs],
+                          dtype=np.int32)
+
+    def _arg_ids(self, raws) -> np.ndarray:
+        texts = self.arg_texts
+        return np.asarray([texts.setdefault(bytes(r), len(texts)) for r in raws],
+                          dtype=np.int32)
+
+    def _times(self, evs) -> tuple[np.ndarray, np.ndarray]:
+        ts = np.asarray([e.ts for e in evs], dtype=np.float64)
+        if len(ts):
+            self.min_ts = min(self.min_ts, float(ts.min()))
+        return ts, np.asarray([e.dur for e in evs], dtype=np.float64)
+
+    def add_batch(self, events: list[_Event]) -> None:
+        gpu_ev, span_ev, rt_ev, mem_ev, gann_ev = [], [], [], [], []
+        for e in events:
+            cat = e.cat
+            if e.ph == "X":
+                if cat in _GPU_CATS:
+                    gpu_ev.append(e)
+                elif cat in _SPAN_CATS:
+                    if _SPAN_CATS[cat] != MODULE or e.name.startswith(_MODULE_PREFIX):
+                        span_ev.append(e)
+                elif cat in _RUNTIME_CATS:
+                    rt_ev.append(e)
+                elif cat in _GPU_ANNOTATION_CATS:
+                    gann_ev.append(e)
+                else:
+                    continue
+                if cat in _LEGACY_CATS:
+                    self.legacy = True
+            elif e.ph == "i" and e.name == "[memory]" and e.args is not None:
+                mem_ev.append(e)
+        empty = _Args()
+        if gpu_ev:
+            args = [e.args or empty for e in gpu_ev]
+            ts, dur = self._times(gpu_ev)
+            self.gpu.add(
+                kind=np.asarray([_GPU_CATS[e.cat] for e in gpu_ev], dtype=np.int8),
+                name_id=self._name_ids(gpu_ev), ts=ts, dur=dur,
+                device=_int_or([a.device for a in args]),
+                stream=_int_or([a.stream if a.stream is not None else _stream_from_tid(e.tid)
+                                for a, e in zip(args, gpu_ev)]),
+                correlation=_int_or([a.correlation for a in args]),
+                external_id=_int_or([a.external_id if a.external_id is not None
+                                     else a.legacy_external_id for a in args]),
+                grid=_dim3([a.grid for a in args]), block=_dim3([a.block for a in args]),
+                nbytes=_int_or([a.nbytes for a in args]))
+        if span_ev:
+            args = [e.args or empty for e in span_ev]
+            ts, dur = self._times(span_ev)
+            self.spans.add(
+                kind=np.asarray([_SPAN_CATS[e.cat] for e in span_ev], dtype=np.int8),
+                name_id=self._name_ids(span_ev), ts=ts, dur=dur,
+                thread=self._thread_ids(span_ev),
+                external_id=_int_or([a.external_id if a.external_id is not None
+                                     else a.legacy_external_id for a in args]),
+                input_dims=self._arg_ids([a.input_dims for a in args]),
+                input_types=self._arg_ids([a.input_types for a in args]),
+                concrete_inputs=self._arg_ids([a.concrete_inputs for a in args]))
+        if rt_ev:
+            ts, dur = self._times(rt_ev)
+            self.runtime.add(
+                name_id=self._name_ids(rt_ev), ts=ts, dur=dur, thread=self._thread_ids(rt_ev),
+                correlation=_int_or([(e.args or empty).correlation for e in rt_ev]))
+        if mem_ev:
+            args = [e.args for e in mem_ev]
+            ts, _ = self._times(mem_ev)
+            self.memory.add(
+                ts=ts, thread=self._thread_ids(mem_ev),
+                device_id=_int_or([a.device_id for a in args]),
+                nbytes=_int_or([a.mem_bytes for a in args], 0),
+                total_allocated=_int_or([a.total_allocated for a in args]),
+                total_reserved=_int_or([a.total_reserved for a in args]),
+                addr=np.asarray([a.addr if type(a.addr) is int and a.addr >= 0 else 0
+                                 for a in args], dtype=np.uint64))
+        if gann_ev:
+            ts, dur = self._times(gann_ev)
+            self.gpu_annotations.add(name_id=self._name_ids(gann_ev), ts=ts, dur=dur)
+
+
+def _ns(values: np.ndarray, base_us: int) -> np.ndarray:
+    # Subtract the integer base before scaling: keeps the nanosecond digits of float-µs stamps.
+    return np.rint((values - base_us) * 1000.0).astype(np.int64)
+
+
+_BATCH = 16384
+
+
 def read_trace(path: str | os.PathLike) -> Trace:
     """Read a Kineto trace into column tables. Raises TraceError with a one-line reason."""
     path = os.fspath(path)
     data = _load_bytes(path)
     size_bytes = os.path.getsize(path)
     decoded = _decode(path, data)
-    del data
-    events = decoded.traceEvents
-    if not events:
+    raws = decoded.traceEvents
+    if not raws:
         raise TraceError(f"{path}: the trace holds no events; was the profiler schedule "
                          "active (did prof.step() run)?")
+    # Events are decoded in batches, each batch turned into columns and dropped, so the
+    # per-event objects of the whole trace never exist at once (peak memory ~ file size).
+    decoder = msgspec.json.Decoder(_Event)
+    reader = _Reader()
+    for start in range(0, len(raws), _BATCH):
+        chunk = raws[start:start + _BATCH]
+        try:
+            batch = [decoder.decode(r) for r in chunk]
+        except msgspec.ValidationError:
+            # Another tool's event with an odd field type: skip that event, keep the rest.
+            batch = []
+            for r in chunk:
+                try:
+                    batch.append(decoder.decode(r))
+                except msgspec.ValidationError:
+                    reader.skipped += 1
+        reader.add_batch(batch)
+    del raws, decoded.traceEvents, data
 
-    gpu_ev, span_ev, rt_ev, mem_ev, gann_ev = [], [], [], [], []
-    legacy = False
-    gpu_cats, span_cats = _GPU_CATS, _SPAN_CATS
-    for e in events:
-        cat = e.cat
-        if e.ph == "X":
-            if cat in gpu_cats:
-                gpu_ev.append(e)
-            elif cat in span_cats:
-                if cat == "python_function" or cat == "Python":
-                    if e.name.startswith(_MODULE_PREFIX):
-                        span_ev.append(e)
-                else:
-                    span_ev.append(e)
-            elif cat in _RUNTIME_CATS:
-                rt_ev.append(e)
-            elif cat in _GPU_ANNOTATION_CATS:
-                gann_ev.append(e)
-            else:
-                continue
-            if cat in _LEGACY_CATS:
-                legacy = True
-        elif e.ph == "i" and e.name == "[memory]" and e.args is not None:
-            mem_ev.append(e)
-    del events, decoded.traceEvents
-
-    firsts = [min(e.ts for e in g) for g in (gpu_ev, span_ev, rt_ev, mem_ev, gann_ev) if g]
-    base_us = int(math.floor(min(firsts))) if firsts else 0
-
-    names: dict[str, int] = {}
-    threads: dict[tuple, int] = {}
-
-    def name_ids(evs):
-        return np.asarray([names.setdefault(e.name, len(names)) for e in evs], dtype=np.int32)
-
-    def thread_ids(evs):
-        return np.asarray([threads.setdefault((e.pid, e.tid), len(threads)) for e in evs],
-                          dtype=np.int32)
-
-    empty = _Args()
-    g_args = [e.args or empty for e in gpu_ev]
+    base_us = int(math.floor(reader.min_ts)) if math.isfinite(reader.min_ts) else 0
+    g, sp, rt, mem, ga = (reader.gpu, reader.spans, reader.runtime, reader.memory,
+                          reader.gpu_annotations)
+    i8, i32, i64, f64 = np.int8, np.int32, np.int64, np.float64
     gpu = GpuActivities(
-        kind=np.asarray([gpu_cats[e.cat] for e in gpu_ev], dtype=np.int8),
-        name_id=name_ids(gpu_ev),
-        start_ns=_ns([e.ts for e in gpu_ev], base_us),
-        dur_ns=_ns([e.dur for e in gpu_ev], 0),
-        device=_int_or([a.device for a in g_args]),
-        stream=_int_or([a.stream if a.stream is not None else _stream_from_tid(e.tid)
-                        for a, e in zip(g_args, gpu_ev)]),
-        correlation=_int_or([a.correlation for a in g_args]),
-        external_id=_int_or([a.external_id if a.external_id is not None
-                             else a.legacy_external_id for a in g_args]),
-        grid=_dim3([a.grid for a in g_args]),
-        block=_dim3([a.block for a in g_args]),
-        nbytes=_int_or([a.nbytes for a in g_args]),
-    )
-    s_args = [e.args or empty for e in span_ev]
+        kind=g.get("kind", i8), name_id=g.get("name_id", i32),
+        start_ns=_ns(g.get("ts", f64), base_us), dur_ns=_ns(g.get("dur", f64), 0),
+        device=g.get("device", i64), stream=g.get("stream", i64),
+        correlation=g.get("correlation", i64), external_id=g.get("external_id", i64),
+        grid=g.get("grid", i32, 3), block=g.get("block", i32, 3), nbytes=g.get("nbytes", i64))
     spans = CpuSpans(
-        kind=np.asarray([span_cats[e.cat] for e in span_ev], dtype=np.int8),
-        name_id=name_ids(span_ev),
-        start_ns=_ns([e.ts for e in span_ev], base_us),
-        dur_ns=_ns([e.dur for e in span_ev], 0),
-        thread=thread_ids(span_ev),
-        external_id=_int_or([a.external_id if a.external_id is not None
-                             else a.legacy_external_id for a in s_args]),
-        input_dims=[a.input_dims for a in s_args],
-        input_types=[a.input_types for a in s_args],
-        concrete_inputs=[a.concrete_inputs for a in s_args],
-    )
+        kind=sp.get("kind", i8), name_id=sp.get("name_id", i32),
+        start_ns=_ns(sp.get("ts", f64), base_us), dur_ns=_ns(sp.get("dur", f64), 0),
+        thread=sp.get("thread", i32), external_id=sp.get("external_id", i64),
+        input_dims=sp.get("input_dims", i32), input_types=sp.get("input_types", i32),
+        concrete_inputs=sp.get("concrete_inputs", i32))
     runtime = RuntimeCalls(
-        name_id=name_ids(rt_ev),
-        start_ns=_ns([e.ts for e in rt_ev], base_us),
-        dur_ns=_ns([e.dur for e in rt_ev], 0),
-        thread=thread_ids(rt_ev),
-        correlation=_int_or([(e.args or empty).correlation for e in rt_ev]),
-    )
-    m_args = [e.args for e in mem_ev]
+        name_id=rt.get("name_id", i32), start_ns=_ns(rt.get("ts", f64), base_us),
+        dur_ns=_ns(rt.get("dur", f64), 0), thread=rt.get("thread", i32),
+        correlation=rt.get("correlation", i64))
     memory = MemoryEvents(
-        ts_ns=_ns([e.ts for e in mem_ev], base_us),
-        thread=thread_ids(mem_ev),
-        device_id=_int_or([a.device_id for a in m_args]),
-        nbytes=_int_or([a.mem_bytes for a in m_args], 0),
-        total_allocated=_int_or([a.total_allocated for a in m_args]),
-        total_reserved=_int_or([a.total_reserved for a in m_args]),
-        addr=np.asarray([a.addr if a.addr is not None else 0 for a in m_args],
-                        dtype=np.uint64),
-    )
+        ts_ns=_ns(mem.get("ts", f64), base_us), thread=mem.get("thread", i32),
+        device_id=mem.get("device_id", i64), nbytes=mem.get("nbytes", i64),
+        total_allocated=mem.get("total_allocated", i64),
+        total_reserved=mem.get("total_reserved", i64), addr=mem.get("addr", np.uint64))
     gpu_annotations = GpuAnnotations(
-        name_id=name_ids(gann_ev),
-        start_ns=_ns([e.ts for e in gann_ev], base_us),
-        dur_ns=_ns([e.dur for e in gann_ev], 0),
-    )
+        name_id=ga.get("name_id", i32), start_ns=_ns(ga.get("ts", f64), base_us),
+        dur_ns=_ns(ga.get("dur", f64), 0))
     return Trace(
-        path=path, size_bytes=size_bytes, schema="legacy" if legacy else "kineto",
-        base_us=base_us, names=tuple(names), threads=tuple(threads),
-        device_properties=tuple(decoded.deviceProperties), gpu=gpu, spans=spans,
-        runtime=runtime, memory=memory, gpu_annotations=gpu_annotations,
-    )
+        path=path, size_bytes=size_bytes, schema="legacy" if reader.legacy else "kineto",
+        base_us=base_us, skipped_events=reader.skipped, names=tuple(reader.names), threads=tuple(reader.threads),
+        arg_texts=tuple(reader.arg_texts), device_properties=tuple(decoded.deviceProperties),
+        gpu=gpu, spans=spans, runtime=runtime, memory=memory, gpu_annotations=gpu_annotations)
 
 
 def _stream_from_tid(tid):

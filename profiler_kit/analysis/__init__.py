@@ -48,14 +48,16 @@ class TraceAnalysis:
         t, c = self.table, self.costs
         gpu, spans = t.trace.gpu, t.trace.spans
         start_us = (gpu.start_ns / 1000.0).tolist()
+        texts = t.trace.arg_texts
         shapes: dict[int, tuple[str, str]] = {}
         dur_us = (gpu.dur_ns / 1000.0).tolist()
         for k in range(len(t)):
             op = int(t.op_node[k])
             cost_op = int(c.cost_node[k])
             if op not in shapes:
-                shapes[op] = ((compact_raw(spans.input_dims[op]),
-                               compact_raw(spans.input_types[op])) if op >= 0 else ("", ""))
+                shapes[op] = ((compact_raw(texts[spans.input_dims[op]]),
+                               compact_raw(texts[spans.input_types[op]])) if op >= 0
+                              else ("", ""))
             yield {
                 "name": t.name(k),
                 "category": CATEGORIES[t.category[k]],
@@ -138,7 +140,10 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     if unlinked:
         warnings.append(f"{unlinked} of {len(gpu)} GPU activities have no launching aten op "
                         "(no runtime call or External id links them)")
-    if trace.has_gpu and not any(len(r) for r in trace.spans.input_dims):
+    if trace.skipped_events:
+        warnings.append(f"skipped {trace.skipped_events} events whose fields have types no "
+                        "Kineto event has")
+    if trace.has_gpu and not (trace.spans.input_dims > 0).any():
         warnings.append("the trace has no op shapes: FLOP/byte estimates need "
                         "torch.profiler(record_shapes=True)")
     if not len(trace.memory):

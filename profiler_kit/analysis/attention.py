@@ -60,7 +60,7 @@ def _call_shape(table: KernelTable, kernels: np.ndarray) -> dict:
     for pattern, layout in _SHAPE_OPS:
         for op in ops:
             if pattern.match(table.span_name(op)):
-                dims = decode_raw(trace.spans.input_dims[op])
+                dims = decode_raw(trace.arg_texts[trace.spans.input_dims[op]])
                 found = _shape(layout, dims) if dims else None
                 if found:
                     return found

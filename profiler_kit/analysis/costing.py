@@ -67,7 +67,7 @@ class KernelCosts:
 def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
     estimate_op, roofline = _cost_api()
     trace, tree = table.trace, table.tree
-    spans, names = trace.spans, trace.names
+    spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
     estimates: dict[tuple, object] = {}   # (name, raw shapes) -> OpCost | None
     op_cost: dict[int, object] = {}       # span -> OpCost | None
@@ -75,10 +75,10 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
 
     def cost_of(node: int):
         if node not in op_cost:
-            raws = (spans.input_dims[node], spans.input_types[node], spans.concrete_inputs[node])
-            key = (int(spans.name_id[node]),) + tuple(bytes(r) for r in raws)
+            key = (int(spans.name_id[node]), int(spans.input_dims[node]),
+                   int(spans.input_types[node]), int(spans.concrete_inputs[node]))
             if key not in estimates:
-                dims, types, concrete = (decode_raw(r) for r in raws)
+                dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
                 estimates[key] = estimate_op(names[key[0]], dims or [], types or [], concrete)
             op_cost[node] = estimates[key]
         return op_cost[node]
@@ -116,8 +116,8 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
                 bound[kernels] = bound_index[point.bound]
             points.append(OpPoint(
                 node=node, op=names[spans.name_id[node]],
-                shapes=compact_raw(spans.input_dims[node]),
-                dtypes=compact_raw(spans.input_types[node]), cost=cost, time_us=time_us,
+                shapes=compact_raw(texts[spans.input_dims[node]]),
+                dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=time_us,
                 point=point, main_kernel=int(kernels[np.argmax(dur_us[kernels])])))
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
                        points=tuple(points))
