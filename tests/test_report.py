@@ -1,0 +1,133 @@
+"""Reports rendered from committed real traces through the real analyzer (see report_support)."""
+
+from __future__ import annotations
+
+import json
+import re
+from html import escape as html_escape
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from plotly.offline import get_plotlyjs
+
+from profiler_kit.report import render_run_report, render_trace_report
+from report_support import BERT, SD, VIT, analysis, compare, sd_summary, third_party_traces
+
+MAX_BYTES = 6 * 1024 * 1024
+PLOTLY_JS = get_plotlyjs().replace("</script", "<\\/script")
+PLOTLY_HEAD = PLOTLY_JS[:300]               # plotly.js's licence banner and first statements
+# Anything that would make the browser fetch: an absolute URL in src/href, CSS url() or @import.
+FETCH = re.compile(r"""(?:\bsrc|\bhref)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""", re.I)
+
+
+def page_checks(html: str) -> None:
+    assert len(html.encode()) <= MAX_BYTES
+    assert html.count(PLOTLY_HEAD) == 1, "plotly.js must be inlined exactly once"
+    # plotly.js itself holds URL strings (links it can draw); the browser test proves it fetches
+    # nothing. Everything else on the page must not even mention a remote resource.
+    ours = html.replace(PLOTLY_JS, "")
+    assert not FETCH.search(ours), FETCH.search(ours)
+    # Figures carry no plotly.js of their own and each reports when drawn.
+    figures = re.findall(r'<div id="(fig-[a-z_]+)" class="plotly-graph-div"', html)
+    assert html.count("window.pkPlotDone(") >= len(figures)
+    assert f"expected: {len(figures)}," in html
+
+
+@pytest.mark.parametrize("trace", third_party_traces(), ids=lambda p: p.name[:40])
+def test_trace_report_for_every_committed_third_party_trace(tmp_path: Path, trace: Path) -> None:
+    a = analysis(trace)
+    out = render_trace_report({trace.stem: a}, None, tmp_path / "report.html")
+    html = out.read_text(encoding="utf-8")
+    page_checks(html)
+    for section in ("overview", "time", "categories", "attention", "roofline", "kernels", "memory", "sources"):
+        assert f'<section id="{section}">' in html
+    if a["kernels"]["count"]:
+        assert 'id="fig-time"' in html and 'id="fig-categories"' in html
+    else:
+        assert "no GPU activity in this trace" in html and 'id="fig-time"' not in html
+    for warning in a["warnings"]:
+        assert html_escape(warning, quote=True)[:40] in html
+
+
+def test_trace_report_shows_flash_attention_layers_with_roofline(tmp_path: Path) -> None:
+    a = analysis(VIT)
+    html = render_trace_report({"vit": a}, None, tmp_path / "r.html").read_text(encoding="utf-8")
+    assert a["gpu_spec"]["key"] in html and a["gpu_spec"]["source"][:40] in html
+    assert 'id="fig-roofline"' in html and 'id="fig-attention"' in html
+    calls = a["attention"]["calls"]
+    assert calls, "the ViT trace runs SDPA flash attention in every layer"
+    for call in calls:
+        assert call["scope"].replace(".transformer_blocks.0.", ".") in html
+    assert "flash" in html
+    # Units chosen for reading; the embedded data keeps base units.
+    assert " µs" in html and "GFLOP" in html
+    embedded = re.search(r'<script type="application/json" id="pk-data">(.*?)</script>', html, re.S).group(1)
+    assert json.loads(embedded)["analyses"]["vit"]["kernels"]["total_us"] == a["kernels"]["total_us"]
+
+
+def test_two_traces_render_their_comparison(tmp_path: Path) -> None:
+    a, b = analysis(VIT), analysis(BERT)
+    cmp = compare(a, b, "vit", "bert")
+    html = render_trace_report({"vit": a, "bert": b}, cmp, tmp_path / "r.html").read_text(encoding="utf-8")
+    page_checks(html)
+    assert '<section id="comparison">' in html and 'id="fig-comparison"' in html
+    assert "Per attention layer" in html
+    assert html.index('id="overview"') < html.index('id="comparison"') < html.index('id="time"')
+
+
+def test_directory_mode_writes_plotly_once_beside_many_reports(tmp_path: Path) -> None:
+    a, b = analysis(VIT), analysis(BERT)
+    one = render_trace_report({"vit": a}, None, tmp_path / "vit.html", plotly_js="directory")
+    two = render_trace_report({"bert": b}, None, tmp_path / "bert.html", plotly_js="directory")
+    js = tmp_path / "plotly.min.js"
+    assert js.read_text(encoding="utf-8").startswith(PLOTLY_HEAD[:100])
+    for page in (one, two):
+        html = page.read_text(encoding="utf-8")
+        assert '<script src="plotly.min.js"></script>' in html
+        assert PLOTLY_HEAD not in html and len(html.encode()) < 1_000_000
+    with pytest.raises(ValueError, match="inline"):
+        render_trace_report({"vit": a}, None, tmp_path / "x.html", plotly_js="cdn")
+
+
+def test_report_package_never_imports_torch(tmp_path: Path) -> None:
+    """The report renders on machines without torch: importing it and rendering must not load it."""
+    code = (
+        "import sys, json\n"
+        "from profiler_kit.report import render_trace_report\n"
+        f"a = json.loads(open({str(tmp_path / 'a.json')!r}).read())\n"
+        f"render_trace_report({{'vit': a}}, None, {str(tmp_path / 'r.html')!r})\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    (tmp_path / "a.json").write_text(json.dumps(analysis(VIT)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    for source in Path(__file__).parent.parent.joinpath("profiler_kit", "report").rglob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+torch\b", source.read_text(), re.M), source
+
+
+def test_run_report_from_the_committed_gpu_run(tmp_path: Path) -> None:
+    summary = sd_summary()
+    html = render_run_report(summary, tmp_path / "report.html").read_text(encoding="utf-8")
+    page_checks(html)
+    order = ["verdict", "time", "categories", "attention", "roofline", "kernels", "memory", "timing", "environment"]
+    positions = [html.index(f'<section id="{s}">') for s in order]
+    assert positions == sorted(positions), "sections follow the order of issue 4"
+    assert summary["command"].replace('"', "&#34;") in html or summary["command"] in html
+    for mode, record in summary["modes"].items():
+        assert mode in html
+        if record["status"] != "ok":
+            assert (record.get("reason") or "no reason recorded")[:30] in html
+    assert "ui.perfetto.dev" in html
+
+
+def test_run_report_shows_failed_modes_with_their_reason(tmp_path: Path) -> None:
+    """An OOM or unavailable mode appears with its reason, not as an empty chart."""
+    summary = sd_summary()
+    ok = [m for m, r in summary["modes"].items() if r["status"] == "ok"]
+    assert ok
+    victim = ok[-1]
+    summary["modes"][victim] = {"status": "oom", "reason": "CUDA out of memory. Tried to allocate 9.00 GiB"}
+    html = render_run_report(summary, tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "CUDA out of memory. Tried to allocate 9.00 GiB" in html
+    assert f"{victim} ran out of GPU memory" in html
