@@ -20,8 +20,11 @@ CATEGORIES = ("attention", "gemm", "conv", "layout", "norm", "softmax", "element
               "other")
 BACKENDS = ("vanilla", "flash", "cutlass_fmha", "cudnn", "xformers", "triton", "math")
 
-# The ops of an explicit (unfused) attention: QK^T (baddbmm/bmm/matmul), softmax, PV (bmm).
-_VANILLA_OPS = r"aten::(baddbmm|bmm|matmul|softmax|_softmax|_safe_softmax)$"
+# The ops of an explicit (unfused) attention: QK^T (baddbmm/bmm), softmax, PV (bmm). Matched
+# against the op that launched the kernel: q @ k.T reaches the GPU as aten::bmm under
+# aten::matmul, while the q/k/v projections inside the same module reach it as aten::mm (under
+# aten::linear -> aten::matmul), so matmul itself must not count.
+_VANILLA_OPS = r"aten::(baddbmm|bmm|softmax|_softmax|_safe_softmax)$"
 # SDPA's math backend decomposes into ordinary aten ops under this op.
 _MATH_SDPA_OP = r"aten::_scaled_dot_product_attention_math"
 
@@ -75,10 +78,6 @@ RULES: tuple[Rule, ...] = (
     Rule("attention", "the vanilla chain: QK^T GEMM, softmax, PV GEMM inside an attention "
          "module (diffusers AttnProcessor); its N^2 traffic is what fused kernels remove",
          op=_VANILLA_OPS, in_attention=True, backend="vanilla"),
-    Rule("attention", "ops of the vanilla chain can reach the GPU through a child op (matmul "
-         "-> bmm -> at::bmm_out); the ancestor decides", ancestor=_VANILLA_OPS,
-         in_attention=True, kernel=r"gemm|softmax|cutlass|xmma|nvjet|cijk|matmul",
-         backend="vanilla"),
     # --- layout before conv: cuDNN wraps NHWC-only convolution kernels in transposes --------
     Rule("layout", "cuDNN's NCHW<->NHWC conversions around convolutions (remedy: "
          "channels_last)", kernel=r"nchwtonhwc|nhwctonchw|nchw2nhwc|nhwc2nchw"),
