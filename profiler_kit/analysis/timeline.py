@@ -4,7 +4,8 @@ Busy time is the union of kernel, memcpy and memset intervals over all streams: 
 overlapping on two streams count once. The window runs from the first to the last GPU activity;
 with profiler steps it is each step's span on the GPU timeline (Kineto's ``gpu_user_annotation``
 "ProfilerStep#N", which is what TraceLens reports as total time), or, in traces without it, the
-first to last GPU activity launched during the CPU-side step.
+first to last GPU activity launched during the CPU-side step. With several steps the totals
+are the sums over the steps (the gaps between steps belong to the profiler, not the workload).
 
 An idle gap is attributed to
 - "sync": a CPU thread sat in a synchronising call (cudaDeviceSynchronize,
@@ -121,15 +122,16 @@ def analyze_timeline(table: KernelTable) -> dict:
     seg_start, seg_end, seg_first = _union(starts, ends)
     sync = _sync_segments(table)
     launch = table.launch_ns
-    steps = _step_windows(table, starts, ends)
-    if steps:
-        w0, w1 = min(s[1] for s in steps), max(s[2] for s in steps)
-    else:
+    steps = [{"name": name, "start_us": s0 / 1000.0,
+              **_window_figures(seg_start, seg_end, seg_first, launch, sync, s0, s1)}
+             for name, s0, s1 in _step_windows(table, starts, ends)]
+    if not steps:
         w0, w1 = int(seg_start[0]), int(seg_end[-1])
-    result = _window_figures(seg_start, seg_end, seg_first, launch, sync, w0, w1)
-    result["window_start_us"] = w0 / 1000.0
-    result["steps"] = []
-    for name, s0, s1 in steps:
-        figures = _window_figures(seg_start, seg_end, seg_first, launch, sync, s0, s1)
-        result["steps"].append({"name": name, **figures})
-    return result
+        return {**_window_figures(seg_start, seg_end, seg_first, launch, sync, w0, w1),
+                "start_us": w0 / 1000.0, "steps": []}
+    # With steps, the window is the steps themselves: the time between two steps is the
+    # profiler's own (prof.step(), the caller's synchronize) and no part of the workload.
+    total = {key: sum(s[key] for s in steps) for key in ("window_us", "busy_us", "idle_us")}
+    breakdown = {r: sum(s["idle_breakdown_us"][r] for s in steps) for r in IDLE_REASONS}
+    return {**total, "idle_breakdown_us": breakdown, "start_us": steps[0]["start_us"],
+            "steps": steps}
