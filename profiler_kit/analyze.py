@@ -9,12 +9,12 @@ so an interrupted run never leaves a half-written analysis behind.
 from __future__ import annotations
 
 import argparse
-import json
-import math
 import os
 import sys
 import tempfile
 from pathlib import Path
+
+import msgspec
 
 EXIT_BAD_INPUT = 2
 
@@ -43,17 +43,6 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _json_safe(value):
-    """NaN/inf are not JSON: write them as null."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    return value
-
-
 def _publish(tmp: str, path: Path) -> None:
     # mkstemp creates the file 0600; give it the permissions a plain open() would have.
     umask = os.umask(0)
@@ -74,7 +63,9 @@ def _atomic_write(path: Path, write) -> None:
 
 
 def _write_json(path: Path, data: dict) -> None:
-    _atomic_write(path, lambda f: json.dump(_json_safe(data), f, indent=1))
+    # msgspec writes NaN/inf as null (JSON has neither) and is ~10x faster than json.dump
+    text = msgspec.json.format(msgspec.json.encode(data), indent=1).decode()
+    _atomic_write(path, lambda f: f.write(text))
 
 
 def _write_analysis(analysis, folder: Path) -> None:

@@ -319,8 +319,8 @@ class _Reader:
 
     def _arg_ids(self, raws) -> np.ndarray:
         texts = self.arg_texts
-        return np.asarray([texts.setdefault(bytes(r), len(texts)) for r in raws],
-                          dtype=np.int32)
+        return np.asarray([texts.setdefault(bytes(r), len(texts)) if len(r) else 0
+                           for r in raws], dtype=np.int32)
 
     def _times(self, evs) -> tuple[np.ndarray, np.ndarray]:
         ts = np.asarray([e.ts for e in evs], dtype=np.float64)

@@ -16,7 +16,7 @@ import numpy as np
 
 from profiler_kit.analysis import breakdown
 from profiler_kit.analysis.attention import analyze_attention
-from profiler_kit.analysis.categories import CATEGORIES
+from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
 from profiler_kit.analysis.costing import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
@@ -45,44 +45,42 @@ class TraceAnalysis:
 
     def kernel_rows(self):
         """One dict per GPU kernel / memcpy / memset, keys KERNEL_CSV_COLUMNS."""
+        for row in self._kernel_tuples():
+            yield dict(zip(KERNEL_CSV_COLUMNS, row))
+
+    def _kernel_tuples(self):
         t, c = self.table, self.costs
-        gpu, spans = t.trace.gpu, t.trace.spans
-        start_us = (gpu.start_ns / 1000.0).tolist()
-        texts = t.trace.arg_texts
-        shapes: dict[int, tuple[str, str]] = {}
-        dur_us = (gpu.dur_ns / 1000.0).tolist()
-        for k in range(len(t)):
-            op = int(t.op_node[k])
-            cost_op = int(c.cost_node[k])
-            if op not in shapes:
-                shapes[op] = ((compact_raw(texts[spans.input_dims[op]]),
-                               compact_raw(texts[spans.input_types[op]])) if op >= 0
-                              else ("", ""))
-            yield {
-                "name": t.name(k),
-                "category": CATEGORIES[t.category[k]],
-                "stream": int(gpu.stream[k]),
-                "start_us": start_us[k],
-                "duration_us": dur_us[k],
-                "grid": "x".join(map(str, gpu.grid[k].tolist())) if gpu.grid[k].any() else "",
-                "block": "x".join(map(str, gpu.block[k].tolist())) if gpu.block[k].any() else "",
-                "op": t.span_name(op),
-                "op_shapes": shapes[op][0],
-                "op_dtypes": shapes[op][1],
-                "scope": t.scope(k),
-                "flops_estimate": float(c.flops[k]),
-                "hbm_bytes_estimate": float(c.hbm_bytes[k]),
-                "bound": BOUNDS[c.bound[k]],
-                "backend": t.backend_name(k),
-                "cost_op": t.span_name(cost_op),
-                "device": int(gpu.device[k]),
-            }
+        trace = t.trace
+        gpu, spans, texts = trace.gpu, trace.spans, trace.arg_texts
+        names, span_name_ids = trace.names, spans.name_id
+        ops: dict[int, tuple[str, str, str]] = {-1: ("", "", "")}
+        scopes: dict[int, str] = {}
+        dims = ["x".join(map(str, d)) if any(d) else "" for d in
+                np.concatenate([gpu.grid, gpu.block], axis=1).reshape(-1, 3).tolist()]
+        columns = zip(
+            gpu.name_id.tolist(), t.category.tolist(), gpu.stream.tolist(),
+            (gpu.start_ns / 1000.0).tolist(), (gpu.dur_ns / 1000.0).tolist(), dims[0::2],
+            dims[1::2], t.op_node.tolist(), t.scope_node.tolist(), c.flops.tolist(),
+            c.hbm_bytes.tolist(), c.bound.tolist(), t.backend.tolist(), c.cost_node.tolist(),
+            gpu.device.tolist())
+        for (name, cat, stream, start, dur, grid, block, op, scope, flops, hbm, bound,
+             backend, cost_op, device) in columns:
+            if op not in ops:
+                ops[op] = (names[span_name_ids[op]], compact_raw(texts[spans.input_dims[op]]),
+                           compact_raw(texts[spans.input_types[op]]))
+            if scope not in scopes:
+                scopes[scope] = t.scope_of_node(scope)
+            op_name, op_shapes, op_dtypes = ops[op]
+            yield (names[name], CATEGORIES[cat], stream, start, dur, grid, block, op_name,
+                   op_shapes, op_dtypes, scopes[scope], flops, hbm, BOUNDS[bound],
+                   BACKENDS[backend - 1] if backend else "",
+                   names[span_name_ids[cost_op]] if cost_op >= 0 else "", device)
 
     def write_kernels_csv(self, path: str | os.PathLike) -> None:
         with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.DictWriter(f, fieldnames=KERNEL_CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(self.kernel_rows())
+            writer = csv.writer(f)
+            writer.writerow(KERNEL_CSV_COLUMNS)
+            writer.writerows(self._kernel_tuples())
 
 
 def _resolve_spec(spec, spec_source: str | None, trace: Trace, warnings: list):
