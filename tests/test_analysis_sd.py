@@ -55,8 +55,8 @@ def test_attention_calls_are_the_unet_attention_modules(vanilla, fused):
         cross = [c for c in calls if c["kind"] == "cross"]
         assert cross and all(c["scope"].endswith("attn2") for c in cross)
         assert {c["kv_tokens"] for c in cross} == {77}
-        assert {c["level"] for c in calls} <= {"down_blocks.0", "down_blocks.1", "down_blocks.2",
-                                                "mid_block", "up_blocks.1", "up_blocks.2",
-                                                "up_blocks.3"}
+        assert all(c["level"] == "mid_block" or c["level"].startswith(("down_blocks.",
+                                                                       "up_blocks."))
+                   for c in calls)
         assert d["memory"]["peak_allocated_bytes"] > 0
     assert vanilla["memory"]["peak_allocated_bytes"] > fused["memory"]["peak_allocated_bytes"]
