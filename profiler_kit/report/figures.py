@@ -46,14 +46,26 @@ def mode_color(index: int) -> str:
     return MODE_COLORS[index % len(MODE_COLORS)]
 
 
-def _style(fig: go.Figure, height: int, **layout) -> go.Figure:
+def _label_px(labels: Iterable[object], size: int = 12) -> int:
+    """Rough width of the longest label: about 0.6 em per character in a sans-serif font."""
+    return int(max((len(str(x)) for x in labels), default=0) * size * 0.6)
+
+
+def _style(fig: go.Figure, height: int, left: int = 64, bottom: int = 50, **layout) -> go.Figure:
+    """Common look. Margins are computed here from the labels, not by Plotly's axis automargin,
+    which redraws every figure to measure its labels and made the first render ~40 % slower."""
     base = dict(template="plotly_white", font=_FONT, height=height, autosize=True,
-                margin=dict(l=10, r=10, t=40, b=10), hoverlabel=dict(align="left"),
+                margin=dict(l=left, r=16, t=40, b=bottom), hoverlabel=dict(align="left"),
                 legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
     fig.update_layout(**{**base, **layout})
-    fig.update_xaxes(automargin=True)
-    fig.update_yaxes(automargin=True)
+    fig.update_xaxes(automargin=False)
+    fig.update_yaxes(automargin=False)
     return fig
+
+
+def _chart_label(text: str, limit: int = 52) -> str:
+    """Axis labels stay short enough for a laptop screen; hover and tables keep the full name."""
+    return text if len(text) <= limit else "…" + text[-(limit - 1):]
 
 
 def render_div(fig: go.Figure, div_id: str) -> str:
@@ -96,7 +108,11 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
                         error_y=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
                         customdata=[[fmt.duration_ms(m), fmt.duration_ms(i)] for m, i in zip(med, iqr)],
                         hovertemplate="%{x}<br>measured step: %{customdata[0]} (IQR %{customdata[1]})<extra></extra>")
-    return _style(fig, 380, barmode="stack", yaxis_title="ms per step", bargap=0.35,
+    long_x = _label_px(labels) > 110
+    if long_x:
+        fig.update_xaxes(tickangle=-30, tickvals=labels, ticktext=[_chart_label(_text(x), 40) for x in labels])
+    return _style(fig, 380 + (120 if long_x else 0), bottom=170 if long_x else 40,
+                  barmode="stack", yaxis_title="ms per step", bargap=0.35,
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
@@ -118,6 +134,7 @@ def categories(analyses: dict[str, dict]) -> go.Figure:
                     hovertemplate=f"{_text(label)} · %{{y}}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>")
     fig.update_yaxes(autorange="reversed")
     return _style(fig, 120 + 38 * len(cats) * max(1, len(analyses)) // 2 + 60, barmode="group",
+                  left=24 + _label_px(cats, 13),
                   xaxis_title="GPU kernel time in the profiled window (ms)")
 
 
@@ -151,7 +168,7 @@ def blocks_treemap(analyses: dict[str, dict]) -> go.Figure:
                                marker=dict(colors=colors), textinfo="label+percent parent",
                                hovertemplate="%{id}<br>%{customdata}<extra></extra>",
                                tiling=dict(pad=2), pathbar=dict(visible=True)))
-    return _style(fig, 520, margin=dict(l=4, r=4, t=30, b=4))
+    return _style(fig, 520, margin=dict(l=4, r=4, t=30, b=4))  # no axes: margins fixed
 
 
 def short_scope(scope: str) -> str:
@@ -186,7 +203,8 @@ def attention_layers(analyses: dict[str, dict]) -> go.Figure | None:
     rows = attention_by_layer(analyses)
     if not rows:
         return None
-    names = [_text(f"{short_scope(r['scope'])} · {r['kind'] or '?'} {r['q_tokens'] or '?'}×{r['kv_tokens'] or '?'}")
+    names = [_text(_chart_label(short_scope(r["scope"]), 44)
+                   + f" · {r['kind'] or '?'} {r['q_tokens'] or '?'}×{r['kv_tokens'] or '?'}")
              for r in rows]
     fig = go.Figure()
     for i, label in enumerate(analyses):
@@ -199,7 +217,8 @@ def attention_layers(analyses: dict[str, dict]) -> go.Figure | None:
                     hovertemplate=f"{_text(label)}<br>%{{y}}<br>%{{customdata[0]}} · backend %{{customdata[1]}}<extra></extra>")
     fig.update_yaxes(autorange="reversed", tickfont_size=11)
     fig.update_xaxes(title="GPU time in the profiled window (µs)")
-    return _style(fig, 140 + 14 * len(rows) * len(analyses), barmode="group", bargap=0.25)
+    return _style(fig, 140 + 14 * len(rows) * len(analyses), left=20 + _label_px(names, 11),
+                  barmode="group", bargap=0.25)
 
 
 def _points(analyses: dict[str, dict]) -> Iterable[tuple[int, str, dict]]:
@@ -257,7 +276,7 @@ def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
                            "%{customdata[6]}-bound · %{customdata[7]} of its roofline<extra></extra>"))
     fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte, estimated)", tickformat="~g")
     fig.update_yaxes(type="log", title="achieved TFLOP/s (estimated FLOPs / measured time)", tickformat="~g")
-    return _style(fig, 560, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
+    return _style(fig, 560, left=72, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
 
 
 def memory_peaks(rows: dict[str, dict]) -> go.Figure:
@@ -270,7 +289,7 @@ def memory_peaks(rows: dict[str, dict]) -> go.Figure:
         fig.add_bar(name=name, x=labels, y=ys, marker_color=color,
                     customdata=[fmt.bytes_binary(rows[m].get(key)) for m in labels],
                     hovertemplate=f"%{{x}} {name}: %{{customdata}}<extra></extra>")
-    return _style(fig, 340, barmode="group", yaxis_title="GiB")
+    return _style(fig, 340, bottom=40, barmode="group", yaxis_title="GiB")
 
 
 def memory_timeline(analyses: dict[str, dict]) -> go.Figure | None:
@@ -294,19 +313,22 @@ def comparison_deltas(comparison: dict) -> go.Figure:
     """b − a per category and per block: negative means b spends less GPU time there."""
     a, b = _text(comparison.get("a", "a")), _text(comparison.get("b", "b"))
     sections = [("categories_us", "by category"), ("blocks_us", "by UNet block / module")]
-    fig = make_subplots(rows=1, cols=2, subplot_titles=[f"{b} − {a}, {t}" for _, t in sections],
-                        horizontal_spacing=0.18)
-    for col, (key, _) in enumerate(sections, start=1):
+    counts = [max(1, len(comparison.get(key) or {})) for key, _ in sections]
+    height = 240 + 24 * sum(counts)
+    fig = make_subplots(rows=2, cols=1, subplot_titles=[f"{b} − {a}, {t}" for _, t in sections],
+                        row_heights=counts, vertical_spacing=110 / height)   # room for axis title + next title
+    labels = []
+    for row, (key, _) in enumerate(sections, start=1):
         items = sorted((comparison.get(key) or {}).items(), key=lambda kv: kv[1].get("delta", 0.0))
-        ys = [_text(k) for k, _ in items]
+        ys = [_text(_chart_label(k, 40)) for k, _ in items]
+        labels += ys
         deltas = [v.get("delta", 0.0) / 1e3 for _, v in items]
-        fig.add_bar(row=1, col=col, y=ys, x=deltas, orientation="h", showlegend=False,
+        fig.add_bar(row=row, col=1, y=ys, x=deltas, orientation="h", showlegend=False,
                     marker_color=["#2f855a" if d < 0 else "#c53030" for d in deltas],
-                    customdata=[[fmt.duration_us(v.get("a")), fmt.duration_us(v.get("b")),
-                                 fmt.duration_us(v.get("delta"))] for _, v in items],
-                    hovertemplate=f"%{{y}}<br>{a}: %{{customdata[0]}}<br>{b}: %{{customdata[1]}}<br>"
-                                  "change: %{customdata[2]}<extra></extra>")
-        fig.update_xaxes(title_text="change in GPU time (ms)", row=1, col=col, zeroline=True,
+                    customdata=[[_text(k), fmt.duration_us(v.get("a")), fmt.duration_us(v.get("b")),
+                                 fmt.duration_us(v.get("delta"))] for k, v in items],
+                    hovertemplate=f"%{{customdata[0]}}<br>{a}: %{{customdata[1]}}<br>{b}: %{{customdata[2]}}<br>"
+                                  "change: %{customdata[3]}<extra></extra>")
+        fig.update_xaxes(title_text="change in GPU time (ms)", row=row, col=1, zeroline=True,
                          zerolinecolor="#1a202c")
-    n = max(len(comparison.get("categories_us") or {}), len(comparison.get("blocks_us") or {}))
-    return _style(fig, 160 + 26 * n, margin=dict(l=10, r=10, t=50, b=10))
+    return _style(fig, height, left=20 + _label_px(labels, 12))
