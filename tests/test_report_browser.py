@@ -87,6 +87,12 @@ def assert_clean(opened: Opened) -> None:
     assert plots.count() == expected
     for i in range(plots.count()):
         assert plots.nth(i).locator(".main-svg").count() > 0, plots.nth(i).get_attribute("id")
+    # Each figure fits its own box (a figure sized before its neighbours were laid out would
+    # spill over them).
+    overflowing = page.evaluate("""Array.from(document.querySelectorAll('div.plotly-graph-div'))
+        .filter(d => d.querySelector('.main-svg').getBoundingClientRect().width >
+                     d.parentElement.getBoundingClientRect().width + 1).map(d => d.id)""")
+    assert overflowing == []
     # Laptop width: only wide tables may scroll, inside their own box.
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
 
