@@ -8,6 +8,7 @@ what to type (never a traceback) and nothing is left half-written.
 from __future__ import annotations
 
 import itertools
+import os
 import sys
 
 import hydra
@@ -16,6 +17,11 @@ from omegaconf import DictConfig
 from profiler_kit.config import ConfigError, register, validate
 
 CONFIG_MODULE = "profiler_kit.conf"
+# In a source checkout (editable install, or running from the repository root, where the source
+# package shadows any installed one) the configs are the top-level conf/ folder itself; an
+# installed wheel carries them as the package profiler_kit.conf (see pyproject.toml).
+_SOURCE_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
+CONFIG_DIR = _SOURCE_CONF if os.path.isfile(os.path.join(_SOURCE_CONF, "config.yaml")) else None
 EXIT_BAD_CONFIG = 2
 
 
@@ -36,6 +42,10 @@ def _one_line(exc: BaseException) -> str:
     if text.startswith("Could not override"):
         key = text.split("'")[1] if "'" in text else "?"
         return f"'{key}' is not a setting of profiler_kit: check the spelling; settings: {KNOWN_SETTINGS}"
+    cause = str(exc.__cause__ or "")
+    if "is not a ListConfig" in cause and text.startswith("Error merging override "):
+        key, _, value = text[len("Error merging override "):].partition("=")
+        return f"{key} takes a list: write {key}=[{value}]"
     parts = [text] + ([str(exc.__cause__)] if exc.__cause__ is not None else [])
     lines = [ln.strip() for part in parts for ln in part.splitlines() if ln.strip()]
     keep = [ln for ln in lines if not ln.startswith(("object_type=", "Set the environment", "full_key:",
@@ -78,7 +88,7 @@ def _sweep_combinations(overrides: list[str], limit: int = 64) -> list[list[str]
 
 def preflight(argv: list[str]) -> None:
     """Compose and validate every run the command line asks for; raise ConfigError if one is bad."""
-    from hydra import compose, initialize_config_module
+    from hydra import compose, initialize_config_dir, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     overrides = _user_overrides(argv)
@@ -87,7 +97,9 @@ def preflight(argv: list[str]) -> None:
     except Exception as exc:  # the override grammar itself: quote or bracket errors
         raise ConfigError(f"cannot read the overrides: {_one_line(exc)}") from None
     GlobalHydra.instance().clear()
-    with initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"):
+    init = (initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3") if CONFIG_DIR
+            else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"))
+    with init:
         for combo in combos:
             try:
                 cfg = compose(config_name="config", overrides=combo)
@@ -97,7 +109,7 @@ def preflight(argv: list[str]) -> None:
     GlobalHydra.instance().clear()
 
 
-@hydra.main(config_path="pkg://" + CONFIG_MODULE, config_name="config", version_base="1.3")
+@hydra.main(config_path=CONFIG_DIR or "pkg://" + CONFIG_MODULE, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 

@@ -21,11 +21,14 @@ import torch
 from omegaconf import OmegaConf
 
 from profiler_kit import attention, capture, environment, models
-from profiler_kit.run_folder import SCHEMA_VERSION, log_table, reproduce_command, write_json_atomic
+from profiler_kit.run_analysis import finish_run
+from profiler_kit.run_folder import SCHEMA_VERSION, reproduce_command, write_json_atomic
 
 log = logging.getLogger("profiler_kit")
 
-AUTO_COUNTS = {"cuda": (5, 20), "cpu": (1, 3)}     # (warm-up, timed iterations) when left null
+# (warm-up, timed iterations) when left null. On a GPU the eager step is partly host-bound, so
+# warm-up also settles the CPU side (allocator, cuDNN/cuBLAS heuristics, Python caches).
+AUTO_COUNTS = {"cuda": (10, 20), "cpu": (1, 3)}
 
 
 def _gpu_spec(cfg: Any, hydra_cfg: Any, env: Dict[str, Any], warnings: list) -> Optional[Dict[str, Any]]:
@@ -125,59 +128,6 @@ def _run_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tens
     return record, out
 
 
-def _analyze(summary: Dict[str, Any], run_dir: str) -> None:
-    """Each trace goes through the same analyzer as anyone's (profiler_kit.analyze)."""
-    traced = {mode: rec for mode, rec in summary["modes"].items() if rec.get("trace")}
-    if not traced:
-        return
-    from profiler_kit import specs
-    from profiler_kit.analysis import analyze_trace
-
-    spec = specs.load_spec(summary["gpu_spec"]["key"]) if summary.get("gpu_spec") else None
-    for mode, record in traced.items():
-        start = time.perf_counter()
-        try:
-            result = analyze_trace(os.path.join(run_dir, record["trace"]), spec=spec, label=mode)
-            record["analysis"] = result.to_dict()
-            result.write_kernels_csv(os.path.join(run_dir, f"kernels_{mode}.csv"))
-        except Exception as exc:  # the measurement is kept; `profiler_kit.analyze --run` redoes this
-            log.error("%s: analysis failed: %s\n%s", mode, exc, traceback.format_exc())
-            summary["warnings"].append(f"{mode}: trace analysis failed ({type(exc).__name__}: {exc}); "
-                                       f"rerun python -m profiler_kit.analyze --run {run_dir}")
-            continue
-        record["attention_kernels"] = sorted({k for call in record["analysis"]["attention"]["calls"]
-                                              for k in call.get("kernels", [])})[:20]
-        log.info("%s: trace analyzed in %.1f s", mode, time.perf_counter() - start)
-
-
-def _comparison(summary: Dict[str, Any]) -> Dict[str, Any]:
-    modes, ref = summary["modes"], summary["reference_mode"]
-    base = modes.get(ref, {})
-    out: Dict[str, Any] = {}
-    if base.get("status") != "ok":
-        return out
-    for mode, rec in modes.items():
-        if mode == ref or rec.get("status") != "ok":
-            continue
-        entry = {"speedup": base["step_ms"]["median"] / rec["step_ms"]["median"],
-                 "loop_speedup": rec["loop_it_per_s"] / base["loop_it_per_s"]}
-        if base.get("peak_allocated_bytes") and rec.get("peak_allocated_bytes") is not None:
-            saved = base["peak_allocated_bytes"] - rec["peak_allocated_bytes"]
-            entry.update(memory_saved_bytes=saved, memory_saved_fraction=saved / base["peak_allocated_bytes"])
-        out[mode] = entry
-    return out
-
-
-def _render(summary: Dict[str, Any], run_dir: str, plotly_js: str) -> None:
-    try:
-        from profiler_kit.report import render_run_report
-
-        path = render_run_report(summary, os.path.join(run_dir, "report.html"), plotly_js=plotly_js)
-        log.info("report: %s", path)
-    except Exception as exc:  # summary.json and the traces are already on disk
-        log.error("report failed: %s\n%s", exc, traceback.format_exc())
-
-
 def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
     os.makedirs(run_dir, exist_ok=True)
@@ -242,11 +192,6 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
         summary["modes"][mode] = record
         write_json_atomic(os.path.join(run_dir, "summary.json"), summary)   # progress survives a crash
     del reference_out
-    summary["comparison"] = _comparison(summary)
-    _analyze(summary, run_dir)
-    write_json_atomic(os.path.join(run_dir, "summary.json"), summary)
-    if cfg.report.enabled:
-        _render(summary, run_dir, cfg.report.plotly_js)
-    log.info("\n%s", log_table(summary))
+    finish_run(summary, run_dir, render_report=bool(cfg.report.enabled), plotly_js=cfg.report.plotly_js)
     log.info("run folder: %s", run_dir)
     return summary

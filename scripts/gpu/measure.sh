@@ -6,6 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 source scripts/gpu/setup.sh
+set +e                       # a failed run must not stop the next one or the collection
 RUNS=${RUNS_DIR:-/tmp/pk-runs}
 mkdir -p "$RUNS"
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$RUNS/nvidia-smi.csv"
@@ -15,6 +16,6 @@ while [ $# -ge 2 ]; do
   start=$(date +%s)
   # shellcheck disable=SC2086
   PYTHONUNBUFFERED=1 python3 -m profiler_kit $overrides hydra.run.dir="$RUNS/$name" > "$RUNS/$name.log" 2>&1
-  echo "exit $? after $(( $(date +%s) - start )) s"; tail -3 "$RUNS/$name.log"
+  rc=$?; echo "exit $rc after $(( $(date +%s) - start )) s"; tail -25 "$RUNS/$name.log"
 done
 python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}"

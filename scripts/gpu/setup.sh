@@ -4,10 +4,11 @@
 # Source it: it exports PYTHONPATH.
 set -eo pipefail
 SITE=/tmp/site
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .whl/*.whl
-python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --target $SITE .
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE .whl/*.whl 2>&1 | grep -v 'already exists' || true
+python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --upgrade --target $SITE . 2>&1 | grep -v 'already exists' || true
 export PYTHONPATH=$SITE
-if ls .whl/xformers-*.tar.gz >/dev/null 2>&1 && [ "${SKIP_XFORMERS:-0}" != 1 ]; then
+# a warm machine keeps /tmp: build once per machine
+if ls .whl/xformers-*.tar.gz >/dev/null 2>&1 && ! ls /tmp/xfw/*.whl >/dev/null 2>&1; then
   start=$(date +%s)
   rm -rf /tmp/xformers-src && mkdir -p /tmp/xformers-src
   tar xzf .whl/xformers-*.tar.gz -C /tmp/xformers-src --strip-components=1
@@ -15,9 +16,9 @@ if ls .whl/xformers-*.tar.gz >/dev/null 2>&1 && [ "${SKIP_XFORMERS:-0}" != 1 ]; 
   (cd /tmp/xformers-src && TORCH_CUDA_ARCH_LIST=$arch MAX_JOBS=$(nproc) XFORMERS_BUILD_TYPE=Release \
      python3 -m pip wheel -q --no-build-isolation --no-deps -w /tmp/xfw . > /tmp/xformers-build.log 2>&1) \
     || { echo "xformers build failed, see below"; tail -20 /tmp/xformers-build.log; }
-  ls /tmp/xfw/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-deps --no-compile --target $SITE /tmp/xfw/*.whl
   echo "xformers built in $(( $(date +%s) - start )) s"
 fi
+ls /tmp/xfw/*.whl >/dev/null 2>&1 && python3 -m pip install -q --no-deps --no-compile --upgrade --target $SITE /tmp/xfw/*.whl
 python3 - <<'PY'
 import torch, diffusers, hydra, plotly, msgspec
 print("torch", torch.__version__, "cuda", torch.version.cuda, torch.cuda.get_device_name(0), "| diffusers", diffusers.__version__)
