@@ -1,0 +1,184 @@
+"""The experiment end to end on this CPU with the tiny UNet: every mode that can run here runs
+and agrees with the reference, the run folder follows the summary.json contract, modes that
+cannot run say why, and the OOM path goes through the real handler."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["model=tiny", "resolution=256", "warmup=1", "iterations=3"]
+
+
+def run_cli(args, cwd, env=None, timeout=300):
+    return subprocess.run([sys.executable, "-m", "profiler_kit", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run") / "tiny"
+    proc = run_cli([*TINY, "modes=[all]", f"hydra.run.dir={run_dir}"], cwd=tmp_path_factory.mktemp("cwd"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return run_dir, summary, proc
+
+
+def test_summary_follows_the_contract(tiny_run):
+    run_dir, s, _ = tiny_run
+    assert s["schema_version"] == 1
+    for key in ("config", "environment", "comparison", "modes", "reference_mode", "efficient_mode",
+                "efficient_mode_reason", "command", "warnings"):
+        assert key in s, key
+    env = s["environment"]
+    for key in ("device", "gpu_name", "driver", "cuda", "torch", "diffusers", "xformers", "host"):
+        assert key in env, key
+    assert s["config"]["model"]["name"] == "tiny" and s["config"]["resolution"] == 256
+    assert s["run"]["batch"] == 2                        # classifier-free guidance doubles the batch
+    assert s["run"]["latent_shape"] == [2, 4, 32, 32]    # 256 px / 8
+    assert list(s["modes"])[0] == "vanilla"
+
+
+def test_every_mode_that_can_run_here_agrees_with_the_reference(tiny_run):
+    _, s, _ = tiny_run
+    ok = {m for m, r in s["modes"].items() if r["status"] == "ok"}
+    # On a CPU: the unfused chain, PyTorch's choice, its CPU flash kernel and the math fallback.
+    assert {"vanilla", "sdpa", "sdpa_flash", "sdpa_math"} <= ok
+    for mode in ok:
+        rec = s["modes"][mode]
+        assert rec["output_match"] is True, (mode, rec["output_rel_error"])
+        assert 0 <= rec["output_rel_error"] < 1e-4
+        st = rec["step_ms"]
+        assert st["n"] == 3 and 0 < st["min"] <= st["median"] and st["iqr"] >= 0
+        assert rec["loop_it_per_s"] > 0
+        assert rec["trace"] == f"trace_{mode}.json.gz"
+    for mode in ok - {"vanilla"}:
+        assert s["comparison"][mode]["speedup"] > 0
+
+
+def test_modes_that_cannot_run_say_why(tiny_run):
+    _, s, _ = tiny_run
+    xf = s["modes"]["xformers"]
+    assert xf["status"] == "unavailable" and "CUDA" in xf["reason"]
+    for mode in ("sdpa_efficient", "sdpa_cudnn"):
+        assert s["modes"][mode]["status"] == "unavailable"
+        assert s["modes"][mode]["reason"].startswith("PyTorch:")
+    # No xformers on a CPU: the fallback is said plainly, in the summary and its warnings.
+    assert s["efficient_mode"] == "sdpa" and "cpu" in s["efficient_mode_reason"]
+    assert any("not xformers" in w for w in s["warnings"])
+
+
+def test_run_folder_holds_traces_log_and_report(tiny_run):
+    run_dir, s, proc = tiny_run
+    for mode, rec in s["modes"].items():
+        if rec["status"] != "ok":
+            continue
+        with gzip.open(run_dir / rec["trace"], "rt") as fh:
+            trace = json.load(fh)
+        names = {e.get("name", "") for e in trace["traceEvents"]}
+        assert any(n.startswith("module::") and n.endswith(".attn1") for n in names), mode
+        assert "analysis" in rec and rec["analysis"]["kernels"]["count"] == 0   # a CPU trace has no kernels
+    assert (run_dir / "profiler_kit.log").exists()            # Hydra job name, not __main__.log
+    assert "speed-up" in (run_dir / "profiler_kit.log").read_text()   # the readable table
+    assert (run_dir / "report.html").stat().st_size > 100_000
+    assert not list(run_dir.glob(".partial-*"))               # nothing half-written left behind
+
+
+@pytest.mark.parametrize("override, expect", [
+    ("resolution=100", "resolution=96"),
+    ("resolution=abc", "resolution"),
+    ("modes=[vanilla,foo]", "unknown attention mode 'foo'"),
+    ("iterations=-1", "iterations"),
+    ("warmup=-2", "warmup"),
+    ("model=nope", "sd15"),
+    ("+gpu=nope", "h100"),
+    ("modes=all", "modes=[all]"),
+    ("dtype=fp8", "bf16"),
+    ("device=tpu", "cuda:N"),
+    ("foo=1", "not a setting"),
+    ("model.pretrained=/no/such/folder", "local diffusers model"),
+])
+def test_bad_overrides_get_one_line_and_no_run_folder(tmp_path, override, expect):
+    proc = run_cli([override], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("profiler_kit: "), proc.stderr
+    assert expect in lines[0]
+    assert "Traceback" not in proc.stderr + proc.stdout
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_bad_value_in_a_sweep_is_caught_before_any_run(tmp_path):
+    proc = run_cli(["-m", "model=tiny", "resolution=256,100"], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and "resolution=96" in proc.stderr
+    assert not (tmp_path / "multirun").exists()
+
+
+def test_two_runs_started_together_get_their_own_folders(tmp_path):
+    args = [*TINY[:2], "warmup=0", "iterations=1", "modes=[vanilla]", "profiler.enabled=false",
+            "report.enabled=false"]
+    procs = [subprocess.Popen([sys.executable, "-m", "profiler_kit", *args], cwd=tmp_path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    folders = [p for p in (tmp_path / "outputs").glob("*/*") if (p / "summary.json").exists()]
+    assert len(folders) == 2
+
+
+def test_out_of_memory_is_a_result_and_the_next_mode_runs(tmp_path, monkeypatch):
+    """vanilla raises torch.cuda.OutOfMemoryError inside its attention processor, as the N x N
+    allocation does on a GPU; the experiment's own handler must record it and go on."""
+    import torch
+    from hydra import compose, initialize_config_dir
+
+    from profiler_kit import attention, config, experiment
+
+    class OutOfMemoryProcessor:
+        def __call__(self, *args, **kwargs):
+            raise torch.cuda.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 12.50 GiB. GPU 0 has a total capacity of 79.19 GiB")
+
+    real = attention._processor
+    monkeypatch.setattr(attention, "_processor",
+                        lambda mode: OutOfMemoryProcessor() if mode == "vanilla" else real(mode))
+    config.register()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*TINY, "modes=[vanilla,sdpa]", "profiler.enabled=false",
+                                           "report.enabled=false"])
+    monkeypatch.chdir(tmp_path)
+    summary = experiment.run_experiment(cfg)
+    van = summary["modes"]["vanilla"]
+    assert van["status"] == "oom" and van["oom_requested"] == "12.50 GiB"
+    assert "out of memory" in van["reason"]
+    assert summary["modes"]["sdpa"]["status"] == "ok"
+    assert summary["comparison"] == {}                 # nothing to compare with a reference that did not run
+    assert any("reference mode vanilla did not run (oom)" in w for w in summary["warnings"])
+    assert json.loads((tmp_path / "summary.json").read_text())["modes"]["vanilla"]["status"] == "oom"
+
+
+def test_a_regular_wheel_install_finds_conf(tmp_path):
+    """Not editable: the configs must travel inside the wheel (as profiler_kit.conf)."""
+    wheel_dir, site, cwd = tmp_path / "wheel", tmp_path / "site", tmp_path / "elsewhere"
+    cwd.mkdir()
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
+                    "-w", str(wheel_dir), str(REPO)], check=True, capture_output=True, timeout=300)
+    wheel = next(wheel_dir.glob("profiler_kit-*.whl"))
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--target", str(site), str(wheel)],
+                   check=True, capture_output=True, timeout=300)
+    assert (site / "profiler_kit" / "conf" / "config.yaml").exists()
+    assert (site / "profiler_kit" / "conf" / "model" / "sd15.yaml").exists()
+    assert list((site / "profiler_kit" / "conf" / "gpu").glob("*.yaml"))
+    env = {"PYTHONPATH": str(site)}
+    proc = run_cli(["--cfg", "job", "model=sdxl", "+gpu=h100-sxm"], cwd=cwd, env=env, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "cross_attention_dim: 2048" in proc.stdout and "memory_bandwidth_gbps" in proc.stdout
+    assert "pkg://profiler_kit.conf" in run_cli(["--info", "searchpath"], cwd=cwd, env=env, timeout=120).stdout
+    where = subprocess.run([sys.executable, "-c", "import profiler_kit; print(profiler_kit.__file__)"], cwd=cwd,
+                           capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
+    assert where.startswith(str(site))                 # the wheel's copy ran, not the source tree
