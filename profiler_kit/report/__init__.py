@@ -29,10 +29,12 @@ __all__ = ["render_run_report", "render_trace_report"]
 
 PlotlyJs = Literal["inline", "directory"]
 PLOTLY_FILE = "plotly.min.js"
-# The page embeds its source data (base units) for anyone who wants the numbers back out. The
-# per-sample lists are already inside the figures; past this size they are left out of the copy
-# so the page stays well under the 6 MB a report may weigh.
-EMBED_BUDGET_BYTES = 900_000
+# A report may weigh at most 6 MB. The page embeds its source data (base units) for anyone who
+# wants the numbers back out; whatever room the page leaves under the limit (less a margin) is
+# the budget for that copy, and the bulky lists, already drawn in the figures and tables, are
+# left out of the copy first when it does not fit.
+MAX_PAGE_BYTES = 6_000_000
+EMBED_MARGIN_BYTES = 150_000
 _BULKY = (("memory", "timeline"), ("roofline_points",), ("attention", "calls"), ("top_kernels",))
 
 _env = jinja2.Environment(
@@ -60,8 +62,8 @@ def _analyses_of(data: dict) -> list[dict]:
     return [a for a in (data.get("analyses") or {}).values() if isinstance(a, dict)]
 
 
-def embedded_json(data: dict, budget: int = EMBED_BUDGET_BYTES) -> str:
-    """The report's data as script-safe JSON, trimmed of per-sample lists if over `budget`."""
+def embedded_json(data: dict, budget: int) -> str:
+    """The report's data as script-safe JSON, trimmed of bulky lists if over `budget` bytes."""
     text = fmt.json_for_script(data)
     if len(text.encode()) <= budget:
         return text
@@ -78,8 +80,13 @@ def embedded_json(data: dict, budget: int = EMBED_BUDGET_BYTES) -> str:
         data["_omitted_from_embedded_copy"] = omitted
         text = fmt.json_for_script(data)
         if len(text.encode()) <= budget:
-            break
-    return text
+            return text
+    # Still too big: keep everything but the per-trace analyses (the figures hold those).
+    for record in (data.get("modes") or {}).values():
+        record.pop("analysis", None)
+    data.pop("analyses", None)
+    data["_omitted_from_embedded_copy"] = omitted + ["analysis"]
+    return fmt.json_for_script(data)
 
 
 def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: PlotlyJs) -> Path:
@@ -92,14 +99,16 @@ def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: Plo
         js = _plotly_js()
         if not js_path.exists() or js_path.read_text(encoding="utf-8") != js:
             js_path.write_text(js, encoding="utf-8")
-    page = _env.get_template(template).render(
-        **ctx, version=__version__, plotly_version=plotly.__version__,
-        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        plotly_src=PLOTLY_FILE if plotly_js == "directory" else None,
-        plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
-        data_json=Markup(embedded_json(data)),
-    )
-    out_path.write_text(page, encoding="utf-8")
+    def page(data_json: str) -> str:
+        return _env.get_template(template).render(
+            **ctx, version=__version__, plotly_version=plotly.__version__,
+            generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+            plotly_src=PLOTLY_FILE if plotly_js == "directory" else None,
+            plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
+            data_json=Markup(data_json))
+
+    room = MAX_PAGE_BYTES - EMBED_MARGIN_BYTES - len(page("").encode())
+    out_path.write_text(page(embedded_json(data, room)), encoding="utf-8")
     return out_path
 
 

@@ -117,7 +117,13 @@ def _noisy(step: dict | None) -> bool:
     return bool(step.get("noisy")) or (step.get("iqr") or 0) / step["median"] > NOISY_IQR_SHARE
 
 
-NOISY_IQR_SHARE = 0.05   # IQR above 5 % of the median: the machine was busy, rerun before trusting
+NOISY_IQR_SHARE = findings.NOISY_IQR_SHARE
+
+
+def _min_speedup(ref: dict, eff: dict) -> str:
+    """Speed-up from the fastest step of each mode: the figure least disturbed by a busy machine."""
+    r, e = (ref.get("step_ms") or {}).get("min"), (eff.get("step_ms") or {}).get("min")
+    return fmt.speedup(r / e) if r and e else "–"
 
 
 def mode_rows(modes: dict[str, dict]) -> list[dict]:
@@ -149,6 +155,7 @@ def run_context(summary: dict) -> dict:
     pair = {m: analysed[m] for m in (ref, eff) if m in analysed} or analysed
     spec = summary.get("gpu_spec") or next((a.get("gpu_spec") for a in analysed.values() if a.get("gpu_spec")), None)
     config, env = summary.get("config") or {}, summary.get("environment") or {}
+    run = summary.get("run") or {}
     cmp = (summary.get("comparison") or {}).get(eff or "") or {}
     figs = {"time": figures.time_split(analysed, {m: r.get("step_ms") for m, r in ok.items()}) if analysed else None,
             "categories": figures.categories(analysed) if analysed else None,
@@ -156,7 +163,7 @@ def run_context(summary: dict) -> dict:
             "attention": figures.attention_layers(pair),
             "roofline": figures.roofline(pair, spec),
             "memory_peaks": figures.memory_peaks(ok) if ok else None,
-            "memory_timeline": figures.memory_timeline(analysed)}
+            "memory_timeline": figures.memory_timeline(pair)}
     warnings = list(summary.get("warnings") or []) + analysis_warnings(analysed)
     if (summary.get("gpu_spec") or {}).get("mismatch"):
         warnings.insert(0, f"GPU spec differs from the device: {summary['gpu_spec']['mismatch']}")
@@ -167,18 +174,24 @@ def run_context(summary: dict) -> dict:
             warnings.append(f"{m}: noisy timing (IQR {fmt.percent(fmt.share(r['step_ms'].get('iqr'), r['step_ms']['median']))} "
                             "of the median): rerun on an idle machine before comparing")
     return {
-        "kind": "run", "title": f"profiler_kit run: {pick(config, 'model.name', 'model') or 'UNet'} "
-                                f"{pick(config, 'resolution') or ''} on {env.get('gpu_name') or 'GPU'}",
+        "kind": "run", "title": f"{pick(config, 'model.display_name', 'model.name', 'model') or 'UNet'}, "
+                                f"{pick(config, 'resolution') or '?'} px on {env.get('gpu_name') or 'GPU'}",
         "reference": ref, "efficient": eff, "efficient_reason": summary.get("efficient_mode_reason"),
         "verdict": {"speedup": fmt.speedup(cmp.get("speedup")),
+                    "noisy": [m for m in (ref, eff) if _noisy((modes.get(m) or {}).get("step_ms"))],
+                    "min_speedup": _min_speedup(modes.get(ref) or {}, modes.get(eff) or {}),
+                    "attention_pair": [(m, fmt.percent(attention_share(analysed[m]))) for m in pair],
                     "memory_saved": fmt.bytes_binary(cmp.get("memory_saved_bytes")),
                     "memory_saved_share": fmt.percent(cmp.get("memory_saved_fraction")),
                     "has_comparison": bool(cmp),
                     "attention_shares": [(m, fmt.percent(attention_share(a))) for m, a in analysed.items()],
-                    "card": env.get("gpu_name"), "model": pick(config, "model.name", "model.id", "model"),
+                    "card": env.get("gpu_name"),
+                    "model": pick(config, "model.display_name", "model.name", "model"),
                     "resolution": pick(config, "resolution", "model.resolution", "image_size"),
-                    "dtype": pick(config, "dtype", "model.dtype", "precision"),
-                    "batch": pick(config, "batch_size", "batch")},
+                    # summary["run"] holds what "auto" settings resolved to on the device.
+                    "dtype": pick(run, "dtype") or pick(config, "dtype", "model.dtype"),
+                    "batch": pick(run, "batch") or pick(config, "batch_size", "batch"),
+                    "weights": pick(run, "weights")},
         "spec": spec_view(spec), "findings": findings.for_run(summary, analysed),
         "modes": mode_rows(modes), "views": [analysis_view(m, a) for m, a in analysed.items()],
         "pair": list(pair), "figs": figure_divs(figs),

@@ -79,63 +79,79 @@ def steps_in(analysis: dict) -> int:
     return max(1, len((analysis.get("timeline") or {}).get("steps") or []))
 
 
+HOST_COLOR = "#fbd38d"
+
+
+def _bar_height(n_bars: int, extra: int = 0) -> int:
+    return 130 + 34 * n_bars + extra
+
+
 def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None) -> go.Figure:
-    """Kernel time by bound plus GPU idle, per step, beside the measured step time.
+    """Per step: kernel time by bound, GPU idle inside the profiled window and, with timed runs,
+    the rest of the measured step (host overhead), with the measured median step marked.
 
     The trace window covers `steps_in` profiled steps: dividing by that count puts the trace's
-    figures on the same per-step scale as the timed runs.
+    figures on the same per-step scale as the timed runs. One horizontal bar per mode keeps
+    long mode names readable.
     """
-    labels = list(analyses)
+    labels = [_text(m) for m in analyses]
+    per_step = {m: 1e3 * steps_in(a) for m, a in analyses.items()}      # µs in window -> ms/step
     fig = go.Figure()
+
+    def segment(name: str, values: list[float], color: str, **marker) -> None:
+        fig.add_bar(name=name, y=labels, x=values, orientation="h", marker=dict(color=color, **marker),
+                    customdata=[fmt.duration_ms(v) for v in values],
+                    hovertemplate=f"%{{y}}<br>{name}: %{{customdata}} per step<extra></extra>")
+
     for bound in ("compute", "memory", "latency", "unknown"):
-        ys = [(a.get("bound_us") or {}).get(bound, 0.0) / steps_in(a) / 1e3 for a in analyses.values()]
-        if not any(ys):
-            continue
-        fig.add_bar(name=f"{bound}-bound kernels", x=labels, y=ys, marker_color=BOUND_COLORS[bound],
-                    customdata=[fmt.duration_ms(y) for y in ys],
-                    hovertemplate=f"%{{x}}<br>{bound}-bound kernels: %{{customdata}} per step<extra></extra>")
-    idle = [(a.get("timeline") or {}).get("idle_us", 0.0) / steps_in(a) / 1e3 for a in analyses.values()]
-    fig.add_bar(name="GPU idle", x=labels, y=idle, marker_color=IDLE_COLOR,
-                marker_pattern_shape="/", marker_pattern_fgcolor="#a0aec0",
-                customdata=[fmt.duration_ms(y) for y in idle],
-                hovertemplate="%{x}<br>GPU idle: %{customdata} per step<extra></extra>")
+        xs = [(a.get("bound_us") or {}).get(bound, 0.0) / per_step[m] for m, a in analyses.items()]
+        if any(xs):
+            segment(f"{bound}-bound kernels", xs, BOUND_COLORS[bound])
+    idle = [(a.get("timeline") or {}).get("idle_us", 0.0) / per_step[m] for m, a in analyses.items()]
+    segment("GPU idle in the profiled window", idle, IDLE_COLOR, pattern_shape="/", pattern_fgcolor="#a0aec0")
     if step_ms:
-        xs = [m for m in labels if step_ms.get(m)]
-        med = [step_ms[m]["median"] for m in xs]
-        iqr = [step_ms[m].get("iqr") or 0.0 for m in xs]
-        fig.add_scatter(name="measured step time (median, IQR)", x=xs, y=med, mode="markers",
-                        marker=dict(symbol="line-ew-open", size=40, color="#1a202c", line_width=3),
-                        error_y=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
+        # Whatever the measured step holds beyond the GPU work drawn so far: time with nothing
+        # queued on the GPU because the host was behind (plus the profiler's own overhead).
+        drawn = [sum(tr.x[i] for tr in fig.data) for i in range(len(labels))]
+        host = [max(0.0, (step_ms.get(m) or {}).get("median", 0.0) - d) if step_ms.get(m) else 0.0
+                for m, d in zip(analyses, drawn)]
+        if any(host):
+            segment("rest of the measured step (host overhead)", host, HOST_COLOR,
+                    pattern_shape=".", pattern_fgcolor="#dd6b20")
+        timed = [m for m in analyses if step_ms.get(m)]
+        med = [step_ms[m]["median"] for m in timed]
+        iqr = [step_ms[m].get("iqr") or 0.0 for m in timed]
+        fig.add_scatter(name="measured step (median, whiskers: IQR)", y=[_text(m) for m in timed], x=med,
+                        mode="markers", marker=dict(symbol="line-ns-open", size=26, color="#1a202c", line_width=3),
+                        error_x=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
                         customdata=[[fmt.duration_ms(m), fmt.duration_ms(i)] for m, i in zip(med, iqr)],
-                        hovertemplate="%{x}<br>measured step: %{customdata[0]} (IQR %{customdata[1]})<extra></extra>")
-    long_x = _label_px(labels) > 110
-    if long_x:
-        fig.update_xaxes(tickangle=-30, tickvals=labels, ticktext=[_chart_label(_text(x), 40) for x in labels])
-    return _style(fig, 380 + (120 if long_x else 0), bottom=170 if long_x else 40,
-                  barmode="stack", yaxis_title="ms per step", bargap=0.35,
+                        hovertemplate="%{y}<br>measured step: %{customdata[0]} (IQR %{customdata[1]})<extra></extra>")
+    fig.update_yaxes(autorange="reversed")
+    return _style(fig, _bar_height(len(labels), 40), left=20 + _label_px(labels, 13),
+                  barmode="stack", xaxis_title="ms per step", bargap=0.3,
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
 def categories(analyses: dict[str, dict]) -> go.Figure:
-    """GPU time per kernel category, one bar per mode or trace."""
+    """GPU time per kernel category: one stacked bar per mode or trace."""
     cats: list[str] = []
     for a in analyses.values():
         for c, v in (a.get("categories_us") or {}).items():
             if v and c not in cats:
                 cats.append(c)
     cats.sort(key=lambda c: -max((a.get("categories_us") or {}).get(c, 0.0) for a in analyses.values()))
+    labels = [_text(m) for m in analyses]
     fig = go.Figure()
-    for i, (label, a) in enumerate(analyses.items()):
-        vals = [(a.get("categories_us") or {}).get(c, 0.0) / 1e3 for c in cats]
-        total = (a.get("kernels") or {}).get("total_us") or sum(vals) * 1e3
-        fig.add_bar(name=_text(label), y=[_text(c) for c in cats], x=vals, orientation="h",
-                    marker_color=mode_color(i),
-                    customdata=[[fmt.duration_ms(v), fmt.percent(fmt.share(v * 1e3, total))] for v in vals],
-                    hovertemplate=f"{_text(label)} · %{{y}}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>")
+    for cat in cats:
+        vals = [(a.get("categories_us") or {}).get(cat, 0.0) / 1e3 for a in analyses.values()]
+        totals = [(a.get("kernels") or {}).get("total_us") for a in analyses.values()]
+        fig.add_bar(name=_text(cat), y=labels, x=vals, orientation="h", marker_color=category_color(cat),
+                    customdata=[[fmt.duration_ms(v), fmt.percent(fmt.share(v * 1e3, t))] for v, t in zip(vals, totals)],
+                    hovertemplate=f"%{{y}} · {_text(cat)}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>")
     fig.update_yaxes(autorange="reversed")
-    return _style(fig, 120 + 38 * len(cats) * max(1, len(analyses)) // 2 + 60, barmode="group",
-                  left=24 + _label_px(cats, 13),
-                  xaxis_title="GPU kernel time in the profiled window (ms)")
+    return _style(fig, _bar_height(len(labels), 30), barmode="stack", left=20 + _label_px(labels, 13),
+                  xaxis_title="GPU kernel time in the profiled window (ms)",
+                  legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
 def blocks_treemap(analyses: dict[str, dict]) -> go.Figure:
@@ -282,26 +298,48 @@ def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
 def memory_peaks(rows: dict[str, dict]) -> go.Figure:
     """Peak allocated and reserved memory per mode (timed runs), GiB."""
     fig = go.Figure()
-    labels = list(rows)
+    labels = [_text(m) for m in rows]
     for key, name, color in (("peak_allocated_bytes", "peak allocated", "#2b6cb0"),
                              ("peak_reserved_bytes", "peak reserved", "#a3bffa")):
-        ys = [(rows[m].get(key) or 0) / 2**30 for m in labels]
-        fig.add_bar(name=name, x=labels, y=ys, marker_color=color,
-                    customdata=[fmt.bytes_binary(rows[m].get(key)) for m in labels],
-                    hovertemplate=f"%{{x}} {name}: %{{customdata}}<extra></extra>")
-    return _style(fig, 340, bottom=40, barmode="group", yaxis_title="GiB")
+        xs = [(r.get(key) or 0) / 2**30 for r in rows.values()]
+        fig.add_bar(name=name, y=labels, x=xs, orientation="h", marker_color=color,
+                    customdata=[fmt.bytes_binary(r.get(key)) for r in rows.values()],
+                    hovertemplate=f"%{{y}} {name}: %{{customdata}}<extra></extra>")
+    fig.update_yaxes(autorange="reversed")
+    return _style(fig, _bar_height(len(labels), 20 * len(labels)), left=20 + _label_px(labels, 13),
+                  barmode="group", xaxis_title="GiB")
+
+
+MEMORY_POINTS = 600     # per line: enough for a 1366 px chart, small enough for a 6 MB page
+
+
+def downsample_keep_extremes(xs: list[float], ys: list[float], points: int = MEMORY_POINTS):
+    """At most `points` samples, keeping each bucket's lowest and highest value in time order,
+    so the peak and the troughs of the allocation curve survive the thinning."""
+    if len(xs) <= points:
+        return list(xs), list(ys)
+    buckets = points // 2
+    size = len(xs) / buckets
+    out_x, out_y = [], []
+    for i in range(buckets):
+        lo, hi = int(i * size), max(int((i + 1) * size), int(i * size) + 1)
+        idx = range(lo, min(hi, len(xs)))
+        keep = sorted({min(idx, key=ys.__getitem__), max(idx, key=ys.__getitem__)})
+        out_x += [xs[k] for k in keep]
+        out_y += [ys[k] for k in keep]
+    return out_x, out_y
 
 
 def memory_timeline(analyses: dict[str, dict]) -> go.Figure | None:
     fig = go.Figure()
     for i, (label, a) in enumerate(analyses.items()):
         tl = (a.get("memory") or {}).get("timeline") or {}
-        ts, alloc = tl.get("ts_us") or [], tl.get("allocated_bytes") or []
+        ts, alloc = downsample_keep_extremes(tl.get("ts_us") or [], tl.get("allocated_bytes") or [])
         if not ts:
             continue
         t0 = ts[0]
-        fig.add_scatter(x=[(t - t0) / 1e3 for t in ts], y=[b / 2**30 for b in alloc], name=_text(label),
-                        mode="lines", line=dict(color=mode_color(i), width=2, shape="hv"),
+        fig.add_scatter(x=[round((t - t0) / 1e3, 3) for t in ts], y=[round(b / 2**30, 4) for b in alloc],
+                        name=_text(label), mode="lines", line=dict(color=mode_color(i), width=2, shape="hv"),
                         hovertemplate=f"{_text(label)}<br>%{{x:.2f}} ms: %{{y:.3f}} GiB<extra></extra>")
     if not fig.data:
         return None
