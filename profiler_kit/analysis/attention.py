@@ -6,6 +6,10 @@ module scopes, one instance of the outermost attention op (aten::scaled_dot_prod
 an xformers op). Its backend is the kernel family that actually ran (the one with most time in
 the call); ``fallback`` flags a call that ran SDPA's math backend, ``mixed`` a trace whose calls
 ran more than one backend.
+
+``heads`` is what the attention op saw: None for the vanilla chain (batch and heads are folded
+into one dimension) and 1 for diffusers' xformers path (it folds heads into the batch too);
+``batch_x_heads`` is comparable across all backends.
 """
 
 from __future__ import annotations
@@ -35,15 +39,18 @@ def _shape(layout: str, dims: list) -> dict | None:
     try:
         if layout == "BHLE":
             q, k = dims[0], dims[1]
-            return {"q_tokens": q[2], "kv_tokens": k[2], "heads": q[1], "head_dim": q[3]}
+            return {"q_tokens": q[2], "kv_tokens": k[2], "heads": q[1], "head_dim": q[3],
+                    "batch_x_heads": q[0] * q[1]}
         if layout == "BLHE":
             q, k = dims[0], dims[1]
-            return {"q_tokens": q[1], "kv_tokens": k[1], "heads": q[2], "head_dim": q[3]}
+            return {"q_tokens": q[1], "kv_tokens": k[1], "heads": q[2], "head_dim": q[3],
+                    "batch_x_heads": q[0] * q[2]}
         # vanilla: QK^T as baddbmm(scores, Q[BH,L,E], K^T[BH,E,S]) or bmm(Q, K^T); heads are
         # folded into the batch dimension and cannot be told apart from the batch size.
         q, kt = (dims[1], dims[2]) if layout == "baddbmm" else (dims[0], dims[1])
         if len(q) == 3 and len(kt) == 3 and q[2] == kt[1]:
-            return {"q_tokens": q[1], "kv_tokens": kt[2], "heads": None, "head_dim": q[2]}
+            return {"q_tokens": q[1], "kv_tokens": kt[2], "heads": None, "head_dim": q[2],
+                    "batch_x_heads": q[0]}
     except (IndexError, TypeError):
         pass
     return None
@@ -64,7 +71,8 @@ def _call_shape(table: KernelTable, kernels: np.ndarray) -> dict:
                 found = _shape(layout, dims) if dims else None
                 if found:
                     return found
-    return {"q_tokens": None, "kv_tokens": None, "heads": None, "head_dim": None}
+    return {"q_tokens": None, "kv_tokens": None, "heads": None, "head_dim": None,
+            "batch_x_heads": None}
 
 
 def _kind(scope: str, shape: dict) -> str | None:

@@ -4,7 +4,7 @@ Which op carries the cost: walk from the kernel's innermost aten op outwards and
 OUTERMOST op the cost model returns a cost for (aten::conv2d rather than
 aten::cudnn_convolution; aten::scaled_dot_product_attention rather than
 aten::_flash_attention_forward). Each op instance is then costed exactly once, however many
-kernels it launches.
+kernels it launches. The walk stops below a DECOMPOSITIONS op (SDPA's math backend).
 
 How an op's cost is split over its kernels: in proportion to kernel time. The layout
 conversions and helper kernels of a convolution thus carry a share of its FLOPs; the sums per
@@ -23,6 +23,10 @@ from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.trace import compact_raw, decode_raw
 
 BOUNDS = ("compute", "memory", "latency", "unknown")
+# Ops that run as a chain of ordinary aten ops: their kernels are costed by those ops (the walk
+# outwards stops below them). SDPA's math backend materialises the N x N scores like vanilla
+# attention; costing it as one fused attention would hide exactly that traffic.
+DECOMPOSITIONS = frozenset({"aten::_scaled_dot_product_attention_math"})
 UNKNOWN = BOUNDS.index("unknown")
 
 
@@ -86,6 +90,10 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
     def cost_node_of(op: int) -> int:
         if op not in top:
             chain = tree.op_ancestors(op)
+            for i, o in enumerate(chain):
+                if names[spans.name_id[o]] in DECOMPOSITIONS:
+                    chain = chain[:i]
+                    break
             known = [o for o in chain if cost_of(o) is not None]
             top[op] = known[-1] if known else -1
         return top[op]

@@ -2,10 +2,10 @@
 
 Busy time is the union of kernel, memcpy and memset intervals over all streams: two kernels
 overlapping on two streams count once. The window runs from the first to the last GPU activity;
-with profiler steps it is each step's span on the GPU timeline (Kineto's ``gpu_user_annotation``
-"ProfilerStep#N", which is what TraceLens reports as total time), or, in traces without it, the
-first to last GPU activity launched during the CPU-side step. With several steps the totals
-are the sums over the steps (the gaps between steps belong to the profiler, not the workload).
+with profiler steps it is each step's span on the GPU timeline: first to last GPU activity
+launched during the CPU-side "ProfilerStep#N" (what TraceLens reports as total time). With several
+steps the totals are the sums over the steps (the gaps between steps belong to the profiler,
+not the workload).
 
 An idle gap is attributed to
 - "sync": a CPU thread sat in a synchronising call (cudaDeviceSynchronize,
@@ -92,23 +92,29 @@ def _window_figures(seg_start, seg_end, seg_first, launch_ns, sync, w0: int, w1:
 
 
 def _step_windows(table: KernelTable, starts, ends) -> list[tuple[str, int, int]]:
+    """(name, start ns, end ns) of each profiler step on the GPU timeline: from the first to
+    the last GPU activity launched during the CPU-side step, widened to Kineto's GPU-side
+    "ProfilerStep#N" annotation where there is one. The annotation alone is not enough: Kineto
+    builds it from the kernels launched directly under the step, so with nested
+    record_function scopes (our module:: scopes) it can shrink to a microsecond."""
     trace = table.trace
     names = trace.names
-    ann = trace.gpu_annotations
-    steps = [(names[ann.name_id[i]], int(ann.start_ns[i]), int(ann.start_ns[i] + ann.dur_ns[i]))
-             for i in range(len(ann)) if _STEP.match(names[ann.name_id[i]])]
-    if steps:
-        return sorted(steps, key=lambda s: s[1])
-    spans = trace.spans
-    launch = table.launch_ns
-    out = []
-    for i in np.flatnonzero(np.isin(spans.name_id, [i for i, nm in enumerate(names)
-                                                     if _STEP.match(nm)])).tolist():
+    step_ids = [i for i, nm in enumerate(names) if _STEP.match(nm)]
+    windows: dict[str, list[int]] = {}
+    spans, launch = trace.spans, table.launch_ns
+    for i in np.flatnonzero(np.isin(spans.name_id, step_ids)).tolist():
         s0, s1 = spans.start_ns[i], spans.start_ns[i] + spans.dur_ns[i]
-        mine = (launch >= s0) & (launch <= s1)
+        # activities without a launch record count by their own start
+        mine = np.where(launch >= 0, (launch >= s0) & (launch <= s1),
+                        (starts >= s0) & (starts <= s1))
         if mine.any():
-            out.append((names[spans.name_id[i]], int(starts[mine].min()), int(ends[mine].max())))
-    return sorted(out, key=lambda s: s[1])
+            windows[names[spans.name_id[i]]] = [int(starts[mine].min()), int(ends[mine].max())]
+    ann = trace.gpu_annotations
+    for i in np.flatnonzero(np.isin(ann.name_id, step_ids)).tolist():
+        a0, a1 = int(ann.start_ns[i]), int(ann.start_ns[i] + ann.dur_ns[i])
+        w = windows.setdefault(names[ann.name_id[i]], [a0, a1])
+        w[0], w[1] = min(w[0], a0), max(w[1], a1)
+    return sorted(((name, w0, w1) for name, (w0, w1) in windows.items()), key=lambda s: s[1])
 
 
 def analyze_timeline(table: KernelTable) -> dict:
