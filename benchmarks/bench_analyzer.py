@@ -32,16 +32,21 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 TIME = "/usr/bin/time"
 
+# HTA 0.5's temporal breakdown fails an assertion (non_compute_time >= 0) on traces whose GPU
+# lanes carry record_function ranges (gpu_user_annotation), as our module:: scopes do. The run
+# then ends early: HTA's time is an underestimate, so the speed-up reported is conservative.
 HTA_SCRIPT = """
 import json, sys
 from hta.trace_analysis import TraceAnalysis
 analyzer = TraceAnalysis(trace_dir=sys.argv[1])
 kernel_types, kernels = analyzer.get_gpu_kernel_breakdown(visualize=False)
-temporal = analyzer.get_temporal_breakdown(visualize=False)
-row = temporal.iloc[0]
-json.dump({"kernel_us": float(kernel_types["sum"].sum()),
-           "idle_us": float(row["idle_time(us)"]),
-           "window_us": float(row["kernel_time(us)"])}, open(sys.argv[2], "w"))
+result = {"kernel_us": float(kernel_types["sum"].sum()), "temporal_error": None}
+try:
+    row = analyzer.get_temporal_breakdown(visualize=False).iloc[0]
+    result.update(idle_us=float(row["idle_time(us)"]), window_us=float(row["kernel_time(us)"]))
+except AssertionError as exc:
+    result["temporal_error"] = f"AssertionError {exc}".strip()
+json.dump(result, open(sys.argv[2], "w"))
 """
 
 
@@ -132,9 +137,14 @@ def main() -> int:
           f"(target: >= 5x faster, <= 0.5x memory)")
     gpu_us = ours["kernels"]["total_us"] + ours["kernels"]["memcpy_us"] + ours["kernels"]["memset_us"]
     print(f"same trace, same figures? GPU activity time: profiler_kit {gpu_us:.0f} us, HTA "
-          f"{hta['kernel_us']:.0f} us; window: {ours['timeline']['window_us']:.0f} vs "
-          f"{hta['window_us']:.0f} us; idle: {ours['timeline']['idle_us']:.0f} vs "
-          f"{hta['idle_us']:.0f} us")
+          f"{hta['kernel_us']:.0f} us")
+    if hta["temporal_error"]:
+        print(f"HTA's temporal breakdown failed ({hta['temporal_error']}) and was skipped: "
+              "HTA's run is shorter than a complete one, the speed-up above is a lower bound")
+    else:
+        print(f"window: profiler_kit {ours['timeline']['window_us']:.0f} vs HTA "
+              f"{hta['window_us']:.0f} us; idle: {ours['timeline']['idle_us']:.0f} vs "
+              f"{hta['idle_us']:.0f} us")
     return 0
 
 
