@@ -313,3 +313,68 @@ def test_estimate_from_kineto_args_dict():
     cost = estimate_from_args("aten::mm", args)
     assert isinstance(cost, OpCost) and cost.flops == 2 * 788 * 768 * 768
     assert cost.intensity_flops_per_byte == pytest.approx(cost.flops / cost.bytes)
+
+
+# --- Real SD 1.5 UNet traces (H200, this project's own captures in tests/data/sd/) ---------
+
+SD_TRACES = Path(__file__).parent / "data" / "sd"
+
+
+def _launching_ops(mode):
+    """(op name, args) of every CPU op that launched a GPU kernel, through Kineto's External id."""
+    import gzip
+    import json
+
+    events = json.loads(gzip.decompress((SD_TRACES / f"trace_{mode}.json.gz").read_bytes()))["traceEvents"]
+    ops = {e["args"].get("External id"): e for e in events if e.get("cat") == "cpu_op"}
+    launched = {}
+    for e in events:
+        if e.get("cat") == "kernel":
+            op = ops.get(e.get("args", {}).get("External id"))
+            if op is not None:
+                launched[id(op)] = op
+    return [(op["name"], op["args"]) for op in launched.values()]
+
+
+@pytest.mark.parametrize("mode", ["vanilla", "xformers", "sdpa", "sdpa_flash", "sdpa_efficient",
+                                  "sdpa_cudnn", "sdpa_math"])
+def test_every_kernel_launching_op_of_the_sd_unet_is_modelled(mode):
+    unmodelled = {name for name, args in _launching_ops(mode)
+                  if estimate_from_args(name, args, fallback_dtype="fp16") is None}
+    assert unmodelled <= {"aten::arange"}    # the timestep embedding's 1 µs arange
+
+
+def test_sd_trace_attention_ops_as_recorded():
+    # xformers 0.0.35 + diffusers pass (B·H, N, d); xformers views it as (B·H, N, 1, d).
+    xf = estimate_op("xformers_flash::flash_fwd", [[16, 4096, 1, 40]] * 3 + [[]] * 12,
+                     [H] * 3 + ["", "", ""] + ["Scalar"] * 8 + [""],
+                     ["", "", "", "", "", "", "4096", "4096", "0.", "0.15811388300841897", "False", "-1", "-1",
+                      "False", ""])
+    assert (xf.attention.batch, xf.attention.heads, xf.attention.q_tokens) == (16, 1, 4096)
+    assert xf.flops == 4 * 16 * 4096 * 4096 * 40 and not xf.attention.causal
+    # torch 2.11's cuDNN backend: _cudnn_attention_forward, SDPA layout, LSE only on request.
+    cudnn = estimate_op("aten::_cudnn_attention_forward", [[2, 8, 4096, 40]] * 3 + [[]] * 10,
+                        [H] * 3 + ["", "", ""] + ["Scalar"] * 6 + [""],
+                        ["", "", "", "", "", "", "4096", "4096", "False", "0.", "False", "False", ""])
+    assert cudnn.bytes == 4 * 2 * 8 * 4096 * 40 * 2 and cudnn.flops == xf.flops
+    # SDPA's math backend (_safe_softmax) scans the fp32 scores twice more.
+    isneginf = estimate_op("aten::isneginf", [[2, 8, 4096, 4096]], [F32], [""])
+    assert isneginf.bytes == 2 * 8 * 4096 * 4096 * (4 + 1)
+    everything = estimate_op("aten::all", [[2, 8, 4096, 4096], [], []], ["bool", "Scalar", "Scalar"], ["", "-1", "True"])
+    assert everything.bytes == 2 * 8 * 4096 * 4096 + 2 * 8 * 4096
+
+
+def test_sd_trace_vanilla_attention_moves_far_more_bytes_than_xformers():
+    def attention_bytes(mode, names):
+        return sum(estimate_from_args(n, a).bytes for n, a in _launching_ops(mode) if n in names)
+
+    chain = {"aten::baddbmm", "aten::_softmax", "aten::bmm"}
+    fused = {"aten::_flash_attention_forward"}
+    # Top-level self-attention (4096 tokens; its bmm reads the 4096 x 4096 probabilities):
+    top_vanilla = sum(estimate_from_args(n, a).bytes for n, a in _launching_ops("vanilla")
+                      if n in chain and a["Input Dims"][0][1:] == [4096, 4096])
+    top_fused = sum(estimate_from_args(n, a).bytes for n, a in _launching_ops("xformers")
+                    if n in fused and a["Input Dims"][1][1] == 4096 and a["Input Dims"][0][1] == 4096)
+    assert top_vanilla / top_fused > 50
+    # The whole UNet, cross-attention (77 keys) and the coarser levels included: ~42x.
+    assert attention_bytes("vanilla", chain) / attention_bytes("xformers", fused) > 30

@@ -356,14 +356,19 @@ _ELEMENTWISE: dict[str, tuple[int, bool]] = {
     "addcmul": (2, False), "addcdiv": (2, False), "lerp": (2, False),
     "masked_fill": (1, False), "eq": (1, False), "ne": (1, False), "lt": (1, False),
     "le": (1, False), "gt": (1, False), "ge": (1, False),
+    # SDPA's math backend checks the scores with these (_safe_softmax): one pass each.
+    "isneginf": (1, False), "isposinf": (1, False), "isinf": (1, False), "isnan": (1, False),
+    "logical_not": (1, False), "logical_and": (1, False), "logical_or": (1, False),
 }
-_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge"}
+_COMPARISONS = {"eq", "ne", "lt", "le", "gt", "ge", "isneginf", "isposinf", "isinf", "isnan",
+                "logical_not", "logical_and", "logical_or"}
 # Pure data movement: no arithmetic. Output = same elements as the (first) input.
 _FILLS = {"fill", "zero", "uniform", "normal", "random", "bernoulli", "exponential"}
 _COPIES = _FILLS | {"copy", "clone", "contiguous", "_to_copy", "to", "index_select",
            "embedding", "repeat", "roll", "flip", "constant_pad_nd", "pad", "tril", "triu"}
 _JOINS = {"cat", "stack", "_cat"}
-_REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "norm", "var", "std"}
+_REDUCTIONS = {"sum", "mean", "amax", "amin", "max", "min", "prod", "norm", "var", "std", "all", "any"}
+_BOOL_REDUCTIONS = {"all", "any"}
 _UPSAMPLES = {"upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
               "upsample_bilinear2d", "upsample_linear1d", "upsample_trilinear3d", "upsample_bicubic2d"}
 _UPSAMPLE_FLOPS = {"nearest": 0, "linear": 3, "bilinear": 7, "trilinear": 15, "bicubic": 31}
@@ -470,7 +475,8 @@ def _reduction(base: str, args: Sequence[Arg]) -> OpCost | None:
         out_numel = math.prod(s for i, s in enumerate(x.shape) if i not in reduced)
     else:
         out_numel = 1
-    return OpCost(flops=float(x.numel), bytes=float(x.nbytes + out_numel * x.itemsize), engine="cuda",
+    out_itemsize = 1 if base in _BOOL_REDUCTIONS else x.itemsize
+    return OpCost(flops=float(x.numel), bytes=float(x.nbytes + out_numel * out_itemsize), engine="cuda",
                   dtype=x.dtype or "unknown", formula="reduction", kind="reduction")
 
 

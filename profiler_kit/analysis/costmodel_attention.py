@@ -45,6 +45,9 @@ _BHMK_OPS = {
     "aten::_scaled_dot_product_efficient_attention": ("efficient", 6, None, 4, 3),
     # _scaled_dot_product_cudnn_attention(q, k, v, attn_bias, compute_log_sumexp, dropout_p, is_causal, return_debug_mask, scale)
     "aten::_scaled_dot_product_cudnn_attention": ("cudnn", 6, None, 4, 3),
+    # _cudnn_attention_forward(q, k, v, attn_bias, cum_seq_q, cum_seq_k, max_q, max_k,
+    #   compute_log_sumexp, dropout_p, is_causal, return_debug_mask, scale): torch >= 2.9
+    "aten::_cudnn_attention_forward": ("cudnn", 10, None, 8, 3),
 }
 _BMHK_OPS = {
     # _flash_attention_forward(q, k, v, cum_seq_q, cum_seq_k, max_q, max_k, dropout_p, is_causal, ...)
@@ -53,6 +56,13 @@ _BMHK_OPS = {
     #   max_seqlen_k, dropout_p, custom_mask_type, compute_log_sumexp, scale, ...)
     "aten::_efficient_attention_forward": ("efficient", 9, None, 10, 3),
 }
+
+
+# xformers_flash::flash_fwd(q, k, v, cu_seqlens_q, cu_seqlens_k, seqused_k, max_seqlen_q,
+#   max_seqlen_k, p, softmax_scale, is_causal, window_left, window_right, return_softmax, ...):
+# FlashAttention-2 as xformers builds it; it always writes the log-sum-exp. diffusers'
+# XFormersAttnProcessor passes (B·H, M, K), which xformers views as (B·H, M, 1, K).
+_XFORMERS_FLASH = {"xformers_flash::flash_fwd", "xformers_flash3::flash_fwd"}
 
 
 def is_fused_attention(name: str) -> bool:
@@ -87,9 +97,11 @@ def estimate_attention(name: str, args: Sequence[Arg]) -> OpCost | None:
         layout, (family, causal_i, writes_lse, lse_flag_i, bias_i) = "BHMK", _BHMK_OPS[name]
     elif name in _BMHK_OPS:
         layout, (family, causal_i, writes_lse, lse_flag_i, bias_i) = "BMHK", _BMHK_OPS[name]
+    elif name in _XFORMERS_FLASH:
+        layout, family, causal_i, writes_lse, lse_flag_i, bias_i = "BMHK", "flash", 10, True, None, None
     elif _is_xformers_forward(name):
-        # xformers' attn_bias is a Python object (not visible); its LSE output depends on a flag
-        # whose position changed across versions, so it is left out (under 1% of the bytes).
+        # Other xformers forwards: attn_bias is a Python object (not visible) and the LSE flag's
+        # position changed across versions, so the LSE is left out (under 1% of the bytes).
         layout, family, causal_i, writes_lse, lse_flag_i, bias_i = (
             "BMHK", _xformers_family(name), None, False, None, None)
     else:

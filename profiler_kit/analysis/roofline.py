@@ -4,8 +4,9 @@ An op doing F FLOPs and moving B bytes cannot finish faster than
 ``roofline_us = max(F / peak, B / bandwidth)``, with ``peak`` the rate of the engine and dtype it
 runs on (tensor cores for fp16/bf16/tf32 matmul, conv and attention; CUDA cores otherwise).
 Whichever term is larger names the bound. Kernels that are very short, or that reach only a small
-fraction of either roof, are limited by something the model does not contain (launch latency,
-tail effects, synchronization, occupancy) and are called ``latency``-bound instead.
+fraction of either roof while having little work to do, are limited by something the model does
+not contain (launch latency, tail effects, too few blocks to fill the SMs) and are called
+``latency``-bound instead.
 """
 
 from __future__ import annotations
@@ -28,6 +29,15 @@ LATENCY_THRESHOLD_US = 5.0
 # 70-90% of bandwidth; 10% leaves a wide margin for estimate error before we call it latency.
 LOW_ATTAINMENT = 0.10
 
+# ...but only when the op's ideal work is small. A kernel whose roofline time is at least this
+# long has work enough to fill every SM for many waves, and its fixed costs (launch, ramp-up,
+# the last wave's tail: a few µs) cannot explain a 10x shortfall. It is inefficient inside
+# (tile padding such as head_dim 40 padded to 64, an sm80 kernel on an sm90 card, register
+# spills), so it is judged against its nearer roof and flagged ``far_below_roof``. Seen on an
+# H200: PyTorch's CUTLASS attention kernel for SD 1.5 (head_dim 40) runs ~580 µs per call
+# against a 43 µs compute roof, 7.5% attainment, and is no more latency-bound than a GEMM.
+SUBSTANTIAL_WORK_US = 10.0
+
 BOUNDS = ("compute", "memory", "latency", "unknown")
 
 
@@ -47,6 +57,7 @@ class RooflinePoint:
     peak_tflops: float | None     # the compute roof used
     engine: str                   # engine of the roof used ("tensor" / "cuda")
     dtype: str                    # dtype of the roof used ("tf32" when fp32 ran as TF32)
+    far_below_roof: bool = False  # attainment < LOW_ATTAINMENT: worth a look whatever the bound
 
 
 def _roof(cost: OpCost, allow_tf32: bool) -> tuple[str, str]:
@@ -80,7 +91,8 @@ def roofline(cost: OpCost, duration_us: float, spec: GpuSpec, allow_tf32: bool =
     if compute_us is None:
         # No compute roof for this math on this card: neither bound nor attainment can be judged.
         bound = "unknown"
-    elif duration_us < LATENCY_THRESHOLD_US or attainment < LOW_ATTAINMENT:
+    elif duration_us < LATENCY_THRESHOLD_US or (
+            attainment < LOW_ATTAINMENT and roofline_us < SUBSTANTIAL_WORK_US):
         # roofline_us is the larger of the two roofs, so attainment < 10% means below 10% of both.
         bound = "latency"
     else:
@@ -91,7 +103,7 @@ def roofline(cost: OpCost, duration_us: float, spec: GpuSpec, allow_tf32: bool =
         roofline_us=roofline_us, compute_us=compute_us, memory_us=memory_us, bound=bound,
         attainment=attainment, duration_us=duration_us, achieved_tflops=achieved_tflops,
         achieved_gbps=achieved_gbps, peak_tflops=peak / 1e12 if peak else None,
-        engine=engine, dtype=dtype,
+        engine=engine, dtype=dtype, far_below_roof=attainment < LOW_ATTAINMENT,
     )
 
 
