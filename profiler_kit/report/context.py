@@ -52,6 +52,7 @@ def analysis_view(label: str, a: dict) -> dict:
             "steps": len(tl.get("steps") or []),
             "kernel_count": fmt.count(k.get("count")), "kernel_time": fmt.duration_us(k.get("total_us")),
             "window": fmt.duration_us(tl.get("window_us")), "busy": fmt.duration_us(tl.get("busy_us")),
+            "window_per_step": fmt.duration_us((tl.get("window_us") or 0) / figures.steps_in(a)),
             "idle": fmt.duration_us(tl.get("idle_us")),
             "idle_share": fmt.percent(fmt.share(tl.get("idle_us"), tl.get("window_us"))),
             "attention_time": fmt.duration_us((a.get("attention") or {}).get("total_us")),

@@ -87,13 +87,15 @@ def _bar_height(n_bars: int, extra: int = 0) -> int:
 
 
 def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None) -> go.Figure:
-    """Per step: kernel time by bound, GPU idle inside the profiled window and, with timed runs,
-    the rest of the measured step (host overhead), with the measured median step marked.
+    """Per step: GPU kernel time by bound, then the time the GPU had no kernel running.
 
-    The trace window covers `steps_in` profiled steps: dividing by that count puts the trace's
-    figures on the same per-step scale as the timed runs. One horizontal bar per mode keeps
-    long mode names readable.
+    With timed runs (experiment reports) that time is the measured median step minus the kernel
+    time: the profiler's own host overhead stretches the profiled window, so the trace's idle
+    time would overstate it. Without them (any trace) it is the idle time inside the profiled
+    window. The trace covers `steps_in` profiled steps; dividing by that count gives per-step
+    figures. One horizontal bar per mode keeps long names readable.
     """
+    step_ms = step_ms or {}
     labels = [_text(m) for m in analyses]
     per_step = {m: 1e3 * steps_in(a) for m, a in analyses.items()}      # µs in window -> ms/step
     fig = go.Figure()
@@ -103,22 +105,24 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
                     customdata=[fmt.duration_ms(v) for v in values],
                     hovertemplate=f"%{{y}}<br>{name}: %{{customdata}} per step<extra></extra>")
 
+    kernel_ms = {m: 0.0 for m in analyses}
     for bound in ("compute", "memory", "latency", "unknown"):
         xs = [(a.get("bound_us") or {}).get(bound, 0.0) / per_step[m] for m, a in analyses.items()]
+        for m, x in zip(analyses, xs):
+            kernel_ms[m] += x
         if any(xs):
             segment(f"{bound}-bound kernels", xs, BOUND_COLORS[bound])
-    idle = [(a.get("timeline") or {}).get("idle_us", 0.0) / per_step[m] for m, a in analyses.items()]
-    segment("GPU idle in the profiled window", idle, IDLE_COLOR, pattern_shape="/", pattern_fgcolor="#a0aec0")
-    if step_ms:
-        # Whatever the measured step holds beyond the GPU work drawn so far: time with nothing
-        # queued on the GPU because the host was behind (plus the profiler's own overhead).
-        drawn = [sum(tr.x[i] for tr in fig.data) for i in range(len(labels))]
-        host = [max(0.0, (step_ms.get(m) or {}).get("median", 0.0) - d) if step_ms.get(m) else 0.0
-                for m, d in zip(analyses, drawn)]
-        if any(host):
-            segment("rest of the measured step (host overhead)", host, HOST_COLOR,
-                    pattern_shape=".", pattern_fgcolor="#dd6b20")
-        timed = [m for m in analyses if step_ms.get(m)]
+    waiting = [max(0.0, step_ms[m]["median"] - kernel_ms[m]) if (step_ms.get(m) or {}).get("median") else 0.0
+               for m in analyses]
+    if any(waiting):
+        segment("GPU waiting on the host (measured step − kernel time)", waiting, HOST_COLOR,
+                pattern_shape=".", pattern_fgcolor="#dd6b20")
+    idle = [0.0 if (step_ms.get(m) or {}).get("median") else (a.get("timeline") or {}).get("idle_us", 0.0) / per_step[m]
+            for m, a in analyses.items()]
+    if any(idle):
+        segment("GPU idle in the profiled window", idle, IDLE_COLOR, pattern_shape="/", pattern_fgcolor="#a0aec0")
+    timed = [m for m in analyses if (step_ms.get(m) or {}).get("median")]
+    if timed:
         med = [step_ms[m]["median"] for m in timed]
         iqr = [step_ms[m].get("iqr") or 0.0 for m in timed]
         fig.add_scatter(name="measured step (median, whiskers: IQR)", y=[_text(m) for m in timed], x=med,
@@ -154,8 +158,17 @@ def categories(analyses: dict[str, dict]) -> go.Figure:
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
+def _lighten(hex_color: str, amount: float = 0.55) -> str:
+    r, g, b = (int(hex_color[i:i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{int(c + (255 - c) * amount):02x}" for c in (r, g, b))
+
+
 def blocks_treemap(analyses: dict[str, dict]) -> go.Figure:
-    """Mode → UNet block → category; tile area is GPU time, so modes compare by size too."""
+    """Mode → UNet block → category; tile area is GPU time, so modes compare by size too.
+
+    Two levels show at once (drawing all three made this the slowest figure on the page): each
+    block is tinted by its largest category and its hover lists the top categories; a click
+    opens the block's categories."""
     ids, labels, parents, values, colors, hover = [], [], [], [], [], []
     for label, a in analyses.items():
         blocks = a.get("blocks_us") or {}
@@ -171,8 +184,10 @@ def blocks_treemap(analyses: dict[str, dict]) -> go.Figure:
                 continue
             bid = f"{root}/{_text(block)}"
             ids.append(bid); labels.append(_text(block)); parents.append(root); values.append(block_total)
-            colors.append("#edf2f7")
-            hover.append(f"{fmt.duration_us(block_total)} ({fmt.percent(block_total / mode_total)} of {_text(label)})")
+            top = sorted(((us, c) for c, us in cats.items() if us), reverse=True)
+            colors.append(_lighten(category_color(top[0][1])))
+            hover.append(f"{fmt.duration_us(block_total)} ({fmt.percent(block_total / mode_total)} of {_text(label)})<br>"
+                         + ", ".join(f"{_text(c)} {fmt.percent(us / block_total, 0)}" for us, c in top[:4]))
             for cat, us in cats.items():
                 if not us:
                     continue
@@ -180,7 +195,7 @@ def blocks_treemap(analyses: dict[str, dict]) -> go.Figure:
                 colors.append(category_color(cat))
                 hover.append(f"{fmt.duration_us(us)} ({fmt.percent(us / block_total)} of the block)")
     fig = go.Figure(go.Treemap(ids=ids, labels=labels, parents=parents, values=values,
-                               branchvalues="total", customdata=hover, maxdepth=3,
+                               branchvalues="total", customdata=hover, maxdepth=2,
                                marker=dict(colors=colors), textinfo="label+percent parent",
                                hovertemplate="%{id}<br>%{customdata}<extra></extra>",
                                tiling=dict(pad=2), pathbar=dict(visible=True)))
@@ -201,7 +216,8 @@ def attention_by_layer(analyses: dict[str, dict]) -> list[dict]:
             row = rows.setdefault(scope, {"scope": scope, "kind": call.get("kind"),
                                           "level": call.get("level"), "q_tokens": call.get("q_tokens"),
                                           "kv_tokens": call.get("kv_tokens"), "heads": call.get("heads"),
-                                          "head_dim": call.get("head_dim"), "modes": {}})
+                                          "head_dim": call.get("head_dim"),
+                                          "batch_x_heads": call.get("batch_x_heads"), "modes": {}})
             m = row["modes"].setdefault(label, {"calls": 0, "time_us": 0.0, "flops_estimate": 0.0,
                                                 "hbm_bytes_estimate": 0.0, "backends": [], "kernels": []})
             m["calls"] += 1
