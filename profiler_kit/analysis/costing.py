@@ -108,24 +108,32 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
     points = []
     costed = np.flatnonzero(cost_node >= 0)
     if len(costed):
-        order = costed[np.argsort(cost_node[costed], kind="stable")]
-        groups = np.split(order, np.flatnonzero(np.diff(cost_node[order])) + 1)
+        # one group per costed op instance; shares of the op's time per kernel, vectorised
+        nodes, group = np.unique(cost_node[costed], return_inverse=True)
+        time_us = np.bincount(group, weights=dur_us[costed])
+        count = np.bincount(group)
+        share = np.where(time_us[group] > 0, dur_us[costed] / np.maximum(time_us[group], 1e-300),
+                         1.0 / count[group])
+        op_flops = np.asarray([op_cost[nd].flops for nd in nodes.tolist()])
+        op_bytes = np.asarray([op_cost[nd].bytes for nd in nodes.tolist()])
+        flops[costed] = op_flops[group] * share
+        hbm[costed] = op_bytes[group] * share
+        # the longest kernel of each op: sort by (group, duration) and take each group's last
+        order = np.lexsort((dur_us[costed], group))
+        main = costed[order[np.r_[np.flatnonzero(np.diff(group[order])), len(order) - 1]]]
         bound_index = {b: i for i, b in enumerate(BOUNDS)}
-        for kernels in groups:
-            node = int(cost_node[kernels[0]])
+        op_bound = np.full(len(nodes), UNKNOWN, dtype=np.int8)
+        for g, (node, t_us, k) in enumerate(zip(nodes.tolist(), time_us.tolist(),
+                                                 main.tolist())):
             cost = op_cost[node]
-            time_us = float(dur_us[kernels].sum())
-            share = dur_us[kernels] / time_us if time_us > 0 else np.full(len(kernels),
-                                                                          1 / len(kernels))
-            flops[kernels] = cost.flops * share
-            hbm[kernels] = cost.bytes * share
-            point = roofline(cost, time_us, spec) if spec is not None else None
+            point = roofline(cost, t_us, spec) if spec is not None else None
             if point is not None:
-                bound[kernels] = bound_index[point.bound]
+                op_bound[g] = bound_index[point.bound]
             points.append(OpPoint(
                 node=node, op=names[spans.name_id[node]],
                 shapes=compact_raw(texts[spans.input_dims[node]]),
-                dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=time_us,
-                point=point, main_kernel=int(kernels[np.argmax(dur_us[kernels])])))
+                dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=t_us,
+                point=point, main_kernel=k))
+        bound[costed] = op_bound[group]
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
                        points=tuple(points))
