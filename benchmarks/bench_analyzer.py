@@ -3,7 +3,8 @@
     python benchmarks/bench_analyzer.py TRACE [--reps 5] [--hta-python /tmp/htavenv/bin/python]
 
 Each measurement is a fresh process (imports included, as a user pays them) run under
-``/usr/bin/time -v`` for its peak RSS; wall time is taken around the process. The two tools
+``/usr/bin/time -v`` for its peak RSS and CPU time (user + system: steadier than wall time on a
+shared machine); wall time is taken around the process. The two tools
 alternate, after one untimed warm-up run each (so both read the trace from the page cache).
 HTA does what its users do to get the same figures: load the trace, kernel breakdown, temporal
 breakdown (``TraceAnalysis(trace_dir)``, ``get_gpu_kernel_breakdown``,
@@ -50,15 +51,17 @@ json.dump(result, open(sys.argv[2], "w"))
 """
 
 
-def _measure(cmd: list[str], cwd: Path) -> tuple[float, int]:
-    """(wall seconds, peak RSS bytes) of one process."""
+def _measure(cmd: list[str], cwd: Path) -> tuple[float, int, float]:
+    """(wall seconds, peak RSS bytes, CPU seconds user+system) of one process."""
     start = time.perf_counter()
     out = subprocess.run([TIME, "-v", *cmd], cwd=cwd, capture_output=True, text=True)
     wall = time.perf_counter() - start
     if out.returncode != 0:
         sys.exit(f"failed ({out.returncode}): {' '.join(cmd)}\n{out.stderr[-3000:]}")
     rss_kb = int(re.search(r"Maximum resident set size \(kbytes\): (\d+)", out.stderr).group(1))
-    return wall, rss_kb * 1024
+    cpu = sum(float(re.search(rf"{kind} time \(seconds\): ([0-9.]+)", out.stderr).group(1))
+              for kind in ("User", "System"))
+    return wall, rss_kb * 1024, cpu
 
 
 def _version(python: str, module: str) -> str:
@@ -103,7 +106,7 @@ def main() -> int:
 
     _measure(ours_cmd, ROOT)
     _measure(hta_cmd, work)
-    runs: dict[str, list[tuple[float, int]]] = {"profiler_kit": [], "HTA": []}
+    runs: dict[str, list[tuple[float, int, float]]] = {"profiler_kit": [], "HTA": []}
     for _ in range(args.reps):
         runs["profiler_kit"].append(_measure(ours_cmd, ROOT))
         runs["HTA"].append(_measure(hta_cmd, work))
@@ -112,7 +115,7 @@ def main() -> int:
     hta = json.loads((work / "hta.json").read_text())
     shutil.rmtree(work)
 
-    med = {k: (statistics.median(w for w, _ in v), statistics.median(r for _, r in v))
+    med = {k: tuple(statistics.median(run[i] for run in v) for i in range(3))
            for k, v in runs.items()}
     print(f"date: {datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC")
     print(f"machine: {_machine()}")
@@ -125,16 +128,18 @@ def main() -> int:
           f"{ours['kernels']['count']} kernels")
     print(f"command: {' '.join(sys.argv)}")
     print(f"\n{args.reps} runs each, fresh process per run, median (min-max):\n")
-    print("| tool | wall time (s) | peak RSS (MB) |")
-    print("|---|---|---|")
+    print("| tool | wall time (s) | CPU time (s) | peak RSS (MB) |")
+    print("|---|---|---|---|")
     for k, v in runs.items():
-        walls, rss = [w for w, _ in v], [r / 1e6 for _, r in v]
+        walls, rss, cpus = [r[0] for r in v], [r[1] / 1e6 for r in v], [r[2] for r in v]
         print(f"| {k} | {med[k][0]:.2f} ({min(walls):.2f}-{max(walls):.2f}) | "
+              f"{med[k][2]:.2f} ({min(cpus):.2f}-{max(cpus):.2f}) | "
               f"{med[k][1] / 1e6:.0f} ({min(rss):.0f}-{max(rss):.0f}) |")
     speedup = med["HTA"][0] / med["profiler_kit"][0]
+    cpu_speedup = med["HTA"][2] / med["profiler_kit"][2]
     memory = med["profiler_kit"][1] / med["HTA"][1]
-    print(f"\nprofiler_kit is {speedup:.1f}x faster and uses {memory:.2f}x HTA's peak RSS "
-          f"(target: >= 5x faster, <= 0.5x memory)")
+    print(f"\nprofiler_kit is {speedup:.1f}x faster in wall time ({cpu_speedup:.1f}x in CPU "
+          f"time) and uses {memory:.2f}x HTA's peak RSS (target: >= 5x faster, <= 0.5x memory)")
     gpu_us = ours["kernels"]["total_us"] + ours["kernels"]["memcpy_us"] + ours["kernels"]["memset_us"]
     print(f"same trace, same figures? GPU activity time: profiler_kit {gpu_us:.0f} us, HTA "
           f"{hta['kernel_us']:.0f} us")
