@@ -161,6 +161,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
             "device_names": _device_names(trace),
             "device_properties": list(trace.device_properties),
             "schema": trace.schema, "has_gpu": trace.has_gpu,
+            "base_us": trace.base_us,   # origin of every *start_us / ts_us in the outputs
             "scope_source": table.tree.scope_source,
         },
         "gpu_spec": spec_dict,
