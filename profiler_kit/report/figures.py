@@ -163,12 +163,15 @@ def _lighten(hex_color: str, amount: float = 0.55) -> str:
     return "#" + "".join(f"{int(c + (255 - c) * amount):02x}" for c in (r, g, b))
 
 
-def blocks_treemap(analyses: dict[str, dict]) -> go.Figure:
+def blocks_treemap(analyses: dict[str, dict]) -> go.Figure | None:
     """Mode → UNet block → category; tile area is GPU time, so modes compare by size too.
 
     Two levels show at once (drawing all three made this the slowest figure on the page): each
     block is tinted by its largest category and its hover lists the top categories; a click
     opens the block's categories."""
+    if not any(sum(1 for cats in (a.get("blocks_us") or {}).values() if sum(cats.values())) > 1
+               for a in analyses.values()):
+        return None       # one tile ("outside modules") tells nothing: the trace has no module scopes
     ids, labels, parents, values, colors, hover = [], [], [], [], [], []
     for label, a in analyses.items():
         blocks = a.get("blocks_us") or {}
