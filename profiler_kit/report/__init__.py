@@ -124,4 +124,6 @@ def render_trace_report(analyses: dict[str, dict], comparison: dict | None, out_
     if not analyses:
         raise ValueError("render_trace_report needs at least one analysis dict")
     data = {"analyses": analyses, "comparison": comparison}
-    return _render("trace.html.j2", context.trace_context(analyses, comparison), data, Path(out_path), plotly_js)
+    out_path = Path(out_path)
+    return _render("trace.html.j2", context.trace_context(analyses, comparison, out_path.parent), data,
+                   out_path, plotly_js)

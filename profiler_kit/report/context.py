@@ -7,6 +7,8 @@ test can check the page's figures against the dicts without parsing HTML.
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 from typing import Any
 
 from . import figures, findings
@@ -251,7 +253,22 @@ def comparison_view(comparison: dict) -> dict:
             "calls": comparison_rows(comparison)}
 
 
-def trace_context(analyses: dict[str, dict], comparison: dict | None) -> dict:
+def trace_links(analyses: dict[str, dict], out_dir: Path) -> list[tuple[str, str]]:
+    """(label, path relative to the report) for each trace, so the links survive moving the
+    folder that holds both."""
+    links = []
+    for label, a in analyses.items():
+        path = (a.get("source") or {}).get("path")
+        if path:
+            try:
+                path = os.path.relpath(Path(path).resolve(), out_dir.resolve())
+            except ValueError:          # another drive on Windows: keep it absolute
+                pass
+            links.append((label, path))
+    return links
+
+
+def trace_context(analyses: dict[str, dict], comparison: dict | None, out_dir: Path) -> dict:
     with_gpu = {l: a for l, a in analyses.items() if (a.get("kernels") or {}).get("count")}
     spec = next((a.get("gpu_spec") for a in with_gpu.values() if a.get("gpu_spec")), None)
     figs = {"time": figures.time_split(with_gpu) if with_gpu else None,
@@ -269,4 +286,4 @@ def trace_context(analyses: dict[str, dict], comparison: dict | None) -> dict:
             "figs": figure_divs(figs), "attention_rows": attention_rows(with_gpu),
             "kernel_rows": kernel_rows(with_gpu), "live_at_peak": live_at_peak(with_gpu),
             "warnings": analysis_warnings(analyses), "comparison": cmp_view,
-            "traces": [(l, (a.get("source") or {}).get("path")) for l, a in analyses.items()]}
+            "traces": trace_links(analyses, out_dir)}
