@@ -135,8 +135,14 @@ def test_cudnn_layout_conversions_are_their_own_category():
     assert a.to_dict()["categories_us"]["layout"] == pytest.approx(layout, abs=1e-6)
     convs = [r for r in a.kernel_rows() if r["category"] == "conv"]
     assert convs and all(r["op"] == "aten::cudnn_convolution" for r in convs)
-    # the convolution's cost is counted once, on the outermost op the cost model knows
+    # the convolution's cost is counted once, on the outermost op the cost model knows, and
+    # lands on the convolution kernels; the layout conversions around them move data only
     assert {r["cost_op"] for r in convs} == {"aten::conv2d"}
+    (conv_point,) = [p for p in a.to_dict()["roofline_points"] if p["op"] == "aten::conv2d"]
+    assert conv_point["category"] == "conv"
+    assert sum(r["flops_estimate"] for r in convs) == pytest.approx(conv_point["flops_estimate"])
+    layouts = [r for r in a.kernel_rows() if r["category"] == "layout"]
+    assert all(r["flops_estimate"] == 0 and r["bound"] in ("memory", "latency") for r in layouts)
 
 
 def test_legacy_schema_gives_the_same_analysis(tmp_path):

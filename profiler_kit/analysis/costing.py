@@ -6,11 +6,15 @@ aten::cudnn_convolution; aten::scaled_dot_product_attention rather than
 aten::_flash_attention_forward). Each op instance is then costed exactly once, however many
 kernels it launches. The walk stops below a DECOMPOSITIONS op (SDPA's math backend).
 
-How an op's cost is split over its kernels: in proportion to kernel time. The layout
-conversions and helper kernels of a convolution thus carry a share of its FLOPs; the sums per
-op, per category of the op's main kernel and per trace stay exact, and no kernel gets an
-arbitrary zero. The roofline is judged per op instance (its cost against the summed time of its
-kernels) and every kernel of the op shares the op's bound.
+How an op's cost is split over its kernels: over its WORK kernels, those of the op's leading
+category (attention > conv > gemm > norm > softmax > elementwise > other > copy > layout), in
+proportion to their time. Inside aten::conv2d the convolution kernels are the work; cuDNN's
+NCHW<->NHWC conversions, workspace memsets and the bias add are helpers: they carry no share of
+the conv's FLOPs or bytes. A helper that does (next to) no arithmetic (layout, copy, elementwise)
+cannot be compute-bound: its bound is memory, or latency when shorter than the roofline's latency
+threshold; other helpers stay unknown. An op made only of such kernels (aten::copy_) is costed
+normally. The roofline is judged per op instance, its cost against the summed time of its work
+kernels, and every work kernel shares that bound. The sums per op and per trace stay exact.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from profiler_kit.analysis.categories import CATEGORIES
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.trace import compact_raw, decode_raw
 
@@ -28,18 +33,22 @@ BOUNDS = ("compute", "memory", "latency", "unknown")
 # attention; costing it as one fused attention would hide exactly that traffic.
 DECOMPOSITIONS = frozenset({"aten::_scaled_dot_product_attention_math"})
 UNKNOWN = BOUNDS.index("unknown")
+# Which kernels of an op do its work (lowest rank present); see the module docstring.
+_RANK = np.asarray([("attention", "conv", "gemm", "norm", "softmax", "elementwise", "other", "copy",
+                     "layout").index(c) for c in CATEGORIES])
+_LOW_INTENSITY = [CATEGORIES.index(c) for c in ("elementwise", "copy", "layout")]
 
 
 def _cost_api():
     try:
         from profiler_kit.analysis.costmodel import estimate_op
-        from profiler_kit.analysis.roofline import roofline
+        from profiler_kit.analysis.roofline import LATENCY_THRESHOLD_US, roofline
     except ImportError as exc:
         raise RuntimeError(
             f"the cost model is missing ({exc}); profiler_kit.analysis.costmodel and "
             "profiler_kit.analysis.roofline ship with profiler_kit: reinstall it with "
             "`pip install -e .`") from exc
-    return estimate_op, roofline
+    return estimate_op, roofline, LATENCY_THRESHOLD_US
 
 
 @dataclass(frozen=True)
@@ -69,7 +78,7 @@ class KernelCosts:
 
 
 def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
-    estimate_op, roofline = _cost_api()
+    estimate_op, roofline, latency_threshold_us = _cost_api()
     trace, tree = table.trace, table.tree
     spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
@@ -108,18 +117,23 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
     points = []
     costed = np.flatnonzero(cost_node >= 0)
     if len(costed):
-        # one group per costed op instance; shares of the op's time per kernel, vectorised
+        # one group per costed op instance; shares of the op's work time per kernel
         nodes, group = np.unique(cost_node[costed], return_inverse=True)
-        time_us = np.bincount(group, weights=dur_us[costed])
-        count = np.bincount(group)
-        share = np.where(time_us[group] > 0, dur_us[costed] / np.maximum(time_us[group], 1e-300),
-                         1.0 / count[group])
+        dur = dur_us[costed]
+        rank = _RANK[table.category[costed]]
+        lead = np.full(len(nodes), len(_RANK))
+        np.minimum.at(lead, group, rank)
+        work = rank == lead[group]
+        time_us = np.bincount(group, weights=dur * work, minlength=len(nodes))
+        count = np.bincount(group, weights=work, minlength=len(nodes))
+        share = np.where(time_us[group] > 0, dur / np.maximum(time_us[group], 1e-300),
+                         1.0 / count[group]) * work
         op_flops = np.asarray([op_cost[nd].flops for nd in nodes.tolist()])
         op_bytes = np.asarray([op_cost[nd].bytes for nd in nodes.tolist()])
         flops[costed] = op_flops[group] * share
         hbm[costed] = op_bytes[group] * share
-        # the longest kernel of each op: sort by (group, duration) and take each group's last
-        order = np.lexsort((dur_us[costed], group))
+        # the longest work kernel of each op: sort by (group, work, duration), take the last
+        order = np.lexsort((dur, work, group))
         main = costed[order[np.r_[np.flatnonzero(np.diff(group[order])), len(order) - 1]]]
         bound_index = {b: i for i, b in enumerate(BOUNDS)}
         op_bound = np.full(len(nodes), UNKNOWN, dtype=np.int8)
@@ -134,6 +148,10 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
                 shapes=compact_raw(texts[spans.input_dims[node]]),
                 dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=t_us,
                 point=point, main_kernel=k))
-        bound[costed] = op_bound[group]
+        bound[costed] = np.where(work, op_bound[group], UNKNOWN)
+        if spec is not None:
+            helpers = costed[~work & np.isin(table.category[costed], _LOW_INTENSITY)]
+            bound[helpers] = np.where(dur_us[helpers] < latency_threshold_us,
+                                      BOUNDS.index("latency"), BOUNDS.index("memory"))
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
                        points=tuple(points))
