@@ -74,3 +74,27 @@ def test_sdpa_math_backend_is_flagged_and_costed_by_its_parts(vanilla):
     # costed as the bmm/softmax chain it runs, so its N x N traffic shows like vanilla's
     assert att["hbm_bytes_estimate"] > 0.5 * vanilla["attention"]["hbm_bytes_estimate"]
     assert d["bound_by_category_us"]["attention"]["memory"] > 0.5 * att["total_us"]
+
+
+def test_eager_unet_at_512px_waits_on_the_host(vanilla, fused):
+    """Profiled eager UNet at 512 px: the GPU idles between small kernels, and the idle time is
+    launch overhead (the next kernel launched only after the GPU ran dry), not syncs."""
+    for d in (vanilla, fused):
+        t = d["timeline"]
+        assert [s["name"] for s in t["steps"]] == ["ProfilerStep#1"]
+        assert t["busy_us"] == pytest.approx(
+            d["kernels"]["total_us"] + d["kernels"]["memcpy_us"] + d["kernels"]["memset_us"],
+            rel=0.01)                              # one stream: almost nothing overlaps
+        assert t["idle_us"] > t["busy_us"]
+        assert max(t["idle_breakdown_us"], key=t["idle_breakdown_us"].get) == "host_launch"
+
+
+def test_attention_shapes_follow_the_unet_levels(vanilla, fused):
+    for d in (vanilla, fused):
+        by_level = {}
+        for c in d["attention"]["calls"]:
+            by_level.setdefault(c["level"], set()).add((c["q_tokens"], c["batch_x_heads"]))
+        # 512 px -> 64x64 latent: 4096 tokens at the top level, /4 per level down; batch 2 x 8
+        assert by_level["down_blocks.0"] == {(4096, 16)}
+        assert by_level["down_blocks.1"] == {(1024, 16)}
+        assert by_level["mid_block"] == {(64, 16)}
