@@ -47,8 +47,9 @@ def mode_color(index: int) -> str:
 
 
 def _label_px(labels: Iterable[object], size: int = 12) -> int:
-    """Rough width of the longest label: about 0.6 em per character in a sans-serif font."""
-    return int(max((len(str(x)) for x in labels), default=0) * size * 0.6)
+    """Rough width of the longest label: about 0.6 em per character in a sans-serif font
+    (entities such as &lt; count as the one character they show)."""
+    return int(max((len(html.unescape(str(x))) for x in labels), default=0) * size * 0.6)
 
 
 def _style(fig: go.Figure, height: int, left: int = 64, bottom: int = 50, **layout) -> go.Figure:
@@ -64,8 +65,21 @@ def _style(fig: go.Figure, height: int, left: int = 64, bottom: int = 50, **layo
 
 
 def _chart_label(text: str, limit: int = 52) -> str:
-    """Axis labels stay short enough for a laptop screen; hover and tables keep the full name."""
+    """Module scopes on an axis stay short enough for a laptop screen, keeping their informative
+    end; hover and tables keep the full name."""
     return text if len(text) <= limit else "…" + text[-(limit - 1):]
+
+
+def _mode_labels(names: Iterable[str], limit: int = 30) -> list[str]:
+    """Mode / trace names on an axis, cut at the end if long (their start tells them apart).
+    Each stays unique, since Plotly merges bars that share a category label."""
+    out: list[str] = []
+    for name in names:
+        label = name if len(name) <= limit else name[:limit - 1] + "…"
+        while label in out:
+            label += "\u200b"          # invisible, keeps two long names that agree in front apart
+        out.append(label)
+    return [_text(x) for x in out]
 
 
 def render_div(fig: go.Figure, div_id: str) -> str:
@@ -96,7 +110,7 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
     figures. One horizontal bar per mode keeps long names readable.
     """
     step_ms = step_ms or {}
-    labels = [_text(m) for m in analyses]
+    labels = _mode_labels(analyses)
     per_step = {m: 1e3 * steps_in(a) for m, a in analyses.items()}      # µs in window -> ms/step
     fig = go.Figure()
 
@@ -125,7 +139,8 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
     if timed:
         med = [step_ms[m]["median"] for m in timed]
         iqr = [step_ms[m].get("iqr") or 0.0 for m in timed]
-        fig.add_scatter(name="measured step (median, whiskers: IQR)", y=[_text(m) for m in timed], x=med,
+        fig.add_scatter(name="measured step (median, whiskers: IQR)",
+                        y=[lab for m, lab in zip(analyses, labels) if m in timed], x=med,
                         mode="markers", marker=dict(symbol="line-ns-open", size=26, color="#1a202c", line_width=3),
                         error_x=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
                         customdata=[[fmt.duration_ms(m), fmt.duration_ms(i)] for m, i in zip(med, iqr)],
@@ -144,7 +159,7 @@ def categories(analyses: dict[str, dict]) -> go.Figure:
             if v and c not in cats:
                 cats.append(c)
     cats.sort(key=lambda c: -max((a.get("categories_us") or {}).get(c, 0.0) for a in analyses.values()))
-    labels = [_text(m) for m in analyses]
+    labels = _mode_labels(analyses)
     fig = go.Figure()
     for cat in cats:
         vals = [(a.get("categories_us") or {}).get(cat, 0.0) / 1e3 for a in analyses.values()]
@@ -153,7 +168,8 @@ def categories(analyses: dict[str, dict]) -> go.Figure:
                     customdata=[[fmt.duration_ms(v), fmt.percent(fmt.share(v * 1e3, t))] for v, t in zip(vals, totals)],
                     hovertemplate=f"%{{y}} · {_text(cat)}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>")
     fig.update_yaxes(autorange="reversed")
-    return _style(fig, _bar_height(len(labels), 30), barmode="stack", left=20 + _label_px(labels, 13),
+    legend_rows = -(-len(cats) // 3)          # the legend sits above, three entries a row
+    return _style(fig, _bar_height(len(labels), 22 * legend_rows), barmode="stack", left=20 + _label_px(labels, 13),
                   xaxis_title="GPU kernel time in the profiled window (ms)",
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
@@ -317,7 +333,7 @@ def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
 def memory_peaks(rows: dict[str, dict]) -> go.Figure:
     """Peak allocated and reserved memory per mode (timed runs), GiB."""
     fig = go.Figure()
-    labels = [_text(m) for m in rows]
+    labels = _mode_labels(rows)
     for key, name, color in (("peak_allocated_bytes", "peak allocated", "#2b6cb0"),
                              ("peak_reserved_bytes", "peak reserved", "#a3bffa")):
         xs = [(r.get(key) or 0) / 2**30 for r in rows.values()]
