@@ -52,6 +52,7 @@ class _Args(msgspec.Struct, gc=False):
     nbytes: int | str | None = msgspec.field(default=None, name="bytes")
     # Op shapes stay raw JSON until an op is costed: most ops never are.
     input_dims: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input Dims")
+    legacy_input_dims: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input dims")
     input_types: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input type")
     concrete_inputs: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Concrete Inputs")
     # [memory] instant events (profile_memory=True)
@@ -372,7 +373,8 @@ class _Reader:
                 thread=self._thread_ids(span_ev),
                 external_id=_int_or([a.external_id if a.external_id is not None
                                      else a.legacy_external_id for a in args]),
-                input_dims=self._arg_ids([a.input_dims for a in args]),
+                input_dims=self._arg_ids([a.input_dims if len(a.input_dims)
+                                          else a.legacy_input_dims for a in args]),
                 input_types=self._arg_ids([a.input_types for a in args]),
                 concrete_inputs=self._arg_ids([a.concrete_inputs for a in args]))
         if rt_ev:
