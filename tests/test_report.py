@@ -133,3 +133,14 @@ def test_run_report_shows_failed_modes_with_their_reason(tmp_path: Path) -> None
     html = render_run_report(summary, tmp_path / "report.html").read_text(encoding="utf-8")
     assert "CUDA out of memory. Tried to allocate 9.00 GiB" in html
     assert f"{victim} ran out of GPU memory" in html
+
+
+def test_run_report_without_traces_keeps_timing_memory_and_checks(tmp_path: Path) -> None:
+    """A run with profiling off: the committed summary.json as written (no per-mode analysis)."""
+    summary = json.loads((SD / "summary.json").read_text()) if (SD / "summary.json").exists() else sd_summary()
+    for record in summary["modes"].values():
+        record.pop("analysis", None)
+    html = render_run_report(summary, tmp_path / "report.html").read_text(encoding="utf-8")
+    page_checks(html)
+    assert '<section id="traces-missing">' in html and '<section id="time">' not in html
+    assert 'id="fig-memory_peaks"' in html and '<section id="timing">' in html
