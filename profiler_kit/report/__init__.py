@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import copy
 import datetime as _dt
+import functools
+import uuid
 from pathlib import Path
 from typing import Literal
 
@@ -50,6 +52,7 @@ _env.filters.update({
 })
 
 
+@functools.lru_cache(maxsize=1)
 def _plotly_js() -> str:
     js = get_plotlyjs()
     # plotly.js is inlined inside <script>; it must not contain a closing tag of its own.
@@ -99,16 +102,17 @@ def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: Plo
         js = _plotly_js()
         if not js_path.exists() or js_path.read_text(encoding="utf-8") != js:
             js_path.write_text(js, encoding="utf-8")
-    def page(data_json: str) -> str:
-        return _env.get_template(template).render(
-            **ctx, version=__version__, plotly_version=plotly.__version__,
-            generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-            plotly_src=PLOTLY_FILE if plotly_js == "directory" else None,
-            plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
-            data_json=Markup(data_json))
-
-    room = MAX_PAGE_BYTES - EMBED_MARGIN_BYTES - len(page("").encode())
-    out_path.write_text(page(embedded_json(data, room)), encoding="utf-8")
+    # Rendered once with a marker where the data goes: the page's own size then sets the data's
+    # budget. The marker is random, so no string from a trace can collide with it.
+    marker = f"pk-data-{uuid.uuid4().hex}"
+    page = _env.get_template(template).render(
+        **ctx, version=__version__, plotly_version=plotly.__version__,
+        generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        plotly_src=PLOTLY_FILE if plotly_js == "directory" else None,
+        plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
+        data_json=Markup(marker))
+    room = MAX_PAGE_BYTES - EMBED_MARGIN_BYTES - (len(page.encode()) - len(marker))
+    out_path.write_text(page.replace(marker, embedded_json(data, room), 1), encoding="utf-8")
     return out_path
 
 
