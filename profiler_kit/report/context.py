@@ -1,7 +1,7 @@
 """What the templates show, computed once from summary / analysis dicts.
 
-Templates only lay out; every number they print is formatted here (or by `format` filters), so a
-test can check the page's figures against the dicts without parsing HTML.
+Templates only lay out: the numbers they print are chosen and formatted here (or by the `format`
+filters registered in __init__), figures are drawn by `figures`, findings come from `findings`.
 """
 
 from __future__ import annotations
@@ -114,15 +114,6 @@ def figure_divs(figs: dict[str, Any]) -> dict[str, str]:
     return {key: figures.render_div(fig, f"fig-{key}") for key, fig in figs.items() if fig is not None}
 
 
-def _noisy(step: dict | None) -> bool:
-    if not step or not step.get("median"):
-        return False
-    return bool(step.get("noisy")) or (step.get("iqr") or 0) / step["median"] > NOISY_IQR_SHARE
-
-
-NOISY_IQR_SHARE = findings.NOISY_IQR_SHARE
-
-
 def _min_speedup(ref: dict, eff: dict) -> str:
     """Speed-up from the fastest step of each mode: the figure least disturbed by a busy machine."""
     r, e = (ref.get("step_ms") or {}).get("min"), (eff.get("step_ms") or {}).get("min")
@@ -136,7 +127,7 @@ def mode_rows(modes: dict[str, dict]) -> list[dict]:
         rows.append({"name": name, "status": r.get("status") or "unknown", "reason": r.get("reason"),
                      "median": fmt.duration_ms(step.get("median")), "iqr": fmt.duration_ms(step.get("iqr")),
                      "iqr_share": fmt.percent(fmt.share(step.get("iqr"), step.get("median"))),
-                     "min": fmt.duration_ms(step.get("min")), "n": step.get("n"), "noisy": _noisy(step),
+                     "min": fmt.duration_ms(step.get("min")), "n": step.get("n"), "noisy": findings.is_noisy(step),
                      "it_per_s": f"{r['loop_it_per_s']:.2f} it/s" if r.get("loop_it_per_s") else "–",
                      "peak_alloc": fmt.bytes_binary(r.get("peak_allocated_bytes")),
                      "peak_reserved": fmt.bytes_binary(r.get("peak_reserved_bytes")),
@@ -175,7 +166,7 @@ def run_context(summary: dict) -> dict:
     for m, r in modes.items():
         if r.get("status") != "ok":
             warnings.append(f"{m}: {r.get('status')} — {r.get('reason') or 'no reason recorded'}")
-        elif _noisy(r.get("step_ms")) and not any(w.startswith(f"{m}:") and "nois" in w for w in warnings):
+        elif findings.is_noisy(r.get("step_ms")) and not any(w.startswith(f"{m}:") and "nois" in w for w in warnings):
             warnings.append(f"{m}: noisy timing (IQR {fmt.percent(fmt.share(r['step_ms'].get('iqr'), r['step_ms']['median']))} "
                             "of the median): rerun on an idle machine before comparing")
     return {
@@ -183,7 +174,7 @@ def run_context(summary: dict) -> dict:
                                 f"{pick(config, 'resolution') or '?'} px on {env.get('gpu_name') or 'GPU'}",
         "reference": ref, "efficient": eff, "efficient_reason": summary.get("efficient_mode_reason"),
         "verdict": {"speedup": fmt.speedup(cmp.get("speedup")),
-                    "noisy": [m for m in (ref, eff) if _noisy((modes.get(m) or {}).get("step_ms"))],
+                    "noisy": [m for m in (ref, eff) if findings.is_noisy((modes.get(m) or {}).get("step_ms"))],
                     "min_speedup": _min_speedup(modes.get(ref) or {}, modes.get(eff) or {}),
                     "attention_pair": [(m, fmt.percent(attention_share(analysed[m]))) for m in pair],
                     "memory_saved": fmt.bytes_binary(cmp.get("memory_saved_bytes")),

@@ -154,10 +154,16 @@ def host_bound_steps(summary: dict) -> list[Finding]:
 NOISY_IQR_SHARE = 0.05       # IQR above 5 % of the median: the timing cannot resolve small speed-ups
 
 
+def is_noisy(step: dict | None) -> bool:
+    """The capture's own flag, or an IQR above NOISY_IQR_SHARE of the median."""
+    if not step or not step.get("median"):
+        return False
+    return bool(step.get("noisy")) or (step.get("iqr") or 0) / step["median"] > NOISY_IQR_SHARE
+
+
 def noisy_timings(modes: dict[str, dict]) -> list[Finding]:
-    noisy = {m: r["step_ms"]["iqr"] / r["step_ms"]["median"] for m, r in modes.items()
-             if r.get("status") == "ok" and (r.get("step_ms") or {}).get("median")
-             and (r["step_ms"].get("noisy") or (r["step_ms"].get("iqr") or 0) / r["step_ms"]["median"] > NOISY_IQR_SHARE)}
+    noisy = {m: (r["step_ms"].get("iqr") or 0) / r["step_ms"]["median"] for m, r in modes.items()
+             if r.get("status") == "ok" and is_noisy(r.get("step_ms"))}
     if not noisy:
         return []
     worst = max(noisy, key=noisy.get)
