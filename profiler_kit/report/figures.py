@@ -315,7 +315,7 @@ def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
             legendgrouptitle_text=_text(label),
             marker=dict(symbol=MODE_SYMBOLS[i % len(MODE_SYMBOLS)], color=category_color(cat),
                         size=[6 + 30 * math.sqrt(p["time_us"] / t_max) for p in ps],
-                        line=dict(width=1, color="#1a202c"), opacity=0.8),
+                        line=dict(width=1.5, color=mode_color(i)), opacity=0.8),   # outline: mode
             customdata=[[_text(p.get("op")), _text(p.get("shapes") or ""), p.get("count") or 0,
                          fmt.duration_us(p["time_us"]), fmt.flops(p["flops_estimate"]),
                          fmt.bytes_decimal(p.get("hbm_bytes_estimate")), p.get("bound") or "?",
