@@ -166,3 +166,14 @@ def test_run_report_renders_offline(tmp_path, open_report):
     assert_clean(opened)
     for fig in ("time", "categories", "blocks", "attention", "roofline", "memory_peaks"):
         assert opened.page.locator(f"#fig-{fig} .main-svg").count() > 0, fig
+
+
+def test_planted_html_in_a_run_report_never_runs(tmp_path, open_report):
+    summary = poisoned(sd_summary())
+    summary["command"] += SCRIPT_PAYLOAD
+    summary["environment"]["host"] = IMG_PAYLOAD
+    opened = open_report(render_run_report(summary, tmp_path / "report.html"))
+    assert_clean(opened)
+    assert opened.page.evaluate("typeof window.__pwned") == "undefined"
+    assert opened.page.locator("img").count() == 0
+    assert SCRIPT_PAYLOAD in opened.page.locator("#environment").inner_text()
