@@ -38,7 +38,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 
 
 def render(args, out: Path) -> tuple[Path, str, float]:
-    t0 = time.perf_counter()
+    """Analyse (not timed), then render (timed); returns the page, what it shows, render seconds."""
     if not args.trace and (SD / "summary.json").exists():
         summary = json.loads((SD / "summary.json").read_text())
         spec = (summary.get("gpu_spec") or {}).get("key")
@@ -52,8 +52,8 @@ def render(args, out: Path) -> tuple[Path, str, float]:
     else:
         traces = [Path(t) for t in (args.trace or DEFAULT_TRACES)]
         analyses = [analyze_trace(t, label=t.name.split(".")[0][:24]) for t in traces]
-        t1 = time.perf_counter()
         cmp = compare(analyses[0], analyses[1]) if len(analyses) == 2 else None
+        t1 = time.perf_counter()
         path = render_trace_report({a.label: a.to_dict() for a in analyses}, cmp, out)
         what = "trace report of " + " + ".join(t.name for t in traces) + (" with comparison" if cmp else "")
     return path, what, time.perf_counter() - t1
