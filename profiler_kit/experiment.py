@@ -29,6 +29,7 @@ log = logging.getLogger("profiler_kit")
 # (warm-up, timed iterations) when left null. On a GPU the eager step is partly host-bound, so
 # warm-up also settles the CPU side (allocator, cuDNN/cuBLAS heuristics, Python caches).
 AUTO_COUNTS = {"cuda": (10, 20), "cpu": (1, 3)}
+TIMING_BLOCK = 5          # timed denoising steps per mode per round of the interleaved timing
 
 
 def _gpu_spec(cfg: Any, hydra_cfg: Any, env: Dict[str, Any], warnings: list) -> Optional[Dict[str, Any]]:
@@ -63,7 +64,9 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _measure_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+def _prepare_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+    """Correctness, warm-up, peak memory and the profiled calls of one mode (timing comes later,
+    interleaved with the other modes)."""
     cfg, unet, inputs, device = ctx["cfg"], ctx["unet"], ctx["inputs"], ctx["device"]
     record: Dict[str, Any] = {"status": "ok", "reason": None, "description": ctx["descriptions"][mode]}
     meter = capture.PeakMemory(device)
@@ -84,15 +87,10 @@ def _measure_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.
         del out
         for _ in range(max(0, ctx["warmup"] - 1)):
             unet(**inputs, return_dict=False)
-        times, it_s = capture.timed_denoising_loop(
-            unet, inputs, capture.make_scheduler(cfg.scheduler), ctx["iterations"], cfg.guidance, device)
-        stats = capture.StepStats.of(times)
-        record["step_ms"] = stats.to_dict()
-        record["step_ms_samples"] = times
-        record["loop_it_per_s"] = it_s
-        if stats.noisy:
-            ctx["warnings"].append(f"{mode}: step times are noisy (IQR {stats.iqr:.2f} ms > 10% of the "
-                                   f"median {stats.median:.2f} ms)")
+        # One untimed block of the denoising loop: warms the scheduler and guidance path, and the
+        # peak memory then covers everything the timed loop allocates.
+        capture.timed_denoising_loop(unet, inputs, capture.make_scheduler(cfg.scheduler),
+                                     ctx["block"], cfg.guidance, device)
         record["peak_allocated_bytes"], record["peak_reserved_bytes"] = meter.read()
         record["weights_bytes"] = ctx["weights_bytes"]
         record["trace"] = None
@@ -104,28 +102,68 @@ def _measure_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.
     return record, out_copy
 
 
+def _failure(mode: str, exc: BaseException, ctx: Dict[str, Any]) -> dict:
+    """The record of a mode that raised: out of memory is a result, anything else an error."""
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        reason, asked = capture.oom_reason(exc)
+        log.warning("%s: out of memory: %s", mode, reason)
+        return {"status": "oom", "reason": reason, "oom_requested": asked, "description": ctx["descriptions"][mode]}
+    log.error("%s: failed: %s\n%s", mode, exc, traceback.format_exc())
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return {"status": "error", "reason": f"{type(exc).__name__}: {first[:300]}",
+            "description": ctx["descriptions"][mode]}
+
+
 def _run_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
     check = ctx["checks"][mode]
     if not check.available:
         log.warning("%s: unavailable: %s", mode, check.reason)
         return {"status": "unavailable", "reason": check.reason, "description": ctx["descriptions"][mode]}, None
     start = time.perf_counter()
-    log.info("%s: measuring (%s)", mode, ctx["descriptions"][mode])
+    log.info("%s: checking, warming up, profiling (%s)", mode, ctx["descriptions"][mode])
     try:
-        record, out = _measure_mode(mode, ctx, reference_out)
-    except torch.cuda.OutOfMemoryError as exc:
-        reason, asked = capture.oom_reason(exc)
-        log.warning("%s: out of memory: %s", mode, reason)
-        record, out = {"status": "oom", "reason": reason, "oom_requested": asked,
-                       "description": ctx["descriptions"][mode]}, None
+        record, out = _prepare_mode(mode, ctx, reference_out)
     except Exception as exc:  # a backend failing mid-run must not cost the other modes
-        log.error("%s: failed: %s\n%s", mode, exc, traceback.format_exc())
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        record, out = {"status": "error", "reason": f"{type(exc).__name__}: {first[:300]}",
-                       "description": ctx["descriptions"][mode]}, None
+        record, out = _failure(mode, exc, ctx), None
     _free(ctx["device"])
     log.info("%s: %s in %.1f s", mode, record["status"], time.perf_counter() - start)
     return record, out
+
+
+def _time_interleaved(records: Dict[str, dict], ctx: Dict[str, Any]) -> None:
+    """Time the modes in rounds (vanilla block, xformers block, ..., again): a machine that speeds
+    up or slows down during the run (CPU clocks, other tenants) then shifts every mode alike,
+    which matters most where the step is host-bound."""
+    cfg, unet, inputs, device = ctx["cfg"], ctx["unet"], ctx["inputs"], ctx["device"]
+    modes = [m for m, rec in records.items() if rec["status"] == "ok"]
+    samples: Dict[str, list] = {m: [] for m in modes}
+    loop_s: Dict[str, float] = {m: 0.0 for m in modes}
+    rounds = -(-ctx["iterations"] // ctx["block"])
+    log.info("timing %s: %d rounds of %d denoising steps each", ", ".join(modes), rounds, ctx["block"])
+    for r in range(rounds):
+        block = min(ctx["block"], ctx["iterations"] - r * ctx["block"])
+        for mode in [m for m in modes if records[m]["status"] == "ok"]:
+            try:
+                with attention.attention_mode(unet, mode), torch.inference_mode():
+                    times, it_s = capture.timed_denoising_loop(
+                        unet, inputs, capture.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
+            except Exception as exc:
+                records[mode].update(_failure(mode, exc, ctx))
+                _free(device)
+                continue
+            samples[mode].extend(times)
+            loop_s[mode] += block / it_s
+    for mode in modes:
+        rec = records[mode]
+        if rec["status"] != "ok":
+            continue
+        stats = capture.StepStats.of(samples[mode])
+        rec["step_ms"] = stats.to_dict()
+        rec["step_ms_samples"] = samples[mode]
+        rec["loop_it_per_s"] = len(samples[mode]) / loop_s[mode]
+        if stats.noisy:
+            ctx["warnings"].append(f"{mode}: step times are noisy (IQR {stats.iqr:.2f} ms > 10% of the "
+                                   f"median {stats.median:.2f} ms)")
 
 
 def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
@@ -166,6 +204,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
         "environment": env,
         "run": {"device": str(device), "dtype": environment.dtype_name(dtype), "batch": batch,
                 "latent_shape": list(inputs["sample"].shape), "warmup": warmup, "iterations": iterations,
+                "timing": f"interleaved: rounds of {min(TIMING_BLOCK, iterations)} denoising steps per mode",
                 "parameters": built.parameters, "weights": built.weights,
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         "gpu_spec": _gpu_spec(cfg, hydra_cfg, env, warnings),
@@ -178,6 +217,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
     }
     ctx = {"cfg": cfg, "unet": built.unet, "inputs": inputs, "device": device, "dtype": dtype,
            "checks": checks, "warmup": warmup, "iterations": iterations, "run_dir": run_dir,
+           "block": min(TIMING_BLOCK, iterations),
            "weights_bytes": built.weights_bytes, "warnings": warnings,
            "descriptions": attention.ATTENTION_MODES}
     reference_out = None
@@ -192,6 +232,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
         summary["modes"][mode] = record
         write_json_atomic(os.path.join(run_dir, "summary.json"), summary)   # progress survives a crash
     del reference_out
+    _time_interleaved(summary["modes"], ctx)
     finish_run(summary, run_dir, render_report=bool(cfg.report.enabled), plotly_js=cfg.report.plotly_js)
     log.info("run folder: %s", run_dir)
     return summary

@@ -16,9 +16,13 @@ MAX_ARCHIVES = 6
 
 def main(runs: str, out: str) -> None:
     os.makedirs(out, exist_ok=True)
+    # kernels_*.csv and report.html are left behind: python -m profiler_kit.run_analysis RUN_DIR
+    # rebuilds them (and each summary's analysis) from the traces on the development machine.
     small, traces = [], []
     for root, _dirs, files in os.walk(runs):
         for name in files:
+            if name.startswith("kernels_") or name == "report.html":
+                continue
             path = os.path.join(root, name)
             (traces if name.startswith("trace_") else small).append(path)
     archives, current, size = [], None, 0
@@ -32,10 +36,8 @@ def main(runs: str, out: str) -> None:
         size = 0
 
     open_next()
-    for path in sorted(small):
-        current.add(path, arcname=os.path.relpath(path, runs))
     left = []
-    for path in sorted(traces, key=os.path.getsize):
+    for path in sorted(small, key=os.path.getsize) + sorted(traces, key=os.path.getsize):
         n = os.path.getsize(path)
         if size + n > LIMIT_BYTES:
             if len(archives) >= MAX_ARCHIVES or n > LIMIT_BYTES:

@@ -8,7 +8,7 @@ python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upg
 python3 -m pip install -q --no-index --no-deps --no-build-isolation --no-compile --upgrade --target $SITE . 2>&1 | grep -v 'already exists' || true
 export PYTHONPATH=$SITE
 # a warm machine keeps /tmp: build once per machine
-if ls .whl/xformers-*.tar.gz >/dev/null 2>&1 && ! ls /tmp/xfw/*.whl >/dev/null 2>&1; then
+if [ "${SKIP_XFORMERS:-0}" != 1 ] && ls .whl/xformers-*.tar.gz >/dev/null 2>&1 && ! ls /tmp/xfw/*.whl >/dev/null 2>&1; then
   start=$(date +%s)
   rm -rf /tmp/xformers-src && mkdir -p /tmp/xformers-src
   tar xzf .whl/xformers-*.tar.gz -C /tmp/xformers-src --strip-components=1
