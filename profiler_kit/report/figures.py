@@ -125,7 +125,7 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
         for m, x in zip(analyses, xs):
             kernel_ms[m] += x
         if any(xs):
-            segment(f"{bound}-bound kernels", xs, BOUND_COLORS[bound])
+            segment(f"{bound}-bound kernels (est.)", xs, BOUND_COLORS[bound])
     waiting = [max(0.0, step_ms[m]["median"] - kernel_ms[m]) if (step_ms.get(m) or {}).get("median") else 0.0
                for m in analyses]
     if any(waiting):
