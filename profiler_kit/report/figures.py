@@ -272,11 +272,15 @@ def attention_layers(analyses: dict[str, dict]) -> go.Figure | None:
                   barmode="group", bargap=0.25)
 
 
+ROOFLINE_POINTS = 400   # per mode, largest first: a bigger model's long tail adds weight, not insight
+
+
 def _points(analyses: dict[str, dict]) -> Iterable[tuple[int, str, dict]]:
     for i, (label, a) in enumerate(analyses.items()):
-        for p in a.get("roofline_points") or []:
-            if (p.get("intensity") or 0) > 0 and (p.get("flops_estimate") or 0) > 0 and (p.get("time_us") or 0) > 0:
-                yield i, label, p
+        usable = [p for p in a.get("roofline_points") or []
+                  if (p.get("intensity") or 0) > 0 and (p.get("flops_estimate") or 0) > 0 and (p.get("time_us") or 0) > 0]
+        for p in sorted(usable, key=lambda p: -p["time_us"])[:ROOFLINE_POINTS]:
+            yield i, label, p
 
 
 def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
