@@ -48,7 +48,9 @@ def _attention_cost(a: dict, backends: tuple[str, ...] | None = None) -> tuple[f
     return t, f, b
 
 
-def memory_bound_attention(analyses: dict[str, dict]) -> list[Finding]:
+def memory_bound_attention(analyses: dict[str, dict], prefer: str | None = None) -> list[Finding]:
+    """Unfused attention below the ridge point; compared with the fused mode `prefer` (the run's
+    memory-efficient mode) or else the fused mode that moves the fewest bytes."""
     out = []
     fused = {label: _attention_cost(a) for label, a in analyses.items()
              if not any(c.get("backend") in VANILLA_BACKENDS
@@ -62,9 +64,10 @@ def memory_bound_attention(analyses: dict[str, dict]) -> list[Finding]:
                   f"traffic: {f / b:.0f} FLOP/byte, below the {ridge:.0f} FLOP/byte where "
                   f"{a['gpu_spec'].get('name', 'this card')}'s fp16 tensor roof starts. The N×N scores are "
                   "written by one GEMM, read and written by the softmax and read again by the next GEMM.")
-        fused_bytes = [(other, fb) for other, (_, _, fb) in fused.items() if fb]
+        fused_bytes = {other: fb for other, (_, _, fb) in fused.items() if fb}
         if fused_bytes:
-            other, fb = min(fused_bytes, key=lambda kv: kv[1])
+            other = prefer if prefer in fused_bytes else min(fused_bytes, key=fused_bytes.get)
+            fb = fused_bytes[other]
             detail += f" The fused kernels of {other} move {fmt.percent(fb / b)} of those bytes (estimated)."
         out.append(Finding(f"Attention in {label} is memory-bound: {fmt.duration_us(t)} of GPU time "
                            f"at {f / b:.0f} FLOP/byte (estimated)", detail, None, "key"))
@@ -276,7 +279,8 @@ def for_run(summary: dict, analyses: dict[str, dict]) -> list[Finding]:
     modes = summary.get("modes") or {}
     card = (summary.get("environment") or {}).get("gpu_name") or "this GPU"
     return (peak_memory(modes, summary.get("reference_mode"), summary.get("efficient_mode"))
-            + fastest_mode(modes, card) + memory_bound_attention(analyses) + softmax_on_top(analyses)
+            + fastest_mode(modes, card) + memory_bound_attention(analyses, summary.get("efficient_mode"))
+            + softmax_on_top(analyses)
             + host_bound_steps(summary) + layout_conversions(analyses)
             + fallback_backends(analyses) + noisy_timings(modes))
 
