@@ -1,7 +1,7 @@
 """Analyse any Kineto trace: ``python -m profiler_kit.analyze TRACE [TRACE2] [--gpu NAME]``.
 
 Writes ``analysis.json`` and ``kernels.csv`` into --out (with two traces: ``a/`` and ``b/``
-subfolders, plus ``comparison.json``). Bad input exits with status 2 and one line on stderr
+subfolders, plus ``comparison.json``) and ``report.html`` (unless --no-report). Bad input exits with status 2 and one line on stderr
 saying what is wrong and what to do. Every file is written to a temporary name and renamed,
 so an interrupted run never leaves a half-written analysis behind.
 """
@@ -39,7 +39,10 @@ def _parser() -> argparse.ArgumentParser:
                    "; default: matched from the trace's deviceProperties")
     p.add_argument("--out", metavar="DIR", default=".", help="output folder (default: .)")
     p.add_argument("--label", action="append", default=[], metavar="LABEL",
-                   help="name of each trace in the outputs (repeat once per trace)")
+                   help="name of each trace in the outputs (repeat once per trace; default: "
+                   "the file names)")
+    p.add_argument("--no-report", action="store_true",
+                   help="write analysis.json and kernels.csv only, no report.html")
     return p
 
 
@@ -81,6 +84,23 @@ def _write_analysis(analysis, folder: Path) -> None:
         raise
 
 
+def _write_report(analyses, comparison: dict | None, out: Path) -> None:
+    from profiler_kit.report import render_trace_report
+    fd, tmp = tempfile.mkstemp(prefix=".report.html.", suffix=".tmp", dir=out)
+    os.close(fd)
+    try:
+        render_trace_report({a.label: a.to_dict() for a in analyses}, comparison, tmp)
+        _publish(tmp, out / "report.html")
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def _default_labels(paths: list[str]) -> list[str]:
+    names = [Path(p).name.removesuffix(".gz").removesuffix(".json") for p in paths]
+    return names if len(set(names)) == len(names) else ["a", "b"][:len(paths)]
+
+
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if len(args.traces) > 2:
@@ -90,7 +110,7 @@ def run(argv: list[str] | None = None) -> int:
                         "one --label per trace or none")
     from profiler_kit.analysis import TraceError, analyze_trace, compare
 
-    labels = args.label or ([None] if len(args.traces) == 1 else ["a", "b"])
+    labels = args.label or _default_labels(args.traces)
     analyses = []
     for path, label in zip(args.traces, labels):
         try:
@@ -108,6 +128,8 @@ def run(argv: list[str] | None = None) -> int:
             for analysis, sub in zip(analyses, ("a", "b")):
                 _write_analysis(analysis, out / sub)
             _write_json(out / "comparison.json", compare(*analyses))
+        if not args.no_report:
+            _write_report(analyses, compare(*analyses) if len(analyses) == 2 else None, out)
     except OSError as exc:
         raise _BadInput(f"cannot write to {out} ({exc.strerror}); pick a writable --out "
                         "folder") from None

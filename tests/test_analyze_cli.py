@@ -70,7 +70,10 @@ def test_one_trace_writes_analysis_json_and_kernels_csv(tmp_path):
     gpu_events = sum(1 for e in json.load(gzip.open(FALCON))["traceEvents"]
                      if e.get("cat") in ("kernel", "gpu_memcpy", "gpu_memset"))
     assert len(rows) == gpu_events
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["analysis.json", "kernels.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "analysis.json", "kernels.csv", "report.html"]
+    assert d["label"] == "Falconsai_nsfw_image_detection__1016002"
+    assert "Falconsai_nsfw_image_detection__1016002" in (tmp_path / "report.html").read_text()
 
 
 def test_two_traces_write_a_comparison(tmp_path):
@@ -83,6 +86,7 @@ def test_two_traces_write_a_comparison(tmp_path):
         d = json.loads((tmp_path / sub / "analysis.json").read_text())
         assert d["gpu_spec"]["key"] == "h100-sxm" and d["gpu_spec"]["matched_from"] == "--gpu"
     assert json.loads((tmp_path / "b" / "analysis.json").read_text())["label"] == "bert"
+    assert (tmp_path / "report.html").stat().st_size > 0
 
 
 def _bad(tmp_path, *args):
@@ -119,6 +123,6 @@ def test_unwritable_out_exits_2(tmp_path):
 def test_outputs_are_replaced_whole(tmp_path, existing):
     """A rerun replaces the old file by rename: no temp files stay behind."""
     (tmp_path / existing).write_text("old")
-    assert _run(FALCON, "--out", tmp_path).returncode == 0
+    assert _run(FALCON, "--out", tmp_path, "--no-report").returncode == 0
     assert (tmp_path / existing).read_text() != "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["analysis.json", "kernels.csv"]
