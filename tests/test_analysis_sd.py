@@ -98,3 +98,27 @@ def test_attention_shapes_follow_the_unet_levels(vanilla, fused):
         assert by_level["down_blocks.0"] == {(4096, 16)}
         assert by_level["down_blocks.1"] == {(1024, 16)}
         assert by_level["mid_block"] == {(64, 16)}
+
+
+SDXL = Path(__file__).parent.parent / "benchmarks" / "data" / "sdxl-1024-vanilla-h200.trace.json.gz"
+
+
+@pytest.mark.skipif(not SDXL.exists(), reason="benchmarks/data has no SDXL trace")
+def test_sdxl_1024_two_steps_vanilla():
+    """The benchmark input: SDXL base UNet, 1024 px, vanilla, two profiled calls, Python stacks
+    and memory events (H200; benchmarks/data/README.md)."""
+    d = analyze_trace(SDXL).to_dict()
+    assert [s["name"] for s in d["timeline"]["steps"]] == ["ProfilerStep#1", "ProfilerStep#2"]
+    assert d["source"]["scope_source"] == "record_function"      # module:: beats nn.Module
+    calls = d["attention"]["calls"]
+    # SDXL: 70 transformer blocks x (attn1 + attn2) x 2 steps; 128x128 latent -> 4096 and 1024
+    assert len(calls) == 280
+    assert {(c["q_tokens"], c["kv_tokens"]) for c in calls} == {
+        (4096, 4096), (4096, 77), (1024, 1024), (1024, 77)}
+    assert d["bound_by_category_us"]["attention"]["memory"] > 0.9 * d["attention"]["total_us"]
+    mem = d["memory"]
+    assert mem["events"] > 2000 and len(mem["timeline"]["allocated_bytes"]) == 2000
+    assert max(mem["timeline"]["allocated_bytes"]) == mem["peak_allocated_bytes"]
+    # at the peak, the largest live block is an attention score matrix (N x N per head)
+    top = mem["live_at_peak"][0]
+    assert top["scope"].endswith("attn1") and top["bytes"] >= 2 * 10 * 4096 * 4096 * 2
