@@ -115,7 +115,9 @@ def idle_gpu(analyses: dict[str, dict]) -> list[Finding]:
     others = [f"{m} {fmt.percent(v)}" for m, v in shares.items() if m != label]
     if others:
         detail += " Idle share elsewhere: " + ", ".join(others) + "."
-    detail += " A faster kernel shortens only the busy part of the step."
+    detail += (" A faster kernel shortens only the busy part of the step. The profiler slows the host"
+               " too (shapes, memory, stacks), so this share is an upper bound: time the step unprofiled"
+               " to size it.")
     return [Finding(f"The GPU sits idle {fmt.percent(shares[label])} of the profiled time in {label}: "
                     "the step is partly host-bound", detail,
                     "capture the step in CUDA graphs, or torch.compile(mode=\"reduce-overhead\")", "warn")]
