@@ -138,6 +138,8 @@ def test_cudnn_layout_conversions_are_their_own_category():
     # the convolution's cost is counted once, on the outermost op the cost model knows, and
     # lands on the convolution kernels; the layout conversions around them move data only
     assert {r["cost_op"] for r in convs} == {"aten::conv2d"}
+    assert {r["op_ancestors"] for r in convs} == {
+        "aten::_convolution < aten::convolution < aten::conv2d"}
     (conv_point,) = [p for p in a.to_dict()["roofline_points"] if p["op"] == "aten::conv2d"]
     assert conv_point["category"] == "conv"
     assert sum(r["flops_estimate"] for r in convs) == pytest.approx(conv_point["flops_estimate"])

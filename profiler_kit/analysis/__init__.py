@@ -30,7 +30,8 @@ __all__ = ["analyze_trace", "compare", "TraceAnalysis", "TraceError", "SCHEMA_VE
 SCHEMA_VERSION = 1
 KERNEL_CSV_COLUMNS = ("name", "category", "stream", "start_us", "duration_us", "grid", "block",
                       "op", "op_shapes", "op_dtypes", "scope", "flops_estimate",
-                      "hbm_bytes_estimate", "bound", "backend", "cost_op", "device")
+                      "hbm_bytes_estimate", "bound", "backend", "cost_op", "op_ancestors",
+                      "device")
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ class TraceAnalysis:
         trace = t.trace
         gpu, spans, texts = trace.gpu, trace.spans, trace.arg_texts
         names, span_name_ids = trace.names, spans.name_id
-        ops: dict[int, tuple[str, str, str]] = {-1: ("", "", "")}
+        ops: dict[int, tuple[str, str, str, str]] = {-1: ("", "", "", "")}
         scopes: dict[int, str] = {}
         dims = ["x".join(map(str, d)) if any(d) else "" for d in
                 np.concatenate([gpu.grid, gpu.block], axis=1).reshape(-1, 3).tolist()]
@@ -67,14 +68,16 @@ class TraceAnalysis:
              backend, cost_op, device) in columns:
             if op not in ops:
                 ops[op] = (names[span_name_ids[op]], compact_raw(texts[spans.input_dims[op]]),
-                           compact_raw(texts[spans.input_types[op]]))
+                           compact_raw(texts[spans.input_types[op]]),
+                           " < ".join(names[span_name_ids[a]]
+                                      for a in t.tree.op_ancestors(op)[1:]))
             if scope not in scopes:
                 scopes[scope] = t.scope_of_node(scope)
-            op_name, op_shapes, op_dtypes = ops[op]
+            op_name, op_shapes, op_dtypes, ancestors = ops[op]
             yield (names[name], CATEGORIES[cat], stream, start, dur, grid, block, op_name,
                    op_shapes, op_dtypes, scopes[scope], flops, hbm, BOUNDS[bound],
                    BACKENDS[backend - 1] if backend else "",
-                   names[span_name_ids[cost_op]] if cost_op >= 0 else "", device)
+                   names[span_name_ids[cost_op]] if cost_op >= 0 else "", ancestors, device)
 
     def write_kernels_csv(self, path: str | os.PathLike) -> None:
         with open(path, "w", newline="", encoding="utf-8") as f:
