@@ -1,11 +1,12 @@
-"""Fast Kineto trace reader: one typed JSON decode, then compact numpy column tables.
+"""Fast Kineto trace reader: typed JSON decoding in batches, then compact numpy column tables.
 
 Why this shape: a torch.profiler trace of an SD UNet step holds hundreds of thousands of events.
 Loading it with ``json.load`` builds a dict per event (and a dict per ``args``), which is where
-existing tools spend their time and memory. Here ``msgspec`` decodes straight into small typed
-structs that declare only the fields the analysis reads (everything else is skipped while
-parsing), the op shape fields stay raw JSON bytes until an op's shapes are actually needed, and
-the events are then turned into int64 nanosecond columns.
+existing tools spend their time and memory. Here ``msgspec`` first splits the event array into
+raw slices, then decodes them batch by batch into small typed structs that declare only the
+fields the analysis reads (everything else is skipped while parsing); each batch becomes int64
+nanosecond columns before the next is decoded. Op shape fields stay raw JSON text, interned,
+until an op's shapes are actually needed.
 
 Handles ``.json`` and ``.json.gz``; the current schema (``cat`` "kernel", "cpu_op", ...) and the
 older one ("Kernel", "Operator", "Runtime", ...); float-microsecond timestamps with nanosecond
