@@ -48,15 +48,15 @@ def _processor(mode: str):
     return AttnProcessor2_0()
 
 
-def attention_shapes(unet: Any) -> List[Tuple[int, int, int]]:
-    """Distinct (heads, head_dim, kv_dim) of the UNet's attention layers, for availability probes."""
+def attention_shapes(unet: Any) -> List[Tuple[int, int]]:
+    """Distinct (heads, head_dim) of the UNet's attention layers, for availability probes."""
     from diffusers.models.attention_processor import Attention
 
     shapes = set()
     for module in unet.modules():
         if isinstance(module, Attention):
             heads = module.heads
-            shapes.add((heads, module.inner_dim // heads, module.inner_dim // heads))
+            shapes.add((heads, module.inner_dim // heads))
     return sorted(shapes)
 
 
@@ -68,15 +68,15 @@ def _condense(text: str) -> str:
     return out[:REASON_CHARS] + ("..." if len(out) > REASON_CHARS else "")
 
 
-def _probe_inputs(shape: Tuple[int, int, int], device: torch.device, dtype: torch.dtype, layout: str):
-    heads, head_dim, _ = shape
+def _probe_inputs(shape: Tuple[int, int], device: torch.device, dtype: torch.dtype, layout: str):
+    heads, head_dim = shape
     tokens = 64
     dims = (1, heads, tokens, head_dim) if layout == "bhmk" else (1, tokens, heads, head_dim)
     return [torch.randn(dims, device=device, dtype=dtype) for _ in range(3)]
 
 
 def check_mode(mode: str, device: torch.device, dtype: torch.dtype,
-               shapes: Sequence[Tuple[int, int, int]]) -> ModeCheck:
+               shapes: Sequence[Tuple[int, int]]) -> ModeCheck:
     """Run the mode's kernel once on small inputs of the model's head sizes; report why not."""
     if mode == "vanilla":
         return ModeCheck(mode, True)
@@ -101,7 +101,7 @@ def check_mode(mode: str, device: torch.device, dtype: torch.dtype,
 
 
 def _check_xformers(device: torch.device, dtype: torch.dtype,
-                    shapes: Sequence[Tuple[int, int, int]]) -> ModeCheck:
+                    shapes: Sequence[Tuple[int, int]]) -> ModeCheck:
     if device.type != "cuda":
         return ModeCheck("xformers", False, "xformers' memory_efficient_attention runs on CUDA devices only")
     try:
@@ -123,7 +123,7 @@ def _check_xformers(device: torch.device, dtype: torch.dtype,
 
 
 def resolve_modes(requested: Sequence[str], reference: str, device: torch.device, dtype: torch.dtype,
-                  shapes: Sequence[Tuple[int, int, int]]) -> Tuple[List[str], dict, str, str]:
+                  shapes: Sequence[Tuple[int, int]]) -> Tuple[List[str], dict, str, str]:
     """Expand `all` and `efficient`, put the reference first, check each mode once.
 
     Returns (modes, checks by mode, the efficient mode chosen, why it was chosen).

@@ -8,7 +8,6 @@ next mode still runs.
 
 from __future__ import annotations
 
-import dataclasses
 import gc
 import logging
 import os
@@ -47,7 +46,7 @@ def _gpu_spec(cfg: Any, hydra_cfg: Any, env: Dict[str, Any], warnings: list) -> 
         if device_name:
             warnings.append(f"no GPU spec matches '{device_name}': pass +gpu=NAME for roofline figures")
         return None
-    record = dataclasses.asdict(spec)
+    record = spec.to_dict()
     record["matched_from"] = source
     record["mismatch"] = None
     if source == "config" and device_name and (matched is None or matched.key != spec.key):

@@ -182,3 +182,24 @@ def test_a_regular_wheel_install_finds_conf(tmp_path):
     where = subprocess.run([sys.executable, "-c", "import profiler_kit; print(profiler_kit.__file__)"], cwd=cwd,
                            capture_output=True, text=True, env={**os.environ, **env}, check=True).stdout
     assert where.startswith(str(site))                 # the wheel's copy ran, not the source tree
+
+
+def _hydra_choices(gpu):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(runtime=SimpleNamespace(choices={"gpu": gpu} if gpu else {}))
+
+
+def test_gpu_spec_is_matched_from_the_device_or_taken_from_config_with_a_mismatch_kept():
+    from profiler_kit.experiment import _gpu_spec
+
+    warnings = []
+    matched = _gpu_spec(None, _hydra_choices(None), {"gpu_name": "NVIDIA H200"}, warnings)
+    assert matched["key"] == "h200" and matched["matched_from"] == "device_name"
+    assert matched["mismatch"] is None and not warnings
+    chosen = _gpu_spec(None, _hydra_choices("a100"), {"gpu_name": "NVIDIA H200"}, warnings)
+    assert chosen["key"] == "a100-80gb" and chosen["matched_from"] == "config"
+    assert "NVIDIA H200" in chosen["mismatch"] and warnings == [chosen["mismatch"]]
+    same = _gpu_spec(None, _hydra_choices("h200"), {"gpu_name": "NVIDIA H200"}, [])
+    assert same["mismatch"] is None
+    assert _gpu_spec(None, _hydra_choices(None), {"gpu_name": None}, []) is None      # a CPU run
