@@ -203,3 +203,22 @@ def test_gpu_spec_is_matched_from_the_device_or_taken_from_config_with_a_mismatc
     same = _gpu_spec(None, _hydra_choices("h200"), {"gpu_name": "NVIDIA H200"}, [])
     assert same["mismatch"] is None
     assert _gpu_spec(None, _hydra_choices(None), {"gpu_name": None}, []) is None      # a CPU run
+
+
+def test_real_weights_come_from_a_local_folder(tmp_path):
+    """model.pretrained=<folder with unet/>: the weights are loaded from disk, never downloaded."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from omegaconf import OmegaConf
+
+    unet_cfg = OmegaConf.to_container(OmegaConf.load(REPO / "conf" / "model" / "tiny.yaml").unet)
+    torch.manual_seed(1)
+    UNet2DConditionModel.from_config(unet_cfg).save_pretrained(tmp_path / "model" / "unet")
+    run_dir = tmp_path / "run"
+    proc = run_cli([*TINY, f"model.pretrained={tmp_path / 'model'}", "modes=[vanilla,sdpa]",
+                    "profiler.enabled=false", "report.enabled=false", f"hydra.run.dir={run_dir}"],
+                   cwd=tmp_path, env={"HF_HUB_OFFLINE": "1"})
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["run"]["weights"] == str(tmp_path / "model")
+    assert s["modes"]["sdpa"]["output_match"] is True
