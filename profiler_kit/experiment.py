@@ -14,12 +14,14 @@ import os
 import sys
 import time
 import traceback
-from typing import Any, Dict, Optional
+from dataclasses import dataclass
+from typing import Any, Dict, List, Optional
 
 import torch
 from omegaconf import OmegaConf
 
 from profiler_kit import attention, capture, environment, models
+from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.run_analysis import finish_run
 from profiler_kit.run_folder import SCHEMA_VERSION, reproduce_command, write_json_atomic
 
@@ -29,6 +31,26 @@ log = logging.getLogger("profiler_kit")
 # warm-up also settles the CPU side (allocator, cuDNN/cuBLAS heuristics, Python caches).
 AUTO_COUNTS = {"cuda": (10, 20), "cpu": (1, 3)}
 TIMING_BLOCK = 5          # timed denoising steps per mode per round of the interleaved timing
+
+
+@dataclass
+class _Run:
+    """What every mode of one run shares."""
+    cfg: Any
+    unet: Any
+    inputs: Dict[str, Any]
+    device: torch.device
+    dtype: torch.dtype
+    checks: Dict[str, attention.ModeCheck]
+    warmup: int
+    iterations: int
+    run_dir: str
+    weights_bytes: int
+    warnings: List[str]
+
+    @property
+    def block(self) -> int:
+        return min(TIMING_BLOCK, self.iterations)
 
 
 def _gpu_spec(cfg: Any, hydra_cfg: Any, env: Dict[str, Any], warnings: list) -> Optional[Dict[str, Any]]:
@@ -63,11 +85,11 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _prepare_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
     """Correctness, warm-up, peak memory and the profiled calls of one mode (timing comes later,
     interleaved with the other modes)."""
-    cfg, unet, inputs, device = ctx["cfg"], ctx["unet"], ctx["inputs"], ctx["device"]
-    record: Dict[str, Any] = {"status": "ok", "reason": None, "description": ctx["descriptions"][mode]}
+    cfg, unet, inputs, device = run.cfg, run.unet, run.inputs, run.device
+    record: Dict[str, Any] = {"status": "ok", "reason": None, "description": ATTENTION_MODES[mode]}
     meter = capture.PeakMemory(device)
     meter.reset()
     with attention.attention_mode(unet, mode), torch.inference_mode():
@@ -76,78 +98,78 @@ def _prepare_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.
         out_copy = out.float().clone()
         if reference_out is not None:
             err = capture.rel_l2_error(out_copy, reference_out)
-            tol = capture.output_tolerance(ctx["dtype"])
+            tol = capture.output_tolerance(run.dtype)
             record.update(output_rel_error=err, output_tolerance=tol, output_match=bool(err <= tol))
             if err > tol:
-                ctx["warnings"].append(f"{mode}: output differs from {cfg.reference_mode} "
+                run.warnings.append(f"{mode}: output differs from {cfg.reference_mode} "
                                        f"(relative L2 error {err:.2e} > tolerance {tol:.0e})")
         else:
             record.update(output_rel_error=0.0, output_tolerance=None, output_match=True)
         del out
-        for _ in range(max(0, ctx["warmup"] - 1)):
+        for _ in range(max(0, run.warmup - 1)):
             unet(**inputs, return_dict=False)
         # One untimed step of the denoising loop: warms the scheduler and guidance path, and the
         # peak memory then covers everything a timed step allocates (every step allocates alike).
         capture.timed_denoising_loop(unet, inputs, capture.make_scheduler(cfg.scheduler),
                                      1, cfg.guidance, device)
         record["peak_allocated_bytes"], record["peak_reserved_bytes"] = meter.read()
-        record["weights_bytes"] = ctx["weights_bytes"]
+        record["weights_bytes"] = run.weights_bytes
         record["trace"] = None
         if cfg.profiler.enabled:
             name = f"trace_{mode}.json.gz"
             capture.profile_calls(lambda: unet(**inputs, return_dict=False), unet, cfg.profiler.steps,
-                                  os.path.join(ctx["run_dir"], name), cfg.profiler, device)
+                                  os.path.join(run.run_dir, name), cfg.profiler, device)
             record["trace"] = name
     return record, out_copy
 
 
-def _failure(mode: str, exc: BaseException, ctx: Dict[str, Any]) -> dict:
+def _failure(mode: str, exc: BaseException, run: "_Run") -> dict:
     """The record of a mode that raised: out of memory is a result, anything else an error."""
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         reason, asked = capture.oom_reason(exc)
         log.warning("%s: out of memory: %s", mode, reason)
-        return {"status": "oom", "reason": reason, "oom_requested": asked, "description": ctx["descriptions"][mode]}
+        return {"status": "oom", "reason": reason, "oom_requested": asked, "description": ATTENTION_MODES[mode]}
     log.error("%s: failed: %s\n%s", mode, exc, traceback.format_exc())
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
     return {"status": "error", "reason": f"{type(exc).__name__}: {first[:300]}",
-            "description": ctx["descriptions"][mode]}
+            "description": ATTENTION_MODES[mode]}
 
 
-def _run_mode(mode: str, ctx: Dict[str, Any], reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
-    check = ctx["checks"][mode]
+def _run_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+    check = run.checks[mode]
     if not check.available:
         log.warning("%s: unavailable: %s", mode, check.reason)
-        return {"status": "unavailable", "reason": check.reason, "description": ctx["descriptions"][mode]}, None
+        return {"status": "unavailable", "reason": check.reason, "description": ATTENTION_MODES[mode]}, None
     start = time.perf_counter()
-    log.info("%s: checking, warming up, profiling (%s)", mode, ctx["descriptions"][mode])
+    log.info("%s: checking, warming up, profiling (%s)", mode, ATTENTION_MODES[mode])
     try:
-        record, out = _prepare_mode(mode, ctx, reference_out)
+        record, out = _prepare_mode(mode, run, reference_out)
     except Exception as exc:  # a backend failing mid-run must not cost the other modes
-        record, out = _failure(mode, exc, ctx), None
-    _free(ctx["device"])
+        record, out = _failure(mode, exc, run), None
+    _free(run.device)
     log.info("%s: %s in %.1f s", mode, record["status"], time.perf_counter() - start)
     return record, out
 
 
-def _time_interleaved(records: Dict[str, dict], ctx: Dict[str, Any]) -> None:
+def _time_interleaved(records: Dict[str, dict], run: "_Run") -> None:
     """Time the modes in rounds (vanilla block, xformers block, ..., again): a machine that speeds
     up or slows down during the run (CPU clocks, other tenants) then shifts every mode alike,
     which matters most where the step is host-bound."""
-    cfg, unet, inputs, device = ctx["cfg"], ctx["unet"], ctx["inputs"], ctx["device"]
+    cfg, unet, inputs, device = run.cfg, run.unet, run.inputs, run.device
     modes = [m for m, rec in records.items() if rec["status"] == "ok"]
     samples: Dict[str, list] = {m: [] for m in modes}
     loop_s: Dict[str, float] = {m: 0.0 for m in modes}
-    rounds = -(-ctx["iterations"] // ctx["block"])
-    log.info("timing %s: %d rounds of %d denoising steps each", ", ".join(modes), rounds, ctx["block"])
+    rounds = -(-run.iterations // run.block)
+    log.info("timing %s: %d rounds of %d denoising steps each", ", ".join(modes), rounds, run.block)
     for r in range(rounds):
-        block = min(ctx["block"], ctx["iterations"] - r * ctx["block"])
+        block = min(run.block, run.iterations - r * run.block)
         for mode in [m for m in modes if records[m]["status"] == "ok"]:
             try:
                 with attention.attention_mode(unet, mode), torch.inference_mode():
                     times, it_s = capture.timed_denoising_loop(
                         unet, inputs, capture.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
             except Exception as exc:
-                records[mode].update(_failure(mode, exc, ctx))
+                records[mode].update(_failure(mode, exc, run))
                 _free(device)
                 continue
             samples[mode].extend(times)
@@ -161,7 +183,7 @@ def _time_interleaved(records: Dict[str, dict], ctx: Dict[str, Any]) -> None:
         rec["step_ms_samples"] = samples[mode]
         rec["loop_it_per_s"] = len(samples[mode]) / loop_s[mode]
         if stats.noisy:
-            ctx["warnings"].append(f"{mode}: step times are noisy (IQR {stats.iqr:.2f} ms > 10% of the "
+            run.warnings.append(f"{mode}: step times are noisy (IQR {stats.iqr:.2f} ms > 10% of the "
                                    f"median {stats.median:.2f} ms)")
 
 
@@ -214,15 +236,13 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
         "modes": {},
         "warnings": warnings,
     }
-    ctx = {"cfg": cfg, "unet": built.unet, "inputs": inputs, "device": device, "dtype": dtype,
-           "checks": checks, "warmup": warmup, "iterations": iterations, "run_dir": run_dir,
-           "block": min(TIMING_BLOCK, iterations),
-           "weights_bytes": built.weights_bytes, "warnings": warnings,
-           "descriptions": attention.ATTENTION_MODES}
+    run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
+               warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
+               warnings=warnings)
     reference_out = None
     for i, mode in enumerate(modes):
         log.info("[%d/%d] mode %s", i + 1, len(modes), mode)
-        record, out = _run_mode(mode, ctx, reference_out)
+        record, out = _run_mode(mode, run, reference_out)
         if mode == cfg.reference_mode:
             reference_out = out
             if out is None:
@@ -231,7 +251,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
         summary["modes"][mode] = record
         write_json_atomic(os.path.join(run_dir, "summary.json"), summary)   # progress survives a crash
     del reference_out
-    _time_interleaved(summary["modes"], ctx)
+    _time_interleaved(summary["modes"], run)
     finish_run(summary, run_dir, render_report=bool(cfg.report.enabled), plotly_js=cfg.report.plotly_js)
     log.info("run folder: %s", run_dir)
     return summary

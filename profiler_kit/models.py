@@ -7,14 +7,11 @@ depend on the values. Nothing is ever downloaded.
 
 from __future__ import annotations
 
-import logging
 import os
 from dataclasses import dataclass
 from typing import Any, Dict
 
 import torch
-
-log = logging.getLogger(__name__)
 
 VAE_SCALE = 8             # the SD VAE downsamples images by 8 in each direction
 LATENT_CHANNELS = 4
