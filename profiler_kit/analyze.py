@@ -55,10 +55,11 @@ def _publish(tmp: str, path: Path) -> None:
 
 
 def _atomic_write(path: Path, write) -> None:
+    """`write(tmp)` fills a temporary file beside `path`, which is then renamed to `path`."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            write(f)
+        write(tmp)
         _publish(tmp, path)
     except BaseException:
         os.unlink(tmp)
@@ -68,32 +69,23 @@ def _atomic_write(path: Path, write) -> None:
 def _write_json(path: Path, data: dict) -> None:
     # msgspec writes NaN/inf as null (JSON has neither) and is ~10x faster than json.dump
     text = msgspec.json.format(msgspec.json.encode(data), indent=1).decode()
-    _atomic_write(path, lambda f: f.write(text))
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    _atomic_write(path, write)
 
 
 def _write_analysis(analysis, folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     _write_json(folder / "analysis.json", analysis.to_dict())
-    fd, tmp = tempfile.mkstemp(prefix=".kernels.csv.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    try:
-        analysis.write_kernels_csv(tmp)
-        _publish(tmp, folder / "kernels.csv")
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    _atomic_write(folder / "kernels.csv", analysis.write_kernels_csv)
 
 
 def _write_report(analyses, comparison: dict | None, out: Path) -> None:
     from profiler_kit.report import render_trace_report
-    fd, tmp = tempfile.mkstemp(prefix=".report.html.", suffix=".tmp", dir=out)
-    os.close(fd)
-    try:
-        render_trace_report({a.label: a.to_dict() for a in analyses}, comparison, tmp)
-        _publish(tmp, out / "report.html")
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    _atomic_write(out / "report.html", lambda tmp: render_trace_report(
+        {a.label: a.to_dict() for a in analyses}, comparison, tmp))
 
 
 def _default_labels(paths: list[str]) -> list[str]:
@@ -121,15 +113,16 @@ def run(argv: list[str] | None = None) -> int:
         except ValueError as exc:     # unknown --gpu key: the message lists the known ones
             raise _BadInput(f"--gpu {args.gpu}: {exc}") from None
     out = Path(args.out)
+    comparison = compare(*analyses) if len(analyses) == 2 else None
     try:
-        if len(analyses) == 1:
+        if comparison is None:
             _write_analysis(analyses[0], out)
         else:
             for analysis, sub in zip(analyses, ("a", "b")):
                 _write_analysis(analysis, out / sub)
-            _write_json(out / "comparison.json", compare(*analyses))
+            _write_json(out / "comparison.json", comparison)
         if not args.no_report:
-            _write_report(analyses, compare(*analyses) if len(analyses) == 2 else None, out)
+            _write_report(analyses, comparison, out)
     except OSError as exc:
         raise _BadInput(f"cannot write to {out} ({exc.strerror}); pick a writable --out "
                         "folder") from None
