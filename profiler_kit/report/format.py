@@ -49,36 +49,32 @@ def duration_ms(ms: float | None) -> str:
     return _DASH if _missing(ms) else duration_us(ms * 1e3)
 
 
-def bytes_binary(n: float | None) -> str:
-    """Memory sizes: KiB, MiB, GiB (what torch.cuda.max_memory_allocated users expect)."""
-    if _missing(n):
-        return _DASH
+_BINARY_BYTES = (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10))
+_DECIMAL_BYTES = (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3))
+_FLOPS = (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3))
+
+
+def _scaled(n: float, units: tuple[tuple[str, float], ...]) -> str | None:
+    """n in the largest of `units` (largest first) it reaches; None below the smallest."""
     a = abs(n)
-    for unit, scale in (("GiB", 2**30), ("MiB", 2**20), ("KiB", 2**10)):
+    for unit, scale in units:
         if a >= scale:
             return f"{_num(n / scale)} {unit}"
-    return f"{int(n)} B"
+    return None
+
+
+def bytes_binary(n: float | None) -> str:
+    """Memory sizes: KiB, MiB, GiB (what torch.cuda.max_memory_allocated users expect)."""
+    return _DASH if _missing(n) else _scaled(n, _BINARY_BYTES) or f"{int(n)} B"
 
 
 def bytes_decimal(n: float | None) -> str:
     """Traffic volumes: kB, MB, GB, TB, consistent with GB/s bandwidth figures."""
-    if _missing(n):
-        return _DASH
-    a = abs(n)
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if a >= scale:
-            return f"{_num(n / scale)} {unit}"
-    return f"{int(n)} B"
+    return _DASH if _missing(n) else _scaled(n, _DECIMAL_BYTES) or f"{int(n)} B"
 
 
 def flops(n: float | None) -> str:
-    if _missing(n):
-        return _DASH
-    a = abs(n)
-    for unit, scale in (("PFLOP", 1e15), ("TFLOP", 1e12), ("GFLOP", 1e9), ("MFLOP", 1e6), ("kFLOP", 1e3)):
-        if a >= scale:
-            return f"{_num(n / scale)} {unit}"
-    return f"{_num(n)} FLOP"
+    return _DASH if _missing(n) else _scaled(n, _FLOPS) or f"{_num(n)} FLOP"
 
 
 def tflops_per_s(tflops: float | None) -> str:
