@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from . import format as fmt
+from .figures import steps_in
 
 IDLE_SHARE_MIN = 0.15        # GPU idle share of the profiled window worth calling host-bound
 LAYOUT_SHARE_MIN = 0.05      # layout-conversion share of kernel time worth naming
@@ -127,7 +128,7 @@ HOST_BOUND_GPU_SHARE = 0.7   # GPU kernels fill less of the measured step than t
 
 
 def _kernel_ms_per_step(a: dict) -> float:
-    return _kernel_total(a) / max(1, len((a.get("timeline") or {}).get("steps") or [])) / 1e3
+    return _kernel_total(a) / steps_in(a) / 1e3
 
 
 def host_bound_steps(summary: dict) -> list[Finding]:
