@@ -24,10 +24,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
+from profiler_kit.analysis.costmodel import estimate_op
 from profiler_kit.analysis.kernels import KernelTable
+from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, roofline
 from profiler_kit.trace import compact_raw, decode_raw
 
-BOUNDS = ("compute", "memory", "latency", "unknown")
 # Ops that run as a chain of ordinary aten ops: their kernels are costed by those ops (the walk
 # outwards stops below them). SDPA's math backend materialises the N x N scores like vanilla
 # attention; costing it as one fused attention would hide exactly that traffic.
@@ -37,18 +38,6 @@ UNKNOWN = BOUNDS.index("unknown")
 _RANK = np.asarray([("attention", "conv", "gemm", "norm", "softmax", "elementwise", "other", "copy",
                      "layout").index(c) for c in CATEGORIES])
 _LOW_INTENSITY = [CATEGORIES.index(c) for c in ("elementwise", "copy", "layout")]
-
-
-def _cost_api():
-    try:
-        from profiler_kit.analysis.costmodel import estimate_op
-        from profiler_kit.analysis.roofline import LATENCY_THRESHOLD_US, roofline
-    except ImportError as exc:
-        raise RuntimeError(
-            f"the cost model is missing ({exc}); profiler_kit.analysis.costmodel and "
-            "profiler_kit.analysis.roofline ship with profiler_kit: reinstall it with "
-            "`pip install -e .`") from exc
-    return estimate_op, roofline, LATENCY_THRESHOLD_US
 
 
 @dataclass(frozen=True)
@@ -78,7 +67,6 @@ class KernelCosts:
 
 
 def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
-    estimate_op, roofline, latency_threshold_us = _cost_api()
     trace, tree = table.trace, table.tree
     spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
@@ -151,7 +139,7 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
         bound[costed] = np.where(work, op_bound[group], UNKNOWN)
         if spec is not None:
             helpers = costed[~work & np.isin(table.category[costed], _LOW_INTENSITY)]
-            bound[helpers] = np.where(dur_us[helpers] < latency_threshold_us,
+            bound[helpers] = np.where(dur_us[helpers] < LATENCY_THRESHOLD_US,
                                       BOUNDS.index("latency"), BOUNDS.index("memory"))
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
                        points=tuple(points))
