@@ -99,7 +99,7 @@ def roofline(cost: OpCost, duration_us: float, spec: GpuSpec, allow_tf32: bool =
         bound = "compute" if compute_us >= memory_us else "memory"
 
     return RooflinePoint(
-        intensity_flops_per_byte=cost.flops / cost.bytes if cost.bytes > 0 else float("inf"),
+        intensity_flops_per_byte=cost.intensity_flops_per_byte,
         roofline_us=roofline_us, compute_us=compute_us, memory_us=memory_us, bound=bound,
         attainment=attainment, duration_us=duration_us, achieved_tflops=achieved_tflops,
         achieved_gbps=achieved_gbps, peak_tflops=peak / 1e12 if peak else None,
