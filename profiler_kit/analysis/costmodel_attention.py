@@ -22,7 +22,7 @@ import math
 from typing import Sequence
 
 from .opargs import Arg
-from .opcost import AttentionShape, OpCost
+from .opcost import AttentionShape, OpCost, tensor_engine
 
 # Query rows per thread block, per kernel family, for the re-read figure. FlashAttention-2's
 # forward uses 128-row tiles for the head sizes diffusion models use (kBlockM = 128); the CUTLASS
@@ -152,11 +152,11 @@ def estimate_attention(name: str, args: Sequence[Arg]) -> OpCost | None:
     passes = math.ceil(nq / tile_q)
     rereads = q.nbytes + out_bytes + lse_bytes + bias_bytes + (k.nbytes + v.nbytes) * passes
 
-    tensor = q.dtype in ("fp16", "bf16") or (q.dtype or "").startswith("fp8")
+    engine, dtype = tensor_engine(q.dtype)
     shape = AttentionShape(batch=batch, heads=heads, kv_heads=kv_heads, q_tokens=nq, kv_tokens=nk,
                            head_dim=d, head_dim_v=dv, layout=layout, causal=causal, tile_q=tile_q)
     return OpCost(
-        flops=flops, bytes=float(ideal), engine="tensor" if tensor else "cuda",
-        dtype=q.dtype or "unknown", formula=f"attention.fused.{layout.lower()}", kind="attention",
+        flops=flops, bytes=float(ideal), engine=engine, dtype=dtype,
+        formula=f"attention.fused.{layout.lower()}", kind="attention",
         bytes_with_rereads=float(rereads), transcendentals=exps, attention=shape,
     )

@@ -6,21 +6,11 @@ import math
 from typing import Any, Sequence
 
 from .opargs import Arg, broadcast, ints, parse_args, scalar_type
-from .opcost import OpCost
+from .opcost import OpCost, tensor_engine
 
 # PyTorch's default for torch.backends.cuda.matmul.allow_tf32 (off since 1.12); the trace does
 # not record it, so the caller passes allow_tf32=True when the run turned it on.
 MATMUL_TF32_DEFAULT = False
-
-
-def _tensor_engine(dtype: str | None, tf32: bool) -> tuple[str, str]:
-    """(engine, dtype label) of a GEMM/conv: tensor cores for 16-bit and 8-bit floats, for fp32
-    only when TF32 is allowed (then labelled "tf32"); CUDA cores otherwise."""
-    if dtype in ("fp16", "bf16") or (dtype or "").startswith("fp8"):
-        return "tensor", dtype
-    if dtype == "fp32" and tf32:
-        return "tensor", "tf32"
-    return "cuda", dtype or "unknown"
 
 
 def _nonzero(value: Any, default: float = 1.0) -> bool:
@@ -38,7 +28,7 @@ def _nonzero(value: Any, default: float = 1.0) -> bool:
 # --------------------------------------------------------------------------------------------
 
 def _gemm_cost(flops: float, byte_count: float, dtype: str | None, tf32: bool, formula: str) -> OpCost:
-    engine, label = _tensor_engine(dtype, tf32)
+    engine, label = tensor_engine(dtype, tf32)
     return OpCost(flops=float(flops), bytes=float(byte_count), engine=engine, dtype=label,
                   formula=formula, kind="gemm")
 
@@ -232,7 +222,7 @@ def _conv(name: str, args: Sequence[Arg], allow_tf32: bool | None) -> OpCost | N
     recorded = args[tf32_i].concrete if tf32_i is not None and tf32_i < len(args) else None
     tf32 = allow_tf32 if allow_tf32 is not None else (
         recorded if isinstance(recorded, bool) else _CUDNN_TF32_DEFAULT)
-    engine, label = _tensor_engine(x.dtype, tf32 and name != "aten::mkldnn_convolution")
+    engine, label = tensor_engine(x.dtype, tf32 and name != "aten::mkldnn_convolution")
     return OpCost(flops=float(flops), bytes=float(byte_count), engine=engine, dtype=label,
                   formula=formula, kind="conv")
 

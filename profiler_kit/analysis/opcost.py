@@ -1,4 +1,5 @@
-"""The records the cost model returns (kept apart so every cost module can share them)."""
+"""The records the cost model returns, and the engine rule its modules share (kept apart so
+every cost module can import them)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,16 @@ from dataclasses import dataclass
 # Op families. "gemm", "conv" and "attention" may run on tensor cores; the rest run on CUDA cores.
 KINDS = ("gemm", "conv", "attention", "softmax", "norm", "elementwise", "reduction", "copy")
 TENSOR_KINDS = ("gemm", "conv", "attention")
+
+
+def tensor_engine(dtype: str | None, tf32: bool = False) -> tuple[str, str]:
+    """(engine, dtype label) of a GEMM, conv or attention: tensor cores for 16-bit and 8-bit
+    floats, for fp32 only when TF32 is allowed (then labelled "tf32"); CUDA cores otherwise."""
+    if dtype in ("fp16", "bf16") or (dtype or "").startswith("fp8"):
+        return "tensor", dtype
+    if dtype == "fp32" and tf32:
+        return "tensor", "tf32"
+    return "cuda", dtype or "unknown"
 
 
 @dataclass(frozen=True)
