@@ -57,13 +57,17 @@ def _norm_cost(x: Arg, params: Sequence[Arg], rows: int, stats_written: bool,
                   transcendentals=float(rows))
 
 
-def _layer_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
-    # layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable); native_: no cudnn_enable
+def _rows(args: Sequence[Arg]) -> int:
+    """Rows a layer/RMS norm normalizes: input elements over the normalized_shape (args[1])."""
     x = args[0]
     normalized = args[1].concrete if len(args) > 1 else None
     inner = math.prod(normalized) if isinstance(normalized, (list, tuple)) and normalized else x.shape[-1]
-    rows = x.numel // max(inner, 1)
-    return _norm_cost(x, args[2:4], rows, name == "aten::native_layer_norm",
+    return x.numel // max(inner, 1)
+
+
+def _layer_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
+    # layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable); native_: no cudnn_enable
+    return _norm_cost(args[0], args[2:4], _rows(args), name == "aten::native_layer_norm",
                       _NORM_FLOPS_PER_ELEM, "norm.layer")
 
 
@@ -86,17 +90,12 @@ def _group_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
 def _batch_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
     x = args[0]
     channels = x.shape[1] if len(x.shape) > 1 else 1
-    return _norm_cost(x, [a for a in args[1:5] if a.is_tensor], channels, False,
-                      _BATCHNORM_FLOPS_PER_ELEM, "norm.batch")
+    return _norm_cost(x, args[1:5], channels, False, _BATCHNORM_FLOPS_PER_ELEM, "norm.batch")
 
 
 def _rms_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
-    x = args[0]
-    normalized = args[1].concrete if len(args) > 1 else None
-    inner = math.prod(normalized) if isinstance(normalized, (list, tuple)) and normalized else x.shape[-1]
-    rows = x.numel // max(inner, 1)
-    return _norm_cost(x, [a for a in args[2:3] if a.is_tensor], rows, False,
-                      _RMSNORM_FLOPS_PER_ELEM, "norm.rms")
+    # rms_norm(input, normalized_shape, weight, eps)
+    return _norm_cost(args[0], args[2:3], _rows(args), False, _RMSNORM_FLOPS_PER_ELEM, "norm.rms")
 
 
 # --------------------------------------------------------------------------------------------
