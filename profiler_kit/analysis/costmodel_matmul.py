@@ -164,6 +164,8 @@ _CUDNN_TF32_DEFAULT = True
 
 def _conv_geometry(name: str, args: Sequence[Arg]):
     """(batch, out channels, out spatial dims, MACs, formula) of a convolution call, or None."""
+    if len(args) < 2:
+        return None
     _, stride_i, pad_i, dil_i, trans_i, outpad_i, groups_i, _ = _CONV_ARGS[name]
     x, w = args[0], args[1]
     if not (x.is_tensor and w.is_tensor) or len(x.shape) < 3 or len(w.shape) != len(x.shape):
@@ -207,7 +209,7 @@ def _conv_geometry(name: str, args: Sequence[Arg]):
     return n, cout, out_spatial, macs, formula
 
 
-def _conv(name: str, args: Sequence[Arg], allow_tf32: bool | None) -> OpCost | None:
+def estimate_conv(name: str, args: Sequence[Arg], allow_tf32: bool | None) -> OpCost | None:
     geometry = _conv_geometry(name, args)
     if geometry is None:
         return None
@@ -233,15 +235,11 @@ def conv_output_shape(name: str, input_dims: list, input_types: list,
     if name not in _CONV_ARGS:
         return None
     args = parse_args(input_dims, input_types, concrete_inputs)
-    geometry = _conv_geometry(name, args) if len(args) >= 2 else None
+    geometry = _conv_geometry(name, args)
     if geometry is None:
         return None
     n, cout, out_spatial, _, _ = geometry
     return (n, cout, *out_spatial)
-
-
-def estimate_conv(name: str, args: Sequence[Arg], allow_tf32: bool | None) -> OpCost | None:
-    return _conv(name, args, allow_tf32) if len(args) >= 2 else None
 
 
 CONV_OPS = frozenset(_CONV_ARGS)
