@@ -22,7 +22,7 @@ from profiler_kit.analysis.costing import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
 from profiler_kit.analysis.memory import analyze_memory
 from profiler_kit.analysis.timeline import analyze_timeline
-from profiler_kit.trace import MEMCPY, MEMSET, Trace, TraceError, compact_raw, read_trace
+from profiler_kit.trace import KERNEL, MEMCPY, MEMSET, Trace, TraceError, compact_raw, read_trace
 
 __all__ = ["analyze_trace", "compare", "TraceAnalysis", "TraceError", "SCHEMA_VERSION",
            "KERNEL_CSV_COLUMNS"]
@@ -86,7 +86,8 @@ class TraceAnalysis:
             writer.writerows(self._kernel_tuples())
 
 
-def _resolve_spec(spec, spec_source: str | None, trace: Trace, warnings: list):
+def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: list[str],
+                  warnings: list):
     """(GpuSpec or None, where it came from)."""
     from profiler_kit import specs
     if spec is not None and not isinstance(spec, str):
@@ -99,14 +100,17 @@ def _resolve_spec(spec, spec_source: str | None, trace: Trace, warnings: list):
             if found is None:
                 raise
             return found, spec_source or "--gpu"
-    for name in _device_names(trace):
-        found = specs.match_spec(name)
+    if not (device_names or trace.has_gpu):
+        return None, None
+    known = specs.list_specs()      # reads every conf/gpu file: once, not per device name
+    for name in device_names:
+        found = specs.match_spec(name, known)
         if found is not None:
             return found, "deviceProperties"
     if trace.has_gpu:
-        names = ", ".join(_device_names(trace)) or "no device name in the trace"
+        names = ", ".join(device_names) or "no device name in the trace"
         warnings.append(f"no GPU spec matches {names}: no roofline figures; pass --gpu NAME "
-                        f"(one of: {', '.join(s.key for s in specs.list_specs())})")
+                        f"(one of: {', '.join(s.key for s in known)})")
     return None, None
 
 
@@ -128,12 +132,13 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     """
     trace = read_trace(path)
     warnings: list[str] = []
-    gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, warnings)
+    device_names = _device_names(trace)
+    gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, device_names, warnings)
     table = build_kernel_table(trace)
     costs = cost_kernels(table, gpu_spec)
     timeline = analyze_timeline(table)
     gpu = trace.gpu
-    kernel_mask = gpu.kind == 0
+    kernel_mask = gpu.kind == KERNEL
     if not trace.has_gpu:
         warnings.append("the trace has no GPU kernels, memcpys or memsets (CPU-only "
                         "profile): GPU figures are zero")
@@ -161,7 +166,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         "label": label,
         "source": {
             "path": os.fspath(path), "size_bytes": trace.size_bytes,
-            "device_names": _device_names(trace),
+            "device_names": device_names,
             "device_properties": list(trace.device_properties),
             "schema": trace.schema, "has_gpu": trace.has_gpu,
             "base_us": trace.base_us,   # origin of every *start_us / ts_us in the outputs
