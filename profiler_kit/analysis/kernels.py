@@ -95,8 +95,8 @@ def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarr
     return node, launch_ns
 
 
-def build_kernel_table(trace: Trace, tree: SpanTree | None = None) -> KernelTable:
-    tree = tree or build_span_tree(trace)
+def build_kernel_table(trace: Trace) -> KernelTable:
+    tree = build_span_tree(trace)
     gpu, names = trace.gpu, trace.names
     span_names = trace.spans.name_id
     node, launch_ns = _launching_spans(trace, tree)
