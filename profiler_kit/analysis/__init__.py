@@ -60,7 +60,7 @@ class TraceAnalysis:
                 np.concatenate([gpu.grid, gpu.block], axis=1).reshape(-1, 3).tolist()]
         columns = zip(
             gpu.name_id.tolist(), t.category.tolist(), gpu.stream.tolist(),
-            (gpu.start_ns / 1000.0).tolist(), (gpu.dur_ns / 1000.0).tolist(), dims[0::2],
+            (gpu.start_ns / 1000.0).tolist(), t.dur_us.tolist(), dims[0::2],
             dims[1::2], t.op_node.tolist(), t.scope_node.tolist(), c.flops.tolist(),
             c.hbm_bytes.tolist(), c.bound.tolist(), t.backend.tolist(), c.cost_node.tolist(),
             gpu.device.tolist())

@@ -88,11 +88,10 @@ def _kind(scope: str, shape: dict) -> str | None:
 
 
 def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
-    dur_us = table.trace.gpu.dur_ns / 1000.0
+    dur_us = table.dur_us
     is_attention = table.category == _ATTENTION
-    backends = {b: 0.0 for b in BACKENDS}
-    for b, name in enumerate(BACKENDS, start=1):
-        backends[name] = float(dur_us[is_attention & (table.backend == b)].sum())
+    backends = {name: float(dur_us[is_attention & (table.backend == b)].sum())
+                for b, name in enumerate(BACKENDS, start=1)}
     calls = []
     call_of = table.attention_call
     linked = np.flatnonzero(is_attention & (call_of >= 0))

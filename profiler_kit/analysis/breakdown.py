@@ -20,15 +20,15 @@ def _sum_by(codes: np.ndarray, weights: np.ndarray, labels) -> dict[str, float]:
 
 
 def categories_us(table: KernelTable) -> dict[str, float]:
-    return _sum_by(table.category, table.trace.gpu.dur_ns / 1000.0, CATEGORIES)
+    return _sum_by(table.category, table.dur_us, CATEGORIES)
 
 
 def bound_us(table: KernelTable, costs: KernelCosts) -> dict[str, float]:
-    return _sum_by(costs.bound, table.trace.gpu.dur_ns / 1000.0, BOUNDS)
+    return _sum_by(costs.bound, table.dur_us, BOUNDS)
 
 
 def bound_by_category_us(table: KernelTable, costs: KernelCosts) -> dict[str, dict]:
-    dur_us = table.trace.gpu.dur_ns / 1000.0
+    dur_us = table.dur_us
     out = {}
     for c, name in enumerate(CATEGORIES):
         mine = table.category == c
@@ -37,7 +37,7 @@ def bound_by_category_us(table: KernelTable, costs: KernelCosts) -> dict[str, di
 
 
 def blocks_us(table: KernelTable) -> dict[str, dict[str, float]]:
-    dur_us = table.trace.gpu.dur_ns / 1000.0
+    dur_us = table.dur_us
     block_cache: dict[int, str] = {}
     out: dict[str, dict[str, float]] = {}
     for k, scope in enumerate(table.scope_node.tolist()):
@@ -53,7 +53,7 @@ def blocks_us(table: KernelTable) -> dict[str, dict[str, float]]:
 
 def top_kernels(table: KernelTable, costs: KernelCosts) -> list[dict]:
     gpu = table.trace.gpu
-    dur_us = gpu.dur_ns / 1000.0
+    dur_us = table.dur_us
     ids, inverse = np.unique(gpu.name_id, return_inverse=True)
     total = np.bincount(inverse, weights=dur_us)
     count = np.bincount(inverse)

@@ -97,7 +97,7 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
 
     ops = table.op_node.tolist()
     cost_node = np.asarray([cost_node_of(o) if o >= 0 else -1 for o in ops], dtype=np.int64)
-    dur_us = trace.gpu.dur_ns / 1000.0
+    dur_us = table.dur_us
 
     flops = np.zeros(n)
     hbm = np.zeros(n)

@@ -9,6 +9,7 @@ innermost op.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -39,6 +40,11 @@ class KernelTable:
 
     def __len__(self) -> int:
         return len(self.category)
+
+    @functools.cached_property
+    def dur_us(self) -> np.ndarray:
+        """float64 duration of each GPU activity in µs (computed once, shared by the analyses)."""
+        return self.trace.gpu.dur_ns / 1000.0
 
     def name(self, k: int) -> str:
         return self.trace.names[self.trace.gpu.name_id[k]]
