@@ -20,9 +20,10 @@ MAX_TIMELINE_POINTS = 2000
 TOP_LIVE = 20
 
 
-def _downsample(n: int, values: np.ndarray) -> np.ndarray:
+def _downsample(values: np.ndarray) -> np.ndarray:
     """Indices of at most MAX_TIMELINE_POINTS events: the largest of each bucket, so the
     peak always survives."""
+    n = len(values)
     if n <= MAX_TIMELINE_POINTS:
         return np.arange(n)
     edges = np.linspace(0, n, MAX_TIMELINE_POINTS + 1).astype(np.int64)
@@ -45,7 +46,7 @@ def analyze_memory(table: KernelTable) -> dict:
     idx = idx[np.argsort(mem.ts_ns[idx], kind="stable")]
     allocated = mem.total_allocated[idx]
     peak_pos = int(np.argmax(allocated))
-    keep = _downsample(len(idx), allocated)
+    keep = _downsample(allocated)
 
     live: dict[int, tuple[int, int]] = {}          # addr -> (bytes, event index)
     nbytes = mem.nbytes[idx[:peak_pos + 1]].tolist()
