@@ -226,6 +226,12 @@ def _int_or(values, default: int = -1) -> np.ndarray:
     return np.asarray([v if type(v) is int else default for v in values], dtype=np.int64)
 
 
+def _external_ids(args: list[_Args]) -> np.ndarray:
+    # "External id" in current traces, "external id" in legacy ones.
+    return _int_or([a.external_id if a.external_id is not None else a.legacy_external_id
+                    for a in args])
+
+
 def _dim3(values) -> np.ndarray:
     out = np.zeros((len(values), 3), dtype=np.int32)
     for i, v in enumerate(values):
@@ -315,8 +321,7 @@ class _Reader:
                 stream=_int_or([a.stream if a.stream is not None else _stream_from_tid(e.tid)
                                 for a, e in zip(args, gpu_ev)]),
                 correlation=_int_or([a.correlation for a in args]),
-                external_id=_int_or([a.external_id if a.external_id is not None
-                                     else a.legacy_external_id for a in args]),
+                external_id=_external_ids(args),
                 grid=_dim3([a.grid for a in args]), block=_dim3([a.block for a in args]),
                 nbytes=_int_or([a.nbytes for a in args]))
         if span_ev:
@@ -326,8 +331,7 @@ class _Reader:
                 kind=np.asarray([_SPAN_CATS[e.cat] for e in span_ev], dtype=np.int8),
                 name_id=self._name_ids(span_ev), ts=ts, dur=dur,
                 thread=self._thread_ids(span_ev),
-                external_id=_int_or([a.external_id if a.external_id is not None
-                                     else a.legacy_external_id for a in args]),
+                external_id=_external_ids(args),
                 input_dims=self._arg_ids([a.input_dims if len(a.input_dims)
                                           else a.legacy_input_dims for a in args]),
                 input_types=self._arg_ids([a.input_types for a in args]),
