@@ -7,8 +7,8 @@ Formulas and their sources: docs/cost-model.md (``OpCost.formula`` names the row
 
 Ops nest in a trace (``aten::conv2d`` > ``aten::convolution`` > ``aten::_convolution`` >
 ``aten::cudnn_convolution``; ``aten::linear`` > ``aten::addmm``); each level is costed as the
-whole op seen from that level, so a caller attributing a kernel should cost one level only,
-normally the innermost op that launched it.
+whole op seen from that level, so a caller attributing a kernel should cost one level only
+(analysis/costing.py takes the outermost op of the launching chain that has a cost).
 """
 
 from __future__ import annotations
