@@ -92,7 +92,7 @@ _SPAN_CATS = {"cpu_op": OP, "user_annotation": ANNOTATION, "python_function": MO
 _RUNTIME_CATS = {"cuda_runtime", "cuda_driver", "Runtime"}
 _GPU_ANNOTATION_CATS = {"gpu_user_annotation"}
 _LEGACY_CATS = {"Kernel", "Memcpy", "Memset", "Operator", "Runtime", "Python"}
-_MODULE_PREFIX = "nn.Module: "
+NN_MODULE_PREFIX = "nn.Module: "       # torch.profiler(with_modules=True) python frames
 
 
 @dataclass(frozen=True)
@@ -298,7 +298,7 @@ class _Reader:
                 if cat in _GPU_CATS:
                     gpu_ev.append(e)
                 elif cat in _SPAN_CATS:
-                    if _SPAN_CATS[cat] != MODULE or e.name.startswith(_MODULE_PREFIX):
+                    if _SPAN_CATS[cat] != MODULE or e.name.startswith(NN_MODULE_PREFIX):
                         span_ev.append(e)
                 elif cat in _RUNTIME_CATS:
                     rt_ev.append(e)

@@ -11,10 +11,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiler_kit.trace import ANNOTATION, MODULE, OP, CpuSpans, Trace
+from profiler_kit.trace import ANNOTATION, MODULE, NN_MODULE_PREFIX, OP, CpuSpans, Trace
 
 MODULE_ANNOTATION_PREFIX = "module::"   # record_function names our capture puts on modules
-_NN_MODULE_PREFIX = "nn.Module: "       # torch.profiler(with_modules=True) python frames
 
 
 @dataclass(frozen=True)
@@ -117,7 +116,7 @@ def build_span_tree(trace: Trace) -> SpanTree:
             else:
                 # nn.Module frames carry only the class: join them into a path, leaving out
                 # the outermost module (the model itself), as named_modules() paths do.
-                short = names[name_l[i]][len(_NN_MODULE_PREFIX):]
+                short = names[name_l[i]][len(NN_MODULE_PREFIX):]
                 if outer < 0:
                     scope_names[i] = ""
                 else:
