@@ -97,9 +97,13 @@ def _yaml_files() -> Iterator[Traversable]:
             yield entry
 
 
+def _key_of(entry: Traversable) -> str:
+    return entry.name[: -len(".yaml")]
+
+
 def known_keys() -> list[str]:
     """Every key ``load_spec`` accepts, aliases included, sorted."""
-    return [e.name[: -len(".yaml")] for e in _yaml_files()]
+    return [_key_of(e) for e in _yaml_files()]
 
 
 # --------------------------------------------------------------------------------------------
@@ -184,7 +188,7 @@ def list_specs() -> list[GpuSpec]:
         data = _read_mapping(entry)
         if data.get("alias_of"):
             continue
-        specs.append(spec_from_mapping(data, key=entry.name[: -len(".yaml")]))
+        specs.append(spec_from_mapping(data, key=_key_of(entry)))
     return specs
 
 
@@ -194,7 +198,7 @@ def aliases() -> dict[str, str]:
     for entry in _yaml_files():
         data = _read_mapping(entry)
         if data.get("alias_of"):
-            out[entry.name[: -len(".yaml")]] = str(data["alias_of"])
+            out[_key_of(entry)] = str(data["alias_of"])
     return out
 
 
