@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from profiler_kit import specs
 from profiler_kit.analysis import breakdown
 from profiler_kit.analysis.attention import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
@@ -89,7 +90,6 @@ class TraceAnalysis:
 def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: list[str],
                   warnings: list):
     """(GpuSpec or None, where it came from)."""
-    from profiler_kit import specs
     if spec is not None and not isinstance(spec, str):
         return spec, spec_source or "config"
     if isinstance(spec, str):
