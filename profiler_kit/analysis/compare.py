@@ -36,12 +36,10 @@ def _keyed_calls(calls: list) -> dict:
 
 def compare(a, b) -> dict:
     """a, b: TraceAnalysis objects or their to_dict() dicts."""
-    label_a = getattr(a, "label", None)
-    label_b = getattr(b, "label", None)
     da = a.to_dict() if hasattr(a, "to_dict") else a
     db = b.to_dict() if hasattr(b, "to_dict") else b
-    label_a = label_a or da.get("label") or "a"
-    label_b = label_b or db.get("label") or "b"
+    label_a = da.get("label") or "a"        # a TraceAnalysis keeps its label in the dict too
+    label_b = db.get("label") or "b"
     calls_a, calls_b = _keyed_calls(da["attention"]["calls"]), _keyed_calls(db["attention"]["calls"])
     attention_calls = []
     for key in dict.fromkeys([*calls_a, *calls_b]):
