@@ -113,15 +113,14 @@ def build_span_tree(trace: Trace) -> SpanTree:
             if has_annotations:
                 # Our capture names each scope with the module's full dotted path already.
                 scope_names[i] = names[name_l[i]][prefix_len:]
-            else:
+            elif outer < 0:
                 # nn.Module frames carry only the class: join them into a path, leaving out
                 # the outermost module (the model itself), as named_modules() paths do.
+                scope_names[i] = ""
+            else:
                 short = names[name_l[i]][len(NN_MODULE_PREFIX):]
-                if outer < 0:
-                    scope_names[i] = ""
-                else:
-                    up = scope_names[int(outer)]
-                    scope_names[i] = f"{up}.{short}" if up else short
+                up = scope_names[int(outer)]
+                scope_names[i] = f"{up}.{short}" if up else short
         elif p >= 0:
             scope_node[i] = scope_node[p]
         stack.append(i)
