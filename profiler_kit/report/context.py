@@ -100,7 +100,7 @@ def analysis_warnings(analyses: dict[str, dict]) -> list[str]:
         spec = a.get("gpu_spec") or {}
         if spec.get("mismatch"):
             out.append(f"{label}: GPU spec differs from the device: {spec['mismatch']}")
-        if (a.get("attention") or {}).get("fallback") and "math" not in label.lower():
+        if findings.unexpected_fallback(label, a):
             out.append(f"{label}: attention fell back to an unfused backend in some calls")
     return out
 

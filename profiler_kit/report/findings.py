@@ -196,17 +196,21 @@ def layout_conversions(analyses: dict[str, dict]) -> list[Finding]:
                     "(model.to(memory_format=torch.channels_last))", "warn")]
 
 
+def unexpected_fallback(label: str, analysis: dict) -> bool:
+    """Some attention calls ran SDPA's math path, and the mode did not ask for it."""
+    return bool((analysis.get("attention") or {}).get("fallback")) and "math" not in label.lower()
+
+
 def fallback_backends(analyses: dict[str, dict]) -> list[Finding]:
     out = []
     for label, a in analyses.items():
-        att = a.get("attention") or {}
-        if att.get("fallback") and "math" not in label.lower():   # a math mode asked for it
+        if unexpected_fallback(label, a):
             out.append(Finding(f"{label} fell back to a slower attention backend",
                                "Some attention calls ran the math (unfused) path although a fused "
                                "backend was requested; see the attention table for which.",
                                "check head size / dtype / mask support of the requested backend",
                                "warn"))
-        elif att.get("mixed"):
+        elif (a.get("attention") or {}).get("mixed"):
             out.append(Finding(f"{label} ran more than one attention backend",
                                "Different attention layers used different kernels; see the attention table.",
                                None, "info"))
