@@ -24,9 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
-from profiler_kit.analysis.costmodel import estimate_op
+from profiler_kit.analysis.costmodel import OpCost, estimate_op
 from profiler_kit.analysis.kernels import KernelTable
-from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, roofline
+from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, roofline
 from profiler_kit.trace import compact_raw, decode_raw
 
 # Ops that run as a chain of ordinary aten ops: their kernels are costed by those ops (the walk
@@ -47,9 +47,9 @@ class OpPoint:
     op: str
     shapes: str               # "Input Dims" as recorded, compact JSON
     dtypes: str
-    cost: object              # costmodel.OpCost
+    cost: OpCost
     time_us: float            # summed duration of the op's kernels
-    point: object | None      # roofline.RooflinePoint, None without a GPU spec
+    point: RooflinePoint | None   # None without a GPU spec
     main_kernel: int          # longest kernel of the op (GpuActivities index)
 
 
@@ -70,9 +70,9 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
     trace, tree = table.trace, table.tree
     spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
-    estimates: dict[tuple, object] = {}   # (name, raw shapes) -> OpCost | None
-    op_cost: dict[int, object] = {}       # span -> OpCost | None
-    top: dict[int, int] = {}              # innermost op -> cost-bearing op
+    estimates: dict[tuple, OpCost | None] = {}   # (name, dims, types, concrete ids) -> cost
+    op_cost: dict[int, OpCost | None] = {}       # span -> cost
+    top: dict[int, int] = {}                     # innermost op -> cost-bearing op
 
     def cost_of(node: int):
         if node not in op_cost:
