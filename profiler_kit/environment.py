@@ -12,6 +12,8 @@ from typing import Any, Dict, Optional
 
 import torch
 
+from profiler_kit.config import ConfigError
+
 
 def _version(dist: str) -> Optional[str]:
     try:
@@ -34,8 +36,6 @@ def resolve_device(requested: str) -> torch.device:
         return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
     device = torch.device(requested)
     if device.type == "cuda":
-        from profiler_kit.config import ConfigError
-
         if not torch.cuda.is_available():
             raise ConfigError(f"device={requested} but this machine has no CUDA device: use device=auto or device=cpu")
         if device.index is None:
