@@ -23,7 +23,7 @@ ATTENTION_MODES: Dict[str, str] = {
     "sdpa_cudnn": "torch SDPA pinned to cuDNN attention (SDPBackend.CUDNN_ATTENTION)",
     "sdpa_math": "torch SDPA pinned to the math fallback (SDPBackend.MATH), unfused",
 }
-# Names resolved at run time, once the device is known (see attention.resolve_modes).
+# Names resolved at run time, once the device is known (see attention_modes.resolve_modes).
 MODE_ALIASES = ("efficient", "all")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 SCHEDULERS = ("euler", "ddim", "pndm")

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional
 import torch
 from omegaconf import OmegaConf
 
-from profiler_kit import attention, capture, environment, models
+from profiler_kit import attention_modes, capture, environment, models
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.run_analysis import finish_run
 from profiler_kit.run_folder import SCHEMA_VERSION, reproduce_command, write_json_atomic
@@ -41,7 +41,7 @@ class _Run:
     inputs: Dict[str, Any]
     device: torch.device
     dtype: torch.dtype
-    checks: Dict[str, attention.ModeCheck]
+    checks: Dict[str, attention_modes.ModeCheck]
     warmup: int
     iterations: int
     run_dir: str
@@ -92,7 +92,7 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
     record: Dict[str, Any] = {"status": "ok", "reason": None, "description": ATTENTION_MODES[mode]}
     meter = capture.PeakMemory(device)
     meter.reset()
-    with attention.attention_mode(unet, mode), torch.inference_mode():
+    with attention_modes.attention_mode(unet, mode), torch.inference_mode():
         out = unet(**inputs, return_dict=False)[0]          # first call: warm-up and correctness
         capture.synchronize(device)
         out_copy = out.float().clone()
@@ -165,7 +165,7 @@ def _time_interleaved(records: Dict[str, dict], run: "_Run") -> None:
         block = min(run.block, run.iterations - r * run.block)
         for mode in [m for m in modes if records[m]["status"] == "ok"]:
             try:
-                with attention.attention_mode(unet, mode), torch.inference_mode():
+                with attention_modes.attention_mode(unet, mode), torch.inference_mode():
                     times, it_s = capture.timed_denoising_loop(
                         unet, inputs, capture.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
             except Exception as exc:
@@ -211,8 +211,8 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
     log.info("UNet ready: %.0fM parameters, %s weights, %.1f s", built.parameters / 1e6, built.weights,
              time.perf_counter() - start)
 
-    shapes = attention.attention_shapes(built.unet)
-    modes, checks, efficient, why = attention.resolve_modes(list(cfg.modes), str(cfg.reference_mode),
+    shapes = attention_modes.attention_shapes(built.unet)
+    modes, checks, efficient, why = attention_modes.resolve_modes(list(cfg.modes), str(cfg.reference_mode),
                                                             device, dtype, shapes)
     log.info("memory-efficient mode: %s (%s)", efficient, why)
     if efficient != "xformers":

@@ -137,15 +137,15 @@ def test_out_of_memory_is_a_result_and_the_next_mode_runs(tmp_path, monkeypatch)
     import torch
     from hydra import compose, initialize_config_dir
 
-    from profiler_kit import attention, config, experiment
+    from profiler_kit import attention_modes, config, experiment
 
     class OutOfMemoryProcessor:
         def __call__(self, *args, **kwargs):
             raise torch.cuda.OutOfMemoryError(
                 "CUDA out of memory. Tried to allocate 12.50 GiB. GPU 0 has a total capacity of 79.19 GiB")
 
-    real = attention._processor
-    monkeypatch.setattr(attention, "_processor",
+    real = attention_modes._processor
+    monkeypatch.setattr(attention_modes, "_processor",
                         lambda mode: OutOfMemoryProcessor() if mode == "vanilla" else real(mode))
     config.register()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler_kit.analysis.costmodel import estimate_op
+from profiler_kit.analysis.cost_model import estimate_op
 
 H = "c10::Half"
 DATA = json.loads((Path(__file__).parent / "data" / "ncu" / "h100_ncu_cost_model.json").read_text())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from profiler_kit.analysis.costmodel import OpCost, estimate_op
+from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.roofline import (LATENCY_THRESHOLD_US, LOW_ATTAINMENT, SUBSTANTIAL_WORK_US,
                                             ceilings, ridge_point, roofline)
 from profiler_kit.specs import load_spec

@@ -16,10 +16,10 @@ import numpy as np
 
 from profiler_kit import specs
 from profiler_kit.analysis import breakdown
-from profiler_kit.analysis.attention import analyze_attention
+from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
-from profiler_kit.analysis.costing import BOUNDS, KernelCosts, cost_kernels
+from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
 from profiler_kit.analysis.memory import analyze_memory
 from profiler_kit.analysis.timeline import analyze_timeline

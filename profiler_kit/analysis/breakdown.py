@@ -8,7 +8,7 @@ from collections import defaultdict
 import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
-from profiler_kit.analysis.costing import BOUNDS, KernelCosts
+from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts
 from profiler_kit.analysis.kernels import KernelTable, block_of
 
 TOP_KERNELS = 100

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from profiler_kit.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_flops
 
-from .opcost import TENSOR_KINDS, OpCost
+from .cost_model.op_cost import TENSOR_KINDS, OpCost
 
 # A kernel shorter than this is dominated by fixed costs, not by its FLOPs or bytes: launching
 # it and ramping all SMs up and down (the "tail" of its last wave) takes a few µs on current

@@ -21,8 +21,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .opargs import Arg
-from .opcost import AttentionShape, OpCost, tensor_engine
+from .op_args import Arg
+from .op_cost import AttentionShape, OpCost, tensor_engine
 
 # Query rows per thread block, per kernel family, for the re-read figure. FlashAttention-2's
 # forward uses 128-row tiles for the head sizes diffusion models use (kBlockM = 128); the CUTLASS

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
-from profiler_kit.analysis.costmodel import OpCost, estimate_op
+from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, roofline
 from profiler_kit.trace import compact_raw, decode_raw

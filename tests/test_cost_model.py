@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from profiler_kit.analysis.costmodel import (OpCost, conv_output_shape, estimate_from_args, estimate_op,
+from profiler_kit.analysis.cost_model import (OpCost, conv_output_shape, estimate_from_args, estimate_op,
                                              is_modeled)
 
 H, BF, F32 = "c10::Half", "c10::BFloat16", "float"

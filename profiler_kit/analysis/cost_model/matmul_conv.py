@@ -1,12 +1,12 @@
-"""Cost of tensor-core-capable ops: the GEMM family and convolutions (see costmodel.py)."""
+"""Cost of tensor-core-capable ops: the GEMM family and convolutions (see cost_model/__init__.py)."""
 
 from __future__ import annotations
 
 import math
 from typing import Any, Sequence
 
-from .opargs import Arg, broadcast, ints, parse_args, scalar_type
-from .opcost import OpCost, tensor_engine
+from .op_args import Arg, broadcast, ints, parse_args, scalar_type
+from .op_cost import OpCost, tensor_engine
 
 # PyTorch's default for torch.backends.cuda.matmul.allow_tf32 (off since 1.12); the trace does
 # not record it, so the caller passes allow_tf32=True when the run turned it on.

@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
-from profiler_kit.analysis.costing import KernelCosts
+from profiler_kit.analysis.kernel_costs import KernelCosts
 from profiler_kit.analysis.kernels import KernelTable, block_of
 from profiler_kit.trace import decode_raw
 

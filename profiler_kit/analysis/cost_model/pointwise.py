@@ -1,5 +1,5 @@
 """Cost of memory-bound ops on CUDA cores: softmax, norms, element-wise, copies, reductions,
-upsampling (see costmodel.py). Bytes: each tensor input read once, the output written once;
+upsampling (see cost_model/__init__.py). Bytes: each tensor input read once, the output written once;
 FLOPs: a small per-element constant (these ops sit far left of every ridge point)."""
 
 from __future__ import annotations
@@ -7,8 +7,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from .opargs import DTYPE_BYTES, Arg, broadcast, promote, scalar_type
-from .opcost import OpCost
+from .op_args import DTYPE_BYTES, Arg, broadcast, promote, scalar_type
+from .op_cost import OpCost
 
 
 def _tensors(args: Sequence[Arg]) -> list[Arg]:

@@ -8,18 +8,18 @@ Formulas and their sources: docs/cost-model.md (``OpCost.formula`` names the row
 Ops nest in a trace (``aten::conv2d`` > ``aten::convolution`` > ``aten::_convolution`` >
 ``aten::cudnn_convolution``; ``aten::linear`` > ``aten::addmm``); each level is costed as the
 whole op seen from that level, so a caller attributing a kernel should cost one level only
-(analysis/costing.py takes the outermost op of the launching chain that has a cost).
+(analysis/kernel_costs.py takes the outermost op of the launching chain that has a cost).
 """
 
 from __future__ import annotations
 
 from typing import Any, Mapping
 
-from .costmodel_attention import estimate_attention, is_fused_attention
-from .costmodel_matmul import CONV_OPS, GEMM_OPS, conv_output_shape, estimate_conv, estimate_gemm
-from .costmodel_pointwise import estimate_pointwise, is_pointwise
-from .opargs import parse_args
-from .opcost import AttentionShape, OpCost
+from .fused_attention import estimate_attention, is_fused_attention
+from .matmul_conv import CONV_OPS, GEMM_OPS, conv_output_shape, estimate_conv, estimate_gemm
+from .pointwise import estimate_pointwise, is_pointwise
+from .op_args import parse_args
+from .op_cost import AttentionShape, OpCost
 
 __all__ = ["OpCost", "AttentionShape", "estimate_op", "estimate_from_args", "is_modeled",
            "conv_output_shape"]
