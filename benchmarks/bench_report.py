@@ -18,6 +18,7 @@ import json
 import os
 import platform
 import shlex
+import shutil
 import statistics
 import sys
 import tempfile
@@ -28,6 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from profiler_kit.analysis import analyze_trace, compare  # noqa: E402
+from profiler_kit.analysis.run import analyze_run  # noqa: E402
 from profiler_kit.report import render_run_report, render_trace_report  # noqa: E402
 
 SD = ROOT / "tests" / "data" / "sd"
@@ -40,21 +42,18 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
 def render(args, out: Path) -> tuple[Path, str, float]:
     """Analyse (not timed), then render (timed); returns the page, what it shows, render seconds."""
     if not args.trace and (SD / "summary.json").exists():
-        summary = json.loads((SD / "summary.json").read_text())
-        spec = (summary.get("gpu_spec") or {}).get("key")
-        for record in summary["modes"].values():
-            if record.get("trace") and (SD / record["trace"]).exists():
-                record["analysis"] = analyze_trace(SD / record["trace"], spec=spec).to_dict()
-                record["analysis"]["gpu_spec"] = summary.get("gpu_spec") or record["analysis"]["gpu_spec"]
+        run = out.parent / "run"                      # the committed run folder, analysed as after a run
+        shutil.copytree(SD, run)
+        summary = analyze_run(str(run))
         t1 = time.perf_counter()
         path = render_run_report(summary, out)
-        what = f"run report of tests/data/sd/summary.json ({', '.join(summary['modes'])})"
+        what = f"run report of tests/data/sd/summary.json ({', '.join(summary.modes)})"
     else:
         traces = [Path(t) for t in (args.trace or DEFAULT_TRACES)]
         analyses = [analyze_trace(t, label=t.name.split(".")[0][:24]) for t in traces]
-        cmp = compare(analyses[0], analyses[1]) if len(analyses) == 2 else None
+        cmp = compare(analyses[0].record, analyses[1].record) if len(analyses) == 2 else None
         t1 = time.perf_counter()
-        path = render_trace_report({a.label: a.to_dict() for a in analyses}, cmp, out)
+        path = render_trace_report({a.label: a.record for a in analyses}, cmp, out)
         what = "trace report of " + " + ".join(t.name for t in traces) + (" with comparison" if cmp else "")
     return path, what, time.perf_counter() - t1
 

@@ -1,5 +1,7 @@
 """`python -m profiler_kit [overrides]`: the Hydra entry point. Kept thin: check the command
-line, then hand the composed config to the experiment.
+line, then run the three steps of a run as siblings, each reading from disk what the previous
+one wrote: capture (experiment.py, the only one that imports torch) -> analysis of the run
+folder (analysis/run.py) -> report (report/).
 
 Bad overrides are caught before Hydra creates a run folder, so the user gets one line that says
 what to type (never a traceback) and nothing is left half-written.
@@ -109,15 +111,33 @@ def preflight(argv: list[str]) -> None:
     GlobalHydra.instance().clear()
 
 
+def run_pipeline(cfg: DictConfig, hydra_cfg=None):
+    """Capture, then analyse the run folder, then render its report; returns the summary."""
+    import logging
+
+    from profiler_kit.analysis.run import analyze_run
+    from profiler_kit.experiment import run_experiment
+    from profiler_kit.run_folder import log_table
+
+    run_dir = run_experiment(cfg, hydra_cfg)
+    summary = analyze_run(run_dir)
+    if cfg.report.enabled:
+        from profiler_kit.report import render_run_folder
+        try:
+            render_run_folder(run_dir, plotly_js=cfg.report.plotly_js)
+        except Exception:  # summary.json and the traces are on disk: `analyze RUN_DIR` redoes it
+            logging.getLogger("profiler_kit").exception("report failed")
+    logging.getLogger("profiler_kit").info("\n%s", log_table(summary))
+    return summary
+
+
 @hydra.main(config_path=CONFIG_DIR or "pkg://" + CONFIG_MODULE, config_name="config", version_base="1.3")
 def _hydra_main(cfg: DictConfig) -> None:
     from hydra.core.hydra_config import HydraConfig
 
-    from profiler_kit.experiment import run_experiment
-
     try:
         validate(cfg)
-        run_experiment(cfg, HydraConfig.get())
+        run_pipeline(cfg, HydraConfig.get())
     except ConfigError as exc:
         print(f"profiler_kit: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)

@@ -1,20 +1,25 @@
-"""Analyse any Kineto trace: ``python -m profiler_kit.analyze TRACE [TRACE2] [--gpu NAME]``.
+"""Analyse any Kineto trace, or an experiment's run folder:
 
-Writes ``analysis.json`` and ``kernels.csv`` into --out (with two traces: ``a/`` and ``b/``
-subfolders, plus ``comparison.json``) and ``report.html`` (unless --no-report). Bad input exits with status 2 and one line on stderr
-saying what is wrong and what to do. Every file is written to a temporary name and renamed,
-so an interrupted run never leaves a half-written analysis behind.
+    python -m profiler_kit.analyze TRACE [TRACE2] [--gpu NAME] [--out DIR]
+    python -m profiler_kit.analyze RUN_DIR          # redo a run folder's analysis and report
+
+With traces: writes ``analysis.json`` and ``kernels.csv`` into --out (with two traces: ``a/``
+and ``b/`` subfolders, plus ``comparison.json``) and ``report.html`` (unless --no-report). With a
+run folder (one holding summary.json): analyses its traces against the spec the run recorded and
+rewrites its summary.json, kernels_<mode>.csv and report.html. Our traces and anyone else's take
+the same path through the analyzer. Bad input exits with status 2 and one line on stderr saying
+what is wrong and what to do. Every file is written atomically (records.write_atomic).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import logging
 import sys
-import tempfile
 from pathlib import Path
 
-import msgspec
+from profiler_kit.records import RecordError, write_atomic, write_record
+from profiler_kit.run_folder import SUMMARY_FILE
 
 EXIT_BAD_INPUT = 2
 
@@ -34,7 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                        "category and module, FLOP/byte estimates, roofline bounds, GPU idle "
                        "time, peak memory, attention calls.")
     p.add_argument("traces", nargs="+", metavar="TRACE",
-                   help="trace .json or .json.gz; give two to compare them (a, then b)")
+                   help="trace .json or .json.gz; give two to compare them (a, then b); or a run "
+                   "folder of python -m profiler_kit (re-analysed in place)")
     p.add_argument("--gpu", metavar="NAME", help="GPU spec key or alias (e.g. h100, a100-80gb)"
                    "; default: matched from the trace's deviceProperties")
     p.add_argument("--out", metavar="DIR", default=".", help="output folder (default: .)")
@@ -46,46 +52,35 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _publish(tmp: str, path: Path) -> None:
-    # mkstemp creates the file 0600; give it the permissions a plain open() would have.
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)
-    os.replace(tmp, path)
-
-
-def _atomic_write(path: Path, write) -> None:
-    """`write(tmp)` fills a temporary file beside `path`, which is then renamed to `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        _publish(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _write_json(path: Path, data: dict) -> None:
-    # msgspec writes NaN/inf as null (JSON has neither) and is ~10x faster than json.dump
-    text = msgspec.json.format(msgspec.json.encode(data), indent=1).decode()
-
-    def write(tmp: str) -> None:
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-    _atomic_write(path, write)
-
-
 def _write_analysis(analysis, folder: Path) -> None:
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / "analysis.json", analysis.to_dict())
-    _atomic_write(folder / "kernels.csv", analysis.write_kernels_csv)
+    write_record(folder / "analysis.json", analysis.record)
+    write_atomic(folder / "kernels.csv", analysis.write_kernels_csv)
 
 
-def _write_report(analyses, comparison: dict | None, out: Path) -> None:
+def _write_report(analyses, comparison, out: Path) -> None:
     from profiler_kit.report import render_trace_report
-    _atomic_write(out / "report.html", lambda tmp: render_trace_report(
-        {a.label: a.to_dict() for a in analyses}, comparison, tmp))
+    render_trace_report({a.label: a.record for a in analyses}, comparison, out / "report.html")
+
+
+def _run_folder(run_dir: Path, no_report: bool) -> int:
+    """Re-analyse an experiment's run folder in place, then re-render its report."""
+    from profiler_kit.analysis.run import analyze_run
+    from profiler_kit.run_folder import log_table
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        summary = analyze_run(str(run_dir))
+        if not no_report:
+            from profiler_kit.report import render_run_folder
+            render_run_folder(run_dir)
+    except RecordError as exc:
+        raise _BadInput(f"{exc}; give a run folder of python -m profiler_kit") from None
+    except OSError as exc:
+        raise _BadInput(f"cannot write to {run_dir} ({exc.strerror}); copy the run folder somewhere "
+                        "writable") from None
+    print(log_table(summary))
+    print(f"wrote {run_dir}")
+    return 0
 
 
 def _default_labels(paths: list[str]) -> list[str]:
@@ -95,6 +90,11 @@ def _default_labels(paths: list[str]) -> list[str]:
 
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if len(args.traces) == 1 and (Path(args.traces[0]) / SUMMARY_FILE).is_file():
+        if args.gpu or args.label:
+            raise _BadInput("a run folder is analysed against the GPU spec and mode names it recorded: "
+                            "drop --gpu / --label")
+        return _run_folder(Path(args.traces[0]), args.no_report)
     if len(args.traces) > 2:
         raise _BadInput(f"got {len(args.traces)} traces; give one trace, or two to compare")
     if args.label and len(args.label) != len(args.traces):
@@ -113,25 +113,23 @@ def run(argv: list[str] | None = None) -> int:
         except ValueError as exc:     # unknown --gpu key: the message lists the known ones
             raise _BadInput(f"--gpu {args.gpu}: {exc}") from None
     out = Path(args.out)
-    comparison = compare(*analyses) if len(analyses) == 2 else None
+    comparison = compare(analyses[0].record, analyses[1].record) if len(analyses) == 2 else None
     try:
         if comparison is None:
             _write_analysis(analyses[0], out)
         else:
             for analysis, sub in zip(analyses, ("a", "b")):
                 _write_analysis(analysis, out / sub)
-            _write_json(out / "comparison.json", comparison)
+            write_record(out / "comparison.json", comparison)
         if not args.no_report:
             _write_report(analyses, comparison, out)
     except OSError as exc:
         raise _BadInput(f"cannot write to {out} ({exc.strerror}); pick a writable --out "
                         "folder") from None
     for analysis in analyses:
-        d = analysis.to_dict()
-        t = d["timeline"]
-        print(f"{d['source']['path']}: {d['kernels']['count']} kernels, "
-              f"{d['kernels']['total_us'] / 1000:.3f} ms kernel time, GPU busy "
-              f"{t['busy_us'] / 1000:.3f} of {t['window_us'] / 1000:.3f} ms")
+        r = analysis.record
+        print(f"{r.source.path}: {r.kernels.count} kernels, {r.kernels.total_us / 1000:.3f} ms kernel time, "
+              f"GPU busy {r.timeline.busy_us / 1000:.3f} of {r.timeline.window_us / 1000:.3f} ms")
     print(f"wrote {out}")
     return 0
 

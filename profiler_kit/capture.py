@@ -12,39 +12,18 @@ import gzip
 import os
 import re
 import shutil
-import statistics
 import tempfile
 import time
-from dataclasses import asdict, dataclass
 from typing import Any, Callable, Dict, List, Optional
 
 import torch
 
-NOISE_IQR_FRACTION = 0.10          # IQR above 10% of the median: the machine was noisy
+from profiler_kit.records import parse_size_bytes
+
 GUIDANCE_SCALE = 7.5               # the pipelines' default; only the arithmetic matters here
 # Relative L2 error allowed against the reference, by dtype: fp32 kernels agree to ~1e-6; half
 # precision accumulates differently across ~30 attention layers of random weights.
 OUTPUT_TOLERANCE = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 4e-2}
-
-
-@dataclass(frozen=True)
-class StepStats:
-    median: float
-    iqr: float
-    min: float
-    n: int
-    noisy: bool
-
-    @staticmethod
-    def of(times_ms: List[float]) -> "StepStats":
-        q = statistics.quantiles(times_ms, n=4, method="inclusive") if len(times_ms) > 1 else [times_ms[0]] * 3
-        med = statistics.median(times_ms)
-        iqr = q[2] - q[0]
-        return StepStats(median=med, iqr=iqr, min=min(times_ms), n=len(times_ms),
-                         noisy=bool(med > 0 and iqr > NOISE_IQR_FRACTION * med))
-
-    def to_dict(self) -> Dict[str, Any]:
-        return asdict(self)
 
 
 def synchronize(device: torch.device) -> None:
@@ -140,12 +119,12 @@ class PeakMemory:
 _ASKED = re.compile(r"Tried to allocate ([0-9.]+ [KMGT]?i?B)")
 
 
-def oom_reason(exc: BaseException) -> tuple[str, Optional[str]]:
-    """One line for the summary and the size the allocator was asked for, from PyTorch's message."""
+def oom_reason(exc: BaseException) -> tuple[str, Optional[int]]:
+    """One line for the summary and the bytes the allocator was asked for, from PyTorch's message."""
     text = str(exc)
     asked = _ASKED.search(text)
     first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
-    return first[:300], asked.group(1) if asked else None
+    return first[:300], parse_size_bytes(asked.group(1)) if asked else None
 
 
 @contextlib.contextmanager

@@ -63,7 +63,7 @@ def describe(device: torch.device) -> Dict[str, Any]:
         "driver": None,
         "cuda": torch.version.cuda,
         "cudnn": torch.backends.cudnn.version() if torch.backends.cudnn.is_available() else None,
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),          # TorchVersion is a str subclass JSON encoders refuse
         "diffusers": _version("diffusers"),
         "xformers": _version("xformers"),
         "hydra": _version("hydra-core"),

@@ -1,6 +1,7 @@
-"""One experiment run: build the UNet, then for each attention mode check its output against the
-reference, time it, measure its peak memory and record a trace; write summary.json, analyze the
-traces (through the same analyzer that reads anyone's trace) and render the report.
+"""The capture step of a run: build the UNet, then for each attention mode check its output
+against the reference, time it, measure its peak memory and record a trace, and write
+summary.json. Capture ends there: the entry point then analyses the folder (analysis/run.py) and
+renders its report, each step reading what the previous one wrote.
 
 A mode that cannot run (unavailable, out of memory, an error) is recorded with its reason and the
 next mode still runs.
@@ -18,12 +19,14 @@ from dataclasses import dataclass
 from typing import Any, Dict, List, Optional
 
 import torch
+import msgspec
 from omegaconf import OmegaConf
 
-from profiler_kit import attention_modes, capture, environment, models
+from profiler_kit import attention_modes, capture, environment, models, specs
 from profiler_kit.config import ATTENTION_MODES
-from profiler_kit.run_analysis import finish_run
-from profiler_kit.run_folder import SCHEMA_VERSION, reproduce_command, write_json_atomic
+from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
+                                  write_record)
+from profiler_kit.run_folder import SUMMARY_FILE, reproduce_command, trace_name
 
 log = logging.getLogger("profiler_kit")
 
@@ -53,30 +56,27 @@ class _Run:
         return min(TIMING_BLOCK, self.iterations)
 
 
-def _gpu_spec(cfg: Any, hydra_cfg: Any, env: Dict[str, Any], warnings: list) -> Optional[Dict[str, Any]]:
-    """The spec named by +gpu=NAME, else matched from the device name; a mismatch is kept."""
-    from profiler_kit import specs
-
+def resolve_gpu_spec(cfg: Any, hydra_cfg: Any, device_name: Optional[str],
+                     warnings: list) -> Optional[GpuSpecRecord]:
+    """The run's GPU spec, resolved once and recorded: the one `+gpu=NAME` loaded into cfg.gpu,
+    else the spec matching the device name. A configured spec naming another card is kept (the
+    user may want another card's roofline) and the mismatch recorded and warned about once."""
     chosen = hydra_cfg.runtime.choices.get("gpu") if hydra_cfg is not None else None
-    device_name = env.get("gpu_name")
     matched = specs.match_spec(device_name) if device_name else None
-    if chosen:
-        spec, source = specs.load_spec(chosen), "config"
-    elif matched is not None:
-        spec, source = matched, "device_name"
-    else:
-        if device_name:
-            warnings.append(f"no GPU spec matches '{device_name}': pass +gpu=NAME for roofline figures")
-        return None
-    record = spec.to_dict()
-    record["matched_from"] = source
-    record["mismatch"] = None
-    if source == "config" and device_name and (matched is None or matched.key != spec.key):
-        record["mismatch"] = (f"+gpu={chosen} ({spec.name}) but the device is '{device_name}': "
-                              "roofline figures use the configured spec")
-        warnings.append(record["mismatch"])
-        log.warning(record["mismatch"])
-    return record
+    if cfg.gpu is not None:
+        spec = specs.spec_from_mapping(OmegaConf.to_container(cfg.gpu, resolve=True), key=chosen)
+        mismatch = None
+        if device_name and (matched is None or matched.key != spec.key):
+            mismatch = (f"+gpu={chosen or spec.key} ({spec.name}) but the device is '{device_name}': "
+                        "roofline figures use the configured spec")
+            warnings.append(mismatch)
+            log.warning(mismatch)
+        return specs.spec_record(spec, "config", mismatch)
+    if matched is not None:
+        return specs.spec_record(matched, "device_name")
+    if device_name:
+        warnings.append(f"no GPU spec matches '{device_name}': pass +gpu=NAME for roofline figures")
+    return None
 
 
 def _free(device: torch.device) -> None:
@@ -85,11 +85,10 @@ def _free(device: torch.device) -> None:
         torch.cuda.empty_cache()
 
 
-def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> tuple[ModeRecord, Any]:
     """Correctness, warm-up, peak memory and the profiled calls of one mode (timing comes later,
     interleaved with the other modes)."""
     cfg, unet, inputs, device = run.cfg, run.unet, run.inputs, run.device
-    record: Dict[str, Any] = {"status": "ok", "reason": None, "description": ATTENTION_MODES[mode]}
     meter = capture.PeakMemory(device)
     meter.reset()
     with attention_modes.attention_mode(unet, mode), torch.inference_mode():
@@ -99,12 +98,12 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         if reference_out is not None:
             err = capture.rel_l2_error(out_copy, reference_out)
             tol = capture.output_tolerance(run.dtype)
-            record.update(output_rel_error=err, output_tolerance=tol, output_match=bool(err <= tol))
+            check = dict(output_rel_error=err, output_tolerance=tol, output_match=bool(err <= tol))
             if err > tol:
                 run.warnings.append(f"{mode}: output differs from {cfg.reference_mode} "
-                                       f"(relative L2 error {err:.2e} > tolerance {tol:.0e})")
+                                    f"(relative L2 error {err:.2e} > tolerance {tol:.0e})")
         else:
-            record.update(output_rel_error=0.0, output_tolerance=None, output_match=True)
+            check = dict(output_rel_error=0.0, output_tolerance=None, output_match=True)
         del out
         for _ in range(max(0, run.warmup - 1)):
             unet(**inputs, return_dict=False)
@@ -112,82 +111,85 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         # peak memory then covers everything a timed step allocates (every step allocates alike).
         capture.timed_denoising_loop(unet, inputs, capture.make_scheduler(cfg.scheduler),
                                      1, cfg.guidance, device)
-        record["peak_allocated_bytes"], record["peak_reserved_bytes"] = meter.read()
-        record["weights_bytes"] = run.weights_bytes
-        record["trace"] = None
+        peak_allocated, peak_reserved = meter.read()
+        trace = None
         if cfg.profiler.enabled:
-            name = f"trace_{mode}.json.gz"
+            trace = trace_name(mode)
             capture.profile_calls(lambda: unet(**inputs, return_dict=False), unet, cfg.profiler.steps,
-                                  os.path.join(run.run_dir, name), cfg.profiler, device)
-            record["trace"] = name
+                                  os.path.join(run.run_dir, trace), cfg.profiler, device)
+    record = ModeRecord(status="ok", description=ATTENTION_MODES[mode], peak_allocated_bytes=peak_allocated,
+                        peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace, **check)
     return record, out_copy
 
 
-def _failure(mode: str, exc: BaseException, run: "_Run") -> dict:
+def _failure(mode: str, exc: BaseException) -> ModeRecord:
     """The record of a mode that raised: out of memory is a result, anything else an error."""
     if isinstance(exc, torch.cuda.OutOfMemoryError):
         reason, asked = capture.oom_reason(exc)
         log.warning("%s: out of memory: %s", mode, reason)
-        return {"status": "oom", "reason": reason, "oom_requested": asked, "description": ATTENTION_MODES[mode]}
+        return ModeRecord(status="oom", reason=reason, oom_requested_bytes=asked, description=ATTENTION_MODES[mode])
     log.error("%s: failed: %s\n%s", mode, exc, traceback.format_exc())
     first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-    return {"status": "error", "reason": f"{type(exc).__name__}: {first[:300]}",
-            "description": ATTENTION_MODES[mode]}
+    return ModeRecord(status="error", reason=f"{type(exc).__name__}: {first[:300]}",
+                      description=ATTENTION_MODES[mode])
 
 
-def _run_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> tuple[dict, Any]:
+def _run_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> tuple[ModeRecord, Any]:
     check = run.checks[mode]
     if not check.available:
         log.warning("%s: unavailable: %s", mode, check.reason)
-        return {"status": "unavailable", "reason": check.reason, "description": ATTENTION_MODES[mode]}, None
+        return ModeRecord(status="unavailable", reason=check.reason, description=ATTENTION_MODES[mode]), None
     start = time.perf_counter()
     log.info("%s: checking, warming up, profiling (%s)", mode, ATTENTION_MODES[mode])
     try:
         record, out = _prepare_mode(mode, run, reference_out)
     except Exception as exc:  # a backend failing mid-run must not cost the other modes
-        record, out = _failure(mode, exc, run), None
+        record, out = _failure(mode, exc), None
     _free(run.device)
-    log.info("%s: %s in %.1f s", mode, record["status"], time.perf_counter() - start)
+    log.info("%s: %s in %.1f s", mode, record.status, time.perf_counter() - start)
     return record, out
 
 
-def _time_interleaved(records: Dict[str, dict], run: "_Run") -> None:
+def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, ModeRecord]:
     """Time the modes in rounds (vanilla block, xformers block, ..., again): a machine that speeds
     up or slows down during the run (CPU clocks, other tenants) then shifts every mode alike,
-    which matters most where the step is host-bound."""
+    which matters most where the step is host-bound. Returns the records with their timings."""
     cfg, unet, inputs, device = run.cfg, run.unet, run.inputs, run.device
-    modes = [m for m, rec in records.items() if rec["status"] == "ok"]
+    records = dict(records)
+    modes = [m for m, rec in records.items() if rec.ok]
     samples: Dict[str, list] = {m: [] for m in modes}
     loop_s: Dict[str, float] = {m: 0.0 for m in modes}
     rounds = -(-run.iterations // run.block)
     log.info("timing %s: %d rounds of %d denoising steps each", ", ".join(modes), rounds, run.block)
     for r in range(rounds):
         block = min(run.block, run.iterations - r * run.block)
-        for mode in [m for m in modes if records[m]["status"] == "ok"]:
+        for mode in [m for m in modes if records[m].ok]:
             try:
                 with attention_modes.attention_mode(unet, mode), torch.inference_mode():
                     times, it_s = capture.timed_denoising_loop(
                         unet, inputs, capture.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
             except Exception as exc:
-                records[mode].update(_failure(mode, exc, run))
+                failed = _failure(mode, exc)
+                records[mode] = msgspec.structs.replace(records[mode], status=failed.status, reason=failed.reason,
+                                                        oom_requested_bytes=failed.oom_requested_bytes)
                 _free(device)
                 continue
             samples[mode].extend(times)
             loop_s[mode] += block / it_s
     for mode in modes:
-        rec = records[mode]
-        if rec["status"] != "ok":
+        if not records[mode].ok:
             continue
-        stats = capture.StepStats.of(samples[mode])
-        rec["step_ms"] = stats.to_dict()
-        rec["step_ms_samples"] = samples[mode]
-        rec["loop_it_per_s"] = len(samples[mode]) / loop_s[mode]
+        stats = StepStats.of(samples[mode])
+        records[mode] = msgspec.structs.replace(records[mode], step_ms=stats, step_ms_samples=samples[mode],
+                                                loop_it_per_s=len(samples[mode]) / loop_s[mode])
         if stats.noisy:
-            run.warnings.append(f"{mode}: step times are noisy (IQR {stats.iqr:.2f} ms > 10% of the "
-                                   f"median {stats.median:.2f} ms)")
+            run.warnings.append(f"{mode}: step times are noisy (IQR {stats.iqr_ms:.2f} ms > "
+                                f"{NOISE_IQR_FRACTION:.0%} of the median {stats.median_ms:.2f} ms)")
+    return records
 
 
-def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
+def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
+    """Capture every mode of one run into its folder; returns the folder (summary.json, traces)."""
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
     os.makedirs(run_dir, exist_ok=True)
     device = environment.resolve_device(str(cfg.device))
@@ -213,32 +215,28 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
 
     shapes = attention_modes.attention_shapes(built.unet)
     modes, checks, efficient, why = attention_modes.resolve_modes(list(cfg.modes), str(cfg.reference_mode),
-                                                            device, dtype, shapes)
+                                                                  device, dtype, shapes)
     log.info("memory-efficient mode: %s (%s)", efficient, why)
     if efficient != "xformers":
         warnings.append(f"efficient mode is {efficient}, not xformers: {why}")
 
-    summary: Dict[str, Any] = {
-        "schema_version": SCHEMA_VERSION,
-        "command": reproduce_command(sys.argv),
-        "config": OmegaConf.to_container(cfg, resolve=True),
-        "environment": env,
-        "run": {"device": str(device), "dtype": environment.dtype_name(dtype), "batch": batch,
-                "latent_shape": list(inputs["sample"].shape), "warmup": warmup, "iterations": iterations,
-                "timing": f"interleaved: rounds of {min(TIMING_BLOCK, iterations)} denoising steps per mode",
-                "parameters": built.parameters, "weights": built.weights,
-                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
-        "gpu_spec": _gpu_spec(cfg, hydra_cfg, env, warnings),
-        "reference_mode": str(cfg.reference_mode),
-        "efficient_mode": efficient,
-        "efficient_mode_reason": why,
-        "comparison": {},
-        "modes": {},
-        "warnings": warnings,
-    }
+    summary = Summary(
+        command=reproduce_command(sys.argv),
+        config=OmegaConf.to_container(cfg, resolve=True),
+        environment=env,
+        run=RunInfo(device=str(device), dtype=environment.dtype_name(dtype), batch=batch,
+                    latent_shape=list(inputs["sample"].shape), warmup=warmup, iterations=iterations,
+                    timing=f"interleaved: rounds of {min(TIMING_BLOCK, iterations)} denoising steps per mode",
+                    parameters=built.parameters, weights=built.weights,
+                    started=time.strftime("%Y-%m-%dT%H:%M:%S%z")),
+        gpu_spec=resolve_gpu_spec(cfg, hydra_cfg, env.get("gpu_name"), warnings),
+        reference_mode=str(cfg.reference_mode), efficient_mode=efficient, efficient_mode_reason=why,
+        warnings=warnings)
     run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
                warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
                warnings=warnings)
+    summary_path = os.path.join(run_dir, SUMMARY_FILE)
+    records: Dict[str, ModeRecord] = {}
     reference_out = None
     for i, mode in enumerate(modes):
         log.info("[%d/%d] mode %s", i + 1, len(modes), mode)
@@ -246,12 +244,13 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> Dict[str, Any]:
         if mode == cfg.reference_mode:
             reference_out = out
             if out is None:
-                warnings.append(f"the reference mode {mode} did not run ({record['status']}): "
+                warnings.append(f"the reference mode {mode} did not run ({record.status}): "
                                 "outputs are not compared")
-        summary["modes"][mode] = record
-        write_json_atomic(os.path.join(run_dir, "summary.json"), summary)   # progress survives a crash
+        records[mode] = record
+        # progress survives a crash
+        write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings)))
     del reference_out
-    _time_interleaved(summary["modes"], run)
-    finish_run(summary, run_dir, render_report=bool(cfg.report.enabled), plotly_js=cfg.report.plotly_js)
+    records = _time_interleaved(records, run)
+    write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings)))
     log.info("run folder: %s", run_dir)
-    return summary
+    return run_dir

@@ -18,6 +18,7 @@ from importlib.abc import Traversable
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+import msgspec
 import yaml
 
 _TERA = 1e12
@@ -164,6 +165,20 @@ def spec_from_mapping(data: Mapping[str, Any], key: str | None = None) -> GpuSpe
     fields.setdefault("fp16_tflops", None)
     fields["notes"] = str(data.get("notes") or "").strip()
     return GpuSpec(**fields)
+
+
+def spec_record(spec: GpuSpec, matched_from: str | None, mismatch: str | None = None):
+    """The records.GpuSpecRecord of a resolved spec: what a run or an analysis stores."""
+    from profiler_kit.records import GpuSpecRecord
+    return msgspec.convert({**spec.to_dict(), "matched_from": matched_from, "mismatch": mismatch},
+                           GpuSpecRecord)
+
+
+def spec_from_record(record) -> GpuSpec:
+    """The GpuSpec a run recorded (summary.json ``gpu_spec``), without reading conf/gpu again."""
+    data = msgspec.to_builtins(record)
+    return spec_from_mapping({k: v for k, v in data.items() if k not in ("matched_from", "mismatch")},
+                             key=record.key)
 
 
 def load_spec(key_or_path: str | Path) -> GpuSpec:

@@ -2,8 +2,9 @@
 
 Third-party traces (tests/data/third_party, see its README for sources) and this project's own
 SD UNet traces and summary.json (tests/data/sd) are analysed here with
-profiler_kit.analysis.analyze_trace, so the reports under test are built from what the analyzer
-really produces. `poisoned` then plants HTML and script fragments in the names a trace carries.
+profiler_kit.analysis.analyze_trace and analysis.run.analyze_run, so the reports under test are
+built from the records the analyzer really produces. `poisoned` then plants HTML and script
+fragments in the names a trace carries.
 """
 
 from __future__ import annotations
@@ -11,9 +12,14 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import shutil
+import tempfile
 from pathlib import Path
 
+import msgspec
 import pytest
+
+from profiler_kit import records
 
 DATA = Path(__file__).parent / "data"
 THIRD_PARTY = DATA / "third_party"
@@ -29,7 +35,7 @@ SCRIPT_PAYLOAD = "</script><script>window.__pwned=1;alert(1)</script><!--"
 IMG_PAYLOAD = '<img src=x onerror="window.__pwned=2;alert(2)">'
 PAYLOADS = (SCRIPT_PAYLOAD, IMG_PAYLOAD)
 _NAME_KEYS = {"name", "op", "scope", "level", "shapes", "kernels", "backend", "a_backend",
-              "b_backend", "warnings", "path"}
+              "b_backend", "warnings", "path", "title", "detail", "label"}
 
 
 def third_party_traces() -> list[Path]:
@@ -48,34 +54,38 @@ def _analysis_json(path: str, spec: str | None) -> str:
     return json.dumps(analyze_trace(path, spec=spec).to_dict())
 
 
-def analysis(trace: str | Path, spec: str | None = None) -> dict:
-    """The analyzer's dict for a committed trace (a fresh copy each call; analysed once)."""
+def analysis(trace: str | Path, spec: str | None = None) -> records.Analysis:
+    """The analyzer's record for a committed trace (analysed once per test session)."""
     path = Path(trace) if Path(trace).is_absolute() else THIRD_PARTY / trace
-    return json.loads(_analysis_json(str(_require(path)), spec))
+    return records.analysis_from_builtins(json.loads(_analysis_json(str(_require(path)), spec)))
 
 
-def compare(a: dict, b: dict, label_a: str, label_b: str) -> dict:
-    """The analyzer's comparison of two analysis dicts, under the given labels."""
+def compare(a: records.Analysis, b: records.Analysis, label_a: str, label_b: str) -> records.Comparison:
+    """The analyzer's comparison of two analysis records, under the given labels."""
     from profiler_kit.analysis import compare as _compare
-    return _compare({**a, "label": label_a}, {**b, "label": label_b})
+    return _compare(msgspec.structs.replace(a, label=label_a), msgspec.structs.replace(b, label=label_b))
 
 
-def sd_summary() -> dict:
-    """The committed summary.json of a real GPU run, each mode's analysis rebuilt from its
-    committed trace by the current analyzer (so the test follows the analyzer as it changes)."""
-    summary = json.loads(_require(SD / "summary.json").read_text())
-    spec = (summary.get("gpu_spec") or {}).get("key")
-    for record in summary.get("modes", {}).values():
-        trace = record.get("trace")
-        if trace and (SD / trace).exists():
-            record["analysis"] = json.loads(_analysis_json(str(SD / trace), spec))
-            record["analysis"]["gpu_spec"] = summary.get("gpu_spec") or record["analysis"]["gpu_spec"]
-    return summary
+@functools.lru_cache(maxsize=1)
+def sd_run_folder() -> Path:
+    """A copy of the committed run folder of a real H200 run (tests/data/sd), analysed by
+    analysis.run.analyze_run exactly as `python -m profiler_kit` does after its capture."""
+    from profiler_kit.analysis.run import analyze_run
+    _require(SD / "summary.json")
+    folder = Path(tempfile.mkdtemp(prefix="pk-sd-run-")) / "run"
+    shutil.copytree(SD, folder)
+    analyze_run(str(folder))
+    return folder
+
+
+def sd_summary() -> records.Summary:
+    """The analysed summary of the committed H200 run (follows the analyzer as it changes)."""
+    return records.read_summary(sd_run_folder() / "summary.json")
 
 
 def poisoned(value):
-    """A deep copy of an analysis, comparison or summary dict with a payload appended to every
-    name a trace can carry: kernel, op and module names, block keys, warnings, file paths."""
+    """A copy of an analysis, comparison or summary record (or dict) with a payload appended to
+    every name a trace can carry: kernel, op and module names, block keys, warnings, paths."""
     counter = iter(range(10**9))
 
     def payload() -> str:
@@ -87,8 +97,10 @@ def poisoned(value):
             return {(f"{k}{payload()}" if rename else k): walk(v, k) for k, v in node.items()}
         if isinstance(node, list):
             return [walk(v, key) for v in node]
-        if isinstance(node, str) and key in _NAME_KEYS:
+        if isinstance(node, str) and key in _NAME_KEYS and node not in ("key", "warn", "info"):  # finding levels
             return node + payload()
         return node
 
+    if isinstance(value, msgspec.Struct):
+        return msgspec.convert(walk(value.to_builtins(), None), type(value))
     return walk(copy.deepcopy(value), None)

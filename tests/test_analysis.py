@@ -195,18 +195,17 @@ def test_record_function_module_scopes_win_over_nn_module_frames(tmp_path):
 def test_compare_aligns_and_subtracts():
     a = analyze_trace(TRACELENS["falcon"], label="falcon")
     b = analyze_trace(TRACELENS["bert"], label="bert")
-    same = compare(a, a)
-    assert same["a"] == same["b"] == "falcon"
-    assert all(v["delta"] == 0 for v in same["categories_us"].values())
-    assert all(c["a_us"] == c["b_us"] for c in same["attention_calls"])
-    diff = compare(a, b.to_dict())
-    assert diff["b"] == "bert"
-    assert diff["total_us"]["delta"] == pytest.approx(
-        b.to_dict()["kernels"]["total_us"] - a.to_dict()["kernels"]["total_us"])
-    assert diff["hbm_bytes_estimate"]["a"] == a.to_dict()["hbm_bytes_estimate"]
+    same = compare(a.record, a.record)
+    assert same.a == same.b == "falcon"
+    assert all(v.delta == 0 for v in same.categories_us.values())
+    assert all(c.a_us == c.b_us for c in same.attention_calls)
+    diff = compare(a.record, b.record)
+    assert diff.b == "bert"
+    assert diff.total_us.delta == pytest.approx(b.record.kernels.total_us - a.record.kernels.total_us)
+    assert diff.hbm_bytes_estimate.a == a.record.hbm_bytes_estimate
     # different models share no attention scope: every call stands alone
-    assert len(diff["attention_calls"]) == 12 + 4
-    assert {"memory", "compute", "latency", "unknown"} <= set(diff["bound_us"])
+    assert len(diff.attention_calls) == 12 + 4
+    assert {"memory", "compute", "latency", "unknown"} <= set(diff.bound_us)
 
 
 def test_sync_and_launch_gaps_on_alexnet():

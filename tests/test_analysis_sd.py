@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from profiler_kit.analysis import analyze_trace, compare
+from profiler_kit.records import analysis_from_builtins
 
 SD = Path(__file__).parent / "data" / "sd"
 VANILLA = SD / "trace_vanilla.json.gz"
@@ -45,10 +46,10 @@ def test_vanilla_attention_is_memory_bound(vanilla):
 def test_fused_attention_moves_far_fewer_bytes(vanilla, fused):
     assert fused["attention"]["backends"]["vanilla"] == 0
     assert fused["attention"]["hbm_bytes_estimate"] * 5 < vanilla["attention"]["hbm_bytes_estimate"]
-    cmp_ = compare(vanilla, fused)
-    matched = [c for c in cmp_["attention_calls"] if c["a_us"] and c["b_us"]]
+    cmp_ = compare(analysis_from_builtins(vanilla), analysis_from_builtins(fused))
+    matched = [c for c in cmp_.attention_calls if c.a_us and c.b_us]
     assert len(matched) == len(vanilla["attention"]["calls"])
-    assert all(c["b_bytes_estimate"] < c["a_bytes_estimate"] for c in matched)
+    assert all(c.b_bytes_estimate < c.a_bytes_estimate for c in matched)
 
 
 def test_attention_calls_are_the_unet_attention_modules(vanilla, fused):

@@ -33,10 +33,13 @@ def tiny_run(tmp_path_factory):
 
 def test_summary_follows_the_contract(tiny_run):
     run_dir, s, _ = tiny_run
-    assert s["schema_version"] == 1
+    assert s["schema_version"] == 2 and s["analyzed"] is True
     for key in ("config", "environment", "comparison", "modes", "reference_mode", "efficient_mode",
-                "efficient_mode_reason", "command", "warnings"):
+                "efficient_mode_reason", "command", "findings", "warnings"):
         assert key in s, key
+    # one reader: the typed record decodes what the pipeline wrote, and writes it back unchanged
+    from profiler_kit.records import read_summary, to_json
+    assert json.loads(to_json(read_summary(run_dir / "summary.json"))) == s
     env = s["environment"]
     for key in ("device", "gpu_name", "driver", "cuda", "torch", "diffusers", "xformers", "host"):
         assert key in env, key
@@ -56,7 +59,8 @@ def test_every_mode_that_can_run_here_agrees_with_the_reference(tiny_run):
         assert rec["output_match"] is True, (mode, rec["output_rel_error"])
         assert 0 <= rec["output_rel_error"] < 1e-4
         st = rec["step_ms"]
-        assert st["n"] == 3 and 0 < st["min"] <= st["median"] and st["iqr"] >= 0
+        assert st["n"] == 3 and 0 < st["min_ms"] <= st["median_ms"] and st["iqr_ms"] >= 0
+        assert st["noisy"] == (st["iqr_ms"] > 0.10 * st["median_ms"])
         assert rec["loop_it_per_s"] > 0
         assert rec["trace"] == f"trace_{mode}.json.gz"
     for mode in ok - {"vanilla"}:
@@ -137,7 +141,8 @@ def test_out_of_memory_is_a_result_and_the_next_mode_runs(tmp_path, monkeypatch)
     import torch
     from hydra import compose, initialize_config_dir
 
-    from profiler_kit import attention_modes, config, experiment
+    from profiler_kit import attention_modes, config
+    from profiler_kit.__main__ import run_pipeline
 
     class OutOfMemoryProcessor:
         def __call__(self, *args, **kwargs):
@@ -152,13 +157,14 @@ def test_out_of_memory_is_a_result_and_the_next_mode_runs(tmp_path, monkeypatch)
         cfg = compose("config", overrides=[*TINY, "modes=[vanilla,sdpa]", "profiler.enabled=false",
                                            "report.enabled=false"])
     monkeypatch.chdir(tmp_path)
-    summary = experiment.run_experiment(cfg)
-    van = summary["modes"]["vanilla"]
-    assert van["status"] == "oom" and van["oom_requested"] == "12.50 GiB"
-    assert "out of memory" in van["reason"]
-    assert summary["modes"]["sdpa"]["status"] == "ok"
-    assert summary["comparison"] == {}                 # nothing to compare with a reference that did not run
-    assert any("reference mode vanilla did not run (oom)" in w for w in summary["warnings"])
+    summary = run_pipeline(cfg)            # capture, then the analysis of the folder, as the CLI does
+    van = summary.modes["vanilla"]
+    assert van.status == "oom" and van.oom_requested_bytes == int(12.5 * 2**30)
+    assert "out of memory" in van.reason
+    assert summary.modes["sdpa"].status == "ok"
+    assert summary.comparison == {}                 # nothing to compare with a reference that did not run
+    assert any("reference mode vanilla did not run (oom)" in w for w in summary.warnings)
+    assert [f.rule for f in summary.findings if f.subject == "vanilla"] == ["out_of_memory"]
     assert json.loads((tmp_path / "summary.json").read_text())["modes"]["vanilla"]["status"] == "oom"
 
 
@@ -184,25 +190,33 @@ def test_a_regular_wheel_install_finds_conf(tmp_path):
     assert where.startswith(str(site))                 # the wheel's copy ran, not the source tree
 
 
-def _hydra_choices(gpu):
+def _composed(gpu):
+    """The config and hydra runtime of `python -m profiler_kit [+gpu=NAME]`, as Hydra composes them."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(runtime=SimpleNamespace(choices={"gpu": gpu} if gpu else {}))
+    from hydra import compose, initialize_config_dir
+
+    from profiler_kit import config
+    config.register()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"+gpu={gpu}"] if gpu else [])
+    return cfg, SimpleNamespace(runtime=SimpleNamespace(choices={"gpu": gpu} if gpu else {}))
 
 
 def test_gpu_spec_is_matched_from_the_device_or_taken_from_config_with_a_mismatch_kept():
-    from profiler_kit.experiment import _gpu_spec
+    """Resolved once, from what Hydra loaded into cfg.gpu (no second read of conf/gpu)."""
+    from profiler_kit.experiment import resolve_gpu_spec
 
     warnings = []
-    matched = _gpu_spec(None, _hydra_choices(None), {"gpu_name": "NVIDIA H200"}, warnings)
-    assert matched["key"] == "h200" and matched["matched_from"] == "device_name"
-    assert matched["mismatch"] is None and not warnings
-    chosen = _gpu_spec(None, _hydra_choices("a100"), {"gpu_name": "NVIDIA H200"}, warnings)
-    assert chosen["key"] == "a100-80gb" and chosen["matched_from"] == "config"
-    assert "NVIDIA H200" in chosen["mismatch"] and warnings == [chosen["mismatch"]]
-    same = _gpu_spec(None, _hydra_choices("h200"), {"gpu_name": "NVIDIA H200"}, [])
-    assert same["mismatch"] is None
-    assert _gpu_spec(None, _hydra_choices(None), {"gpu_name": None}, []) is None      # a CPU run
+    matched = resolve_gpu_spec(*_composed(None), "NVIDIA H200", warnings)
+    assert matched.key == "h200" and matched.matched_from == "device_name"
+    assert matched.mismatch is None and not warnings
+    chosen = resolve_gpu_spec(*_composed("a100"), "NVIDIA H200", warnings)
+    assert chosen.key == "a100-80gb" and chosen.matched_from == "config"
+    assert "NVIDIA H200" in chosen.mismatch and warnings == [chosen.mismatch]
+    same = resolve_gpu_spec(*_composed("h200"), "NVIDIA H200", [])
+    assert same.mismatch is None
+    assert resolve_gpu_spec(*_composed(None), None, []) is None      # a CPU run
 
 
 def test_real_weights_come_from_a_local_folder(tmp_path):

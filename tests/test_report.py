@@ -12,8 +12,12 @@ from pathlib import Path
 import pytest
 from plotly.offline import get_plotlyjs
 
-from profiler_kit.report import render_run_report, render_trace_report
-from report_support import BERT, SD, VIT, analysis, compare, sd_summary, third_party_traces
+import msgspec
+import shutil
+
+from profiler_kit.analysis.run import analyze_run
+from profiler_kit.report import render_run_folder, render_run_report, render_trace_report
+from report_support import BERT, VIT, analysis, compare, sd_run_folder, sd_summary, third_party_traces
 
 MAX_BYTES = 6 * 1024 * 1024
 PLOTLY_JS = get_plotlyjs().replace("</script", "<\\/script")
@@ -43,30 +47,30 @@ def test_trace_report_for_every_committed_third_party_trace(tmp_path: Path, trac
     page_checks(html)
     gpu_sections = ("time", "categories", "attention", "roofline", "kernels", "memory")
     assert '<section id="overview">' in html and '<section id="sources">' in html
-    if a["kernels"]["count"]:
+    if a.kernels.count:
         assert all(f'<section id="{s}">' in html for s in gpu_sections)
         assert 'id="fig-time"' in html and 'id="fig-categories"' in html
     else:       # a CPU-only trace: only what it has, no empty GPU charts
         assert "no GPU activity in this trace" in html
         assert not any(f'<section id="{s}">' in html for s in gpu_sections)
-    for warning in a["warnings"]:
+    for warning in a.warnings:
         assert str(html_escape(warning))[:40] in html
 
 
 def test_trace_report_shows_flash_attention_layers_with_roofline(tmp_path: Path) -> None:
     a = analysis(VIT)
     html = render_trace_report({"vit": a}, None, tmp_path / "r.html").read_text(encoding="utf-8")
-    assert a["gpu_spec"]["key"] in html and a["gpu_spec"]["source"][:40] in html
+    assert a.gpu_spec.key in html and a.gpu_spec.source[:40] in html
     assert 'id="fig-roofline"' in html and 'id="fig-attention"' in html
-    calls = a["attention"]["calls"]
+    calls = a.attention.calls
     assert calls, "the ViT trace runs SDPA flash attention in every layer"
     for call in calls:
-        assert call["scope"].replace(".transformer_blocks.0.", ".") in html
+        assert call.scope.replace(".transformer_blocks.0.", ".") in html
     assert "flash" in html
     # Units chosen for reading; the embedded data keeps base units.
     assert " µs" in html and "GFLOP" in html
     embedded = re.search(r'<script type="application/json" id="pk-data">(.*?)</script>', html, re.S).group(1)
-    assert json.loads(embedded)["analyses"]["vit"]["kernels"]["total_us"] == a["kernels"]["total_us"]
+    assert json.loads(embedded)["analyses"]["vit"]["kernels"]["total_us"] == a.kernels.total_us
 
 
 def test_two_traces_render_their_comparison(tmp_path: Path) -> None:
@@ -96,13 +100,14 @@ def test_directory_mode_writes_plotly_once_beside_many_reports(tmp_path: Path) -
 def test_report_package_never_imports_torch(tmp_path: Path) -> None:
     """The report renders on machines without torch: importing it and rendering must not load it."""
     code = (
-        "import sys, json\n"
+        "import sys\n"
+        "from profiler_kit.records import read_analysis\n"
         "from profiler_kit.report import render_trace_report\n"
-        f"a = json.loads(open({str(tmp_path / 'a.json')!r}).read())\n"
+        f"a = read_analysis({str(tmp_path / 'a.json')!r})\n"
         f"render_trace_report({{'vit': a}}, None, {str(tmp_path / 'r.html')!r})\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
-    (tmp_path / "a.json").write_text(json.dumps(analysis(VIT)))
+    (tmp_path / "a.json").write_text(json.dumps(analysis(VIT).to_builtins()))
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
     for source in Path(__file__).parent.parent.joinpath("profiler_kit", "report").rglob("*.py"):
         assert not re.search(r"^\s*(import|from)\s+torch\b", source.read_text(), re.M), source
@@ -115,31 +120,34 @@ def test_run_report_from_the_committed_gpu_run(tmp_path: Path) -> None:
     order = ["verdict", "time", "categories", "attention", "roofline", "kernels", "memory", "timing", "environment"]
     positions = [html.index(f'<section id="{s}">') for s in order]
     assert positions == sorted(positions), "sections follow the order of issue 4"
-    assert summary["command"].replace('"', "&#34;") in html or summary["command"] in html
-    for mode, record in summary["modes"].items():
+    assert summary.command.replace('"', "&#34;") in html or summary.command in html
+    for mode, record in summary.modes.items():
         assert mode in html
-        if record["status"] != "ok":
-            assert (record.get("reason") or "no reason recorded")[:30] in html
+        if record.status != "ok":
+            assert (record.reason or "no reason recorded")[:30] in html
     assert "ui.perfetto.dev" in html
 
 
 def test_run_report_shows_failed_modes_with_their_reason(tmp_path: Path) -> None:
     """An OOM or unavailable mode appears with its reason, not as an empty chart."""
-    summary = sd_summary()
-    ok = [m for m, r in summary["modes"].items() if r["status"] == "ok"]
-    assert ok
-    victim = ok[-1]
-    summary["modes"][victim] = {"status": "oom", "reason": "CUDA out of memory. Tried to allocate 9.00 GiB"}
-    html = render_run_report(summary, tmp_path / "report.html").read_text(encoding="utf-8")
+    run = tmp_path / "run"
+    shutil.copytree(sd_run_folder(), run)
+    data = json.loads((run / "summary.json").read_text())
+    victim = [m for m, r in data["modes"].items() if r["status"] == "ok"][-1]
+    data["modes"][victim] = {"status": "oom", "reason": "CUDA out of memory. Tried to allocate 9.00 GiB",
+                             "oom_requested_bytes": 9 * 2**30}
+    (run / "summary.json").write_text(json.dumps(data))
+    analyze_run(str(run))                 # the findings are the analysis's, as after a real run
+    html = render_run_folder(run).read_text(encoding="utf-8")
     assert "CUDA out of memory. Tried to allocate 9.00 GiB" in html
     assert f"{victim} ran out of GPU memory" in html
 
 
 def test_run_report_without_traces_keeps_timing_memory_and_checks(tmp_path: Path) -> None:
     """A run with profiling off: the committed summary.json as written (no per-mode analysis)."""
-    summary = json.loads((SD / "summary.json").read_text()) if (SD / "summary.json").exists() else sd_summary()
-    for record in summary["modes"].values():
-        record.pop("analysis", None)
+    summary = sd_summary()
+    summary = msgspec.structs.replace(summary, modes={m: msgspec.structs.replace(r, analysis=None, trace=None)
+                                                      for m, r in summary.modes.items()})
     html = render_run_report(summary, tmp_path / "report.html").read_text(encoding="utf-8")
     page_checks(html)
     assert '<section id="traces-missing">' in html and '<section id="time">' not in html

@@ -10,6 +10,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from profiler_kit.report import render_run_report, render_trace_report
@@ -170,8 +171,8 @@ def test_run_report_renders_offline(tmp_path, open_report):
 
 def test_planted_html_in_a_run_report_never_runs(tmp_path, open_report):
     summary = poisoned(sd_summary())
-    summary["command"] += SCRIPT_PAYLOAD
-    summary["environment"]["host"] = IMG_PAYLOAD
+    summary = msgspec.structs.replace(summary, command=summary.command + SCRIPT_PAYLOAD,
+                                      environment={**summary.environment, "host": IMG_PAYLOAD})
     opened = open_report(render_run_report(summary, tmp_path / "report.html"))
     assert_clean(opened)
     assert opened.page.evaluate("typeof window.__pwned") == "undefined"

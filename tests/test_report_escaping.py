@@ -1,6 +1,6 @@
 """Names from a trace are untrusted: planted HTML and script fragments must render as text.
 
-The dicts are real analyzer output for committed traces, with every kernel, op and module name
+The records are real analyzer output for committed traces, with every kernel, op and module name
 (and the labels) extended by payloads (report_support.poisoned). The browser test opens the same
 kind of page and checks that nothing runs; here the HTML itself is checked.
 """
@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+
+import msgspec
 
 from profiler_kit.report import render_run_report, render_trace_report
 from report_support import BERT, IMG_PAYLOAD, SCRIPT_PAYLOAD, VIT, analysis, compare, poisoned, sd_summary
@@ -46,16 +48,16 @@ def test_trace_and_module_names_render_as_text(tmp_path: Path) -> None:
     assert_inert(clean, dirty)
     # The embedded data reads back exactly, payloads included.
     embedded = re.search(r'<script type="application/json" id="pk-data">(.*?)</script>', dirty, re.S).group(1)
-    assert json.loads(embedded)["analyses"] == json.loads(json.dumps(data))
+    assert json.loads(embedded)["analyses"] == {label: a.to_builtins() for label, a in data.items()}
 
 
 def test_run_report_names_config_and_command_render_as_text(tmp_path: Path) -> None:
     summary = sd_summary()
     clean = render_run_report(summary, tmp_path / "clean.html").read_text(encoding="utf-8")
     dirty_summary = poisoned(summary)
-    dirty_summary["command"] += SCRIPT_PAYLOAD
-    dirty_summary["environment"]["host"] = IMG_PAYLOAD
-    dirty_summary["config"]["note"] = SCRIPT_PAYLOAD
-    dirty_summary["warnings"] = [IMG_PAYLOAD]
+    dirty_summary = msgspec.structs.replace(
+        dirty_summary, command=dirty_summary.command + SCRIPT_PAYLOAD,
+        environment={**dirty_summary.environment, "host": IMG_PAYLOAD},
+        config={**dirty_summary.config, "note": SCRIPT_PAYLOAD}, warnings=[IMG_PAYLOAD])
     dirty = render_run_report(dirty_summary, tmp_path / "dirty.html").read_text(encoding="utf-8")
     assert_inert(clean, dirty)

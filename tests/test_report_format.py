@@ -7,7 +7,8 @@ import math
 
 import pytest
 
-from profiler_kit.report import format as fmt
+from profiler_kit import units as fmt
+from profiler_kit.report.embed import json_for_script
 
 
 @pytest.mark.parametrize("us, text", [
@@ -36,14 +37,14 @@ NASTY = ["</script><script>alert(1)</script>", "<!-- x", "a & b > c", "\u2028\u2
 
 @pytest.mark.parametrize("text", NASTY)
 def test_json_for_script_cannot_close_the_script_and_round_trips(text):
-    encoded = fmt.json_for_script({"name": text, "list": [text]})
+    encoded = json_for_script({"name": text, "list": [text]})
     for forbidden in ("<", ">", "&", "\u2028", "\u2029"):
         assert forbidden not in encoded
     assert json.loads(encoded) == {"name": text, "list": [text]}
 
 
 def test_json_for_script_turns_non_finite_numbers_into_null():
-    assert json.loads(fmt.json_for_script({"x": math.nan, "y": [math.inf, 1.5]})) == {"x": None, "y": [None, 1.5]}
+    assert json.loads(json_for_script({"x": math.nan, "y": [math.inf, 1.5]})) == {"x": None, "y": [None, 1.5]}
 
 
 @pytest.mark.parametrize("name, short", [

@@ -6,7 +6,7 @@ import pytest
 
 from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.roofline import (LATENCY_THRESHOLD_US, LOW_ATTAINMENT, SUBSTANTIAL_WORK_US,
-                                            ceilings, ridge_point, roofline)
+                                            ridge_point, roofline, roofs_used)
 from profiler_kit.specs import load_spec
 
 H = "c10::Half"
@@ -87,13 +87,15 @@ def test_zero_duration_does_not_divide_by_zero(h100):
 
 
 def test_tf32_roof_only_when_allowed(h100):
-    cost = estimate_op("aten::mm", [[4096, 4096], [4096, 4096]], ["float", "float"], ["", ""])
-    assert roofline(cost, 1000.0, h100).peak_tflops == pytest.approx(66.9)
-    tf32 = roofline(cost, 1000.0, h100, allow_tf32=True)
+    """The cost model decides TF32 (one owner); the roofline judges against the cost's roof."""
+    args = ([[4096, 4096], [4096, 4096]], ["float", "float"], ["", ""])
+    assert roofline(estimate_op("aten::mm", *args), 1000.0, h100).peak_tflops == pytest.approx(66.9)
+    tf32 = roofline(estimate_op("aten::mm", *args, allow_tf32=True), 1000.0, h100)
     assert (tf32.engine, tf32.dtype, tf32.peak_tflops) == ("tensor", "tf32", pytest.approx(494.7))
     # TF32 never applies to element-wise math.
-    add = estimate_op("aten::add", [[2**24], [2**24], []], ["float", "float", "Scalar"], ["", "", "1"])
-    assert roofline(add, 1000.0, h100, allow_tf32=True).engine == "cuda"
+    add = estimate_op("aten::add", [[2**24], [2**24], []], ["float", "float", "Scalar"], ["", "", "1"],
+                      allow_tf32=True)
+    assert roofline(add, 1000.0, h100).engine == "cuda"
 
 
 def test_no_compute_roof_for_math_the_card_lacks():
@@ -110,15 +112,13 @@ def test_ridge_points_by_hand(h100):
     assert ridge_point(load_spec("a100"), "fp8_e4m3", "tensor") is None
 
 
-def test_ceilings_for_the_chart():
-    chart = ceilings(load_spec("h100-sxm"))
-    labels = [c.label for c in chart.compute]
-    assert labels == ["FP8 tensor", "FP16 tensor", "BF16 tensor", "TF32 tensor",
-                      "FP16 CUDA cores", "FP32 CUDA cores"]
-    assert chart.memory_bandwidth_bytes_per_s == 3350e9
-    fp16 = chart.compute[1]
-    assert chart.attainable_flops_per_s(1.0, fp16) == 3350e9                 # on the memory slope
-    assert chart.attainable_flops_per_s(1e4, fp16) == pytest.approx(989.4e12)  # on the flat roof
-    # Turing: no BF16, TF32 or FP8 tensor cores, so no such lines.
-    assert [c.label for c in ceilings(load_spec("t4")).compute] == ["FP16 tensor", "FP16 CUDA cores",
-                                                                    "FP32 CUDA cores"]
+def test_roofs_used_are_the_roofs_that_judged(h100):
+    """What the analysis records (and the chart draws): each roof that judged an op, its ridge,
+    and the time judged against it; roofs of the card no op used are left out."""
+    mm = estimate_op("aten::mm", [[4096, 4096], [4096, 4096]], ["c10::Half", "c10::Half"], ["", ""])
+    add = estimate_op("aten::add", [[2**24], [2**24], []], ["float", "float", "Scalar"], ["", "", "1"])
+    points = [roofline(mm, 300.0, h100), roofline(mm, 200.0, h100), roofline(add, 250.0, h100)]
+    roofs = roofs_used(points, h100, allow_tf32=False)
+    assert [(r.label, r.judged_us) for r in roofs.compute] == [("FP16 tensor", 500.0), ("FP32 CUDA cores", 250.0)]
+    assert roofs.compute[0].ridge_flops_per_byte == pytest.approx(989.4e12 / 3350e9)
+    assert roofs.memory_bandwidth_bytes_per_s == 3350e9 and roofs.allow_tf32 is False

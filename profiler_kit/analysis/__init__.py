@@ -1,9 +1,9 @@
 """Trace analysis (no torch): ``analyze_trace(path) -> TraceAnalysis``, ``compare(a, b)``.
 
     a = analyze_trace("trace_vanilla.json.gz", spec="h100-sxm", label="vanilla")
-    a.to_dict()                      # the analysis.json dict (docs/data-contracts.md)
+    a.record                         # records.Analysis: analysis.json (docs/data-contracts.md)
     a.write_kernels_csv("kernels.csv")
-    compare(a, analyze_trace("trace_xformers.json.gz", label="xformers"))
+    compare(a.record, analyze_trace("trace_xformers.json.gz", label="xformers").record)
 """
 
 from __future__ import annotations
@@ -12,13 +12,16 @@ import csv
 import os
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 
 from profiler_kit import specs
+from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord
 from profiler_kit.analysis import breakdown
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
+from profiler_kit.analysis.findings import trace_findings
 from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
 from profiler_kit.analysis.memory import analyze_memory
@@ -28,7 +31,6 @@ from profiler_kit.trace import KERNEL, MEMCPY, MEMSET, Trace, TraceError, compac
 __all__ = ["analyze_trace", "compare", "TraceAnalysis", "TraceError", "SCHEMA_VERSION",
            "KERNEL_CSV_COLUMNS"]
 
-SCHEMA_VERSION = 1
 KERNEL_CSV_COLUMNS = ("name", "category", "stream", "start_us", "duration_us", "grid", "block",
                       "op", "op_shapes", "op_dtypes", "scope", "flops_estimate",
                       "hbm_bytes_estimate", "bound", "backend", "cost_op", "op_ancestors",
@@ -38,12 +40,13 @@ KERNEL_CSV_COLUMNS = ("name", "category", "stream", "start_us", "duration_us", "
 @dataclass(frozen=True)
 class TraceAnalysis:
     label: str | None
-    data: dict                                    # the analysis.json dict
+    record: Analysis                              # analysis.json
     table: KernelTable = field(repr=False)
     costs: KernelCosts = field(repr=False)
 
     def to_dict(self) -> dict:
-        return self.data
+        """analysis.json as plain JSON types."""
+        return self.record.to_builtins()
 
     def kernel_rows(self):
         """One dict per GPU kernel / memcpy / memset, keys KERNEL_CSV_COLUMNS."""
@@ -122,20 +125,25 @@ def _device_names(trace: Trace) -> list[str]:
 
 
 def analyze_trace(path, spec=None, label: str | None = None, *,
-                  spec_source: str | None = None) -> TraceAnalysis:
+                  spec_source: str | None = None, allow_tf32: bool | None = None,
+                  spec_record: GpuSpecRecord | None = None) -> TraceAnalysis:
     """Analyse one Kineto trace.
 
-    spec: a GpuSpec (e.g. from the run's config), a spec key/alias such as "h100", or None to
-    match the trace's deviceProperties. spec_source names where a given spec came from
-    ("--gpu", "config"); it lands in gpu_spec.matched_from. Raises TraceError for unreadable
-    input and ValueError for an unknown spec key.
+    spec: a GpuSpec, a spec key/alias such as "h100", or None to match the trace's
+    deviceProperties. spec_source names where a given spec came from ("--gpu"); it lands in
+    gpu_spec.matched_from. spec_record: the spec a run already resolved and recorded (its
+    summary's gpu_spec), used as it is, never resolved again. allow_tf32: the run's TF32 setting
+    (None: PyTorch's defaults). Raises TraceError for unreadable input and ValueError for an
+    unknown spec key.
     """
+    if spec_record is not None:
+        spec = specs.spec_from_record(spec_record)
     trace = read_trace(path)
     warnings: list[str] = []
     device_names = _device_names(trace)
     gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, device_names, warnings)
     table = build_kernel_table(trace)
-    costs = cost_kernels(table, gpu_spec)
+    costs = cost_kernels(table, gpu_spec, allow_tf32)
     timeline = analyze_timeline(table)
     gpu = trace.gpu
     kernel_mask = gpu.kind == KERNEL
@@ -159,7 +167,9 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         warnings.append("no module scopes (record_function 'module::' names or "
                         "with_modules=True): blocks and attention calls are by op")
     spec_dict = None
-    if gpu_spec is not None:
+    if spec_record is not None:
+        spec_dict = msgspec.to_builtins(spec_record)
+    elif gpu_spec is not None:
         spec_dict = {**gpu_spec.to_dict(), "matched_from": matched_from}
     data = {
         "schema_version": SCHEMA_VERSION,
@@ -190,9 +200,12 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         "flops_estimate": float(costs.flops.sum()),
         "hbm_bytes_estimate": float(costs.hbm_bytes.sum()),
         "roofline_floor_us": costs.roofline_floor_us if gpu_spec is not None else None,
+        "roofs": msgspec.to_builtins(costs.roofs) if costs.roofs is not None else None,
         "memory": analyze_memory(table),
         "top_kernels": breakdown.top_kernels(table, costs),
         "roofline_points": breakdown.roofline_points(table, costs),
         "warnings": warnings,
     }
-    return TraceAnalysis(label=label, data=data, table=table, costs=costs)
+    record = msgspec.convert(data, Analysis, strict=False)
+    record = msgspec.structs.replace(record, findings=trace_findings({label or os.path.basename(os.fspath(path)): record}))
+    return TraceAnalysis(label=label, record=record, table=table, costs=costs)

@@ -19,7 +19,7 @@ import re
 import numpy as np
 
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
-from profiler_kit.analysis.kernel_costs import KernelCosts
+from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts
 from profiler_kit.analysis.kernels import KernelTable, block_of
 from profiler_kit.trace import decode_raw
 
@@ -114,6 +114,8 @@ def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
                 "time_us": float(dur_us[kernels].sum()),
                 "flops_estimate": float(costs.flops[kernels].sum()),
                 "hbm_bytes_estimate": float(costs.hbm_bytes[kernels].sum()),
+                "bound_us": {BOUNDS[b]: float(us) for b, us in enumerate(np.bincount(
+                    costs.bound[kernels], weights=dur_us[kernels], minlength=len(BOUNDS))) if us},
                 "start_us": float(table.trace.gpu.start_ns[kernels].min()) / 1000.0,
             })
     calls.sort(key=lambda c: c["start_us"])

@@ -26,7 +26,8 @@ import numpy as np
 from profiler_kit.analysis.categories import CATEGORIES
 from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.kernels import KernelTable
-from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, roofline
+from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, roofline, roofs_used
+from profiler_kit.records import Roofs
 from profiler_kit.trace import compact_raw, decode_raw
 
 # Ops that run as a chain of ordinary aten ops: their kernels are costed by those ops (the walk
@@ -60,13 +61,18 @@ class KernelCosts:
     hbm_bytes: np.ndarray     # float64 estimate per kernel (0 where unknown)
     bound: np.ndarray         # int8 index into BOUNDS
     points: tuple[OpPoint, ...]
+    roofs: Roofs | None       # the roofs the points were judged against; None without a spec
 
     @property
     def roofline_floor_us(self) -> float:
         return float(sum(p.point.roofline_us for p in self.points if p.point is not None))
 
 
-def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
+def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None) -> KernelCosts:
+    """Cost and judge every kernel of ``table`` against ``spec`` (a GpuSpec, or None: no bounds).
+
+    ``allow_tf32``: whether fp32 matmuls and convolutions ran as TF32 (the run's ``tf32=``); None
+    for PyTorch's defaults, which is all a trace of unknown origin tells (see cost_model)."""
     trace, tree = table.trace, table.tree
     spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
@@ -80,7 +86,8 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
                    int(spans.input_types[node]), int(spans.concrete_inputs[node]))
             if key not in estimates:
                 dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
-                estimates[key] = estimate_op(names[key[0]], dims or [], types or [], concrete)
+                estimates[key] = estimate_op(names[key[0]], dims or [], types or [], concrete,
+                                             allow_tf32=allow_tf32)
             op_cost[node] = estimates[key]
         return op_cost[node]
 
@@ -141,5 +148,7 @@ def cost_kernels(table: KernelTable, spec=None) -> KernelCosts:
             helpers = costed[~work & np.isin(table.category[costed], _LOW_INTENSITY)]
             bound[helpers] = np.where(dur_us[helpers] < LATENCY_THRESHOLD_US,
                                       BOUNDS.index("latency"), BOUNDS.index("memory"))
+    roofs = (roofs_used((p.point for p in points if p.point is not None), spec, allow_tf32)
+             if spec is not None else None)
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
-                       points=tuple(points))
+                       points=tuple(points), roofs=roofs)

@@ -12,10 +12,12 @@ not contain (launch latency, tail effects, too few blocks to fill the SMs) and a
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
+from profiler_kit.records import Roof, Roofs
 from profiler_kit.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_flops
 
-from .cost_model.op_cost import TENSOR_KINDS, OpCost
+from .cost_model.op_cost import OpCost
 
 # A kernel shorter than this is dominated by fixed costs, not by its FLOPs or bytes: launching
 # it and ramping all SMs up and down (the "tail" of its last wave) takes a few µs on current
@@ -60,20 +62,14 @@ class RooflinePoint:
     far_below_roof: bool = False  # attainment < LOW_ATTAINMENT: worth a look whatever the bound
 
 
-def _roof(cost: OpCost, allow_tf32: bool) -> tuple[str, str]:
-    """(engine, dtype) whose peak applies to this cost."""
-    if allow_tf32 and cost.dtype == "fp32" and cost.kind in TENSOR_KINDS:
-        return "tensor", "tf32"
-    return cost.engine, cost.dtype
-
-
-def roofline(cost: OpCost, duration_us: float, spec: GpuSpec, allow_tf32: bool = False) -> RooflinePoint:
+def roofline(cost: OpCost, duration_us: float, spec: GpuSpec) -> RooflinePoint:
     """Judge one op call (its estimated cost, its measured kernel time) against ``spec``.
 
-    ``allow_tf32``: fp32 GEMM/conv/attention costs are judged against the TF32 tensor roof (the
-    cost model already labels convs "tf32" when the trace recorded cuDNN's TF32 flag).
+    The roof is the cost's own engine and dtype: whether fp32 matmuls and convs ran as TF32 is
+    decided once, by the cost model (``estimate_op(allow_tf32=...)`` labels them "tf32" on the
+    tensor engine), so the verdict and the chart can never use different roofs.
     """
-    engine, dtype = _roof(cost, allow_tf32)
+    engine, dtype = cost.engine, cost.dtype
     peak = peak_flops(spec, dtype, engine)
     bandwidth = memory_bandwidth_bytes_per_s(spec)
     memory_us = cost.bytes / bandwidth * 1e6
@@ -107,69 +103,41 @@ def roofline(cost: OpCost, duration_us: float, spec: GpuSpec, allow_tf32: bool =
     )
 
 
-def ridge_point(spec: GpuSpec, dtype: str, engine: str, allow_tf32: bool = False) -> float | None:
+def ridge_point(spec: GpuSpec, dtype: str, engine: str) -> float | None:
     """Arithmetic intensity (FLOP/byte) where the compute roof meets the memory roof.
 
     Ops below it are memory-bound at best; above it, compute-bound at best.
     """
-    peak = peak_flops(spec, dtype, engine, allow_tf32=allow_tf32)
+    peak = peak_flops(spec, dtype, engine)
     return peak / memory_bandwidth_bytes_per_s(spec) if peak else None
 
 
-@dataclass(frozen=True)
-class Ceiling:
-    """One compute roof of the chart."""
-
-    label: str                     # "FP16 tensor", "FP32 CUDA cores", ...
-    engine: str
-    dtype: str
-    peak_flops_per_s: float
-    ridge_flops_per_byte: float
-
-
-@dataclass(frozen=True)
-class Ceilings:
-    """Everything the report's roofline chart draws for one GPU (no plotting here)."""
-
-    gpu_key: str
-    memory_bandwidth_bytes_per_s: float
-    compute: tuple[Ceiling, ...]   # highest roof first
-
-    def attainable_flops_per_s(self, intensity_flops_per_byte: float, ceiling: Ceiling) -> float:
-        """min(peak, intensity x bandwidth): the roof's height at that intensity."""
-        return min(ceiling.peak_flops_per_s, intensity_flops_per_byte * self.memory_bandwidth_bytes_per_s)
+# Label of each compute roof a kernel can be judged against, highest-rate engines first.
+ROOF_LABELS = {
+    ("tensor", "fp8_e4m3"): "FP8 tensor", ("tensor", "fp8_e5m2"): "FP8 tensor",
+    ("tensor", "fp16"): "FP16 tensor", ("tensor", "bf16"): "BF16 tensor",
+    ("tensor", "tf32"): "TF32 tensor", ("cuda", "fp16"): "FP16 CUDA cores",
+    ("cuda", "bf16"): "BF16 CUDA cores", ("cuda", "fp32"): "FP32 CUDA cores",
+    ("cuda", "fp64"): "FP64 CUDA cores",
+}
 
 
-_CHART_ROOFS = (
-    ("FP8 tensor", "tensor", "fp8_e4m3"),
-    ("FP16 tensor", "tensor", "fp16"),
-    ("BF16 tensor", "tensor", "bf16"),
-    ("TF32 tensor", "tensor", "tf32"),
-    ("FP16 CUDA cores", "cuda", "fp16"),
-    ("FP32 CUDA cores", "cuda", "fp32"),
-)
+_ENGINE_NAMES = {"tensor": "tensor", "cuda": "CUDA cores"}
 
 
-def ceilings(spec: GpuSpec) -> Ceilings:
-    """The memory roof and each compute roof the card has, highest first.
-
-    A card without BF16/TF32/FP8 tensor cores (or without a separate FP16 vector rate) lacks
-    those lines rather than showing a fallback rate twice; FP16 and BF16 are both listed even
-    where their peaks are equal, so the chart's legend names the dtype the user ran."""
+def roofs_used(points: Iterable[RooflinePoint], spec: GpuSpec, allow_tf32: bool | None) -> Roofs:
+    """The memory roof and every compute roof that judged at least one op, with the kernel time
+    judged against each (highest roof first): what the analysis records and the chart draws."""
     bandwidth = memory_bandwidth_bytes_per_s(spec)
-    tensor_rates = {
-        "fp8_e4m3": spec.fp8_tensor_tflops, "fp16": spec.fp16_tensor_tflops,
-        "bf16": spec.bf16_tensor_tflops, "tf32": spec.tf32_tensor_tflops,
-    }
-    roofs = []
-    for label, engine, dtype in _CHART_ROOFS:
-        if engine == "tensor" and not tensor_rates[dtype]:
-            continue        # no such tensor cores: peak_flops would fall back to CUDA cores
-        if engine == "cuda" and dtype == "fp16" and not spec.fp16_tflops:
-            continue
-        peak = peak_flops(spec, dtype, engine)
-        if peak:
-            roofs.append(Ceiling(label=label, engine=engine, dtype=dtype, peak_flops_per_s=peak,
-                                 ridge_flops_per_byte=peak / bandwidth))
-    roofs.sort(key=lambda c: -c.peak_flops_per_s)
-    return Ceilings(gpu_key=spec.key, memory_bandwidth_bytes_per_s=bandwidth, compute=tuple(roofs))
+    judged: dict[tuple[str, str], list] = {}
+    for p in points:
+        if p.peak_tflops:
+            entry = judged.setdefault((p.engine, p.dtype), [p.peak_tflops * 1e12, 0.0])
+            entry[1] += p.duration_us
+    compute = [Roof(label=ROOF_LABELS.get(key, f"{key[1].upper()} {_ENGINE_NAMES[key[0]]}"), engine=key[0],
+                    dtype=key[1], peak_flops_per_s=peak, ridge_flops_per_byte=peak / bandwidth,
+                    judged_us=us)
+               for key, (peak, us) in judged.items()]
+    compute.sort(key=lambda r: -r.peak_flops_per_s)
+    return Roofs(gpu_key=spec.key, memory_bandwidth_bytes_per_s=bandwidth, allow_tf32=allow_tf32,
+                 compute=compute)

@@ -1,7 +1,8 @@
 """HTML reports: one self-contained file per experiment run or analyzed trace.
 
-    render_run_report(summary, "run/report.html")                 # summary.json dict
-    render_trace_report({"a": analysis_a, "b": analysis_b}, comparison, "out/report.html")
+    render_run_folder("outputs/.../RUN")                           # RUN/summary.json -> RUN/report.html
+    render_run_report(summary, "run/report.html")                 # a records.Summary
+    render_trace_report({"a": analysis_a, "b": analysis_b}, comparison, "out/report.html")  # records
 
 Jinja2 templates (autoescaped) lay out what `context` computes; `figures` draws with Plotly.
 plotly.js comes from the installed plotly package and is inlined once per page
@@ -24,10 +25,14 @@ import plotly
 from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
-from .. import __version__
-from . import context, format as fmt
+from profiler_kit import __version__, units
+from profiler_kit.records import Analysis, Comparison, Summary, read_summary, write_text_atomic
+from profiler_kit.run_folder import REPORT_FILE, SUMMARY_FILE
 
-__all__ = ["render_run_report", "render_trace_report"]
+from . import context
+from .embed import json_for_script
+
+__all__ = ["render_run_folder", "render_run_report", "render_trace_report"]
 
 PlotlyJs = Literal["inline", "directory"]
 PLOTLY_FILE = "plotly.min.js"
@@ -46,9 +51,9 @@ _env = jinja2.Environment(
     trim_blocks=True, lstrip_blocks=True,
 )
 _env.filters.update({
-    "us": fmt.duration_us, "ms": fmt.duration_ms, "pct": fmt.percent, "flops": fmt.flops,
-    "bytes10": fmt.bytes_decimal, "gib": fmt.bytes_binary, "count": fmt.count,
-    "tflops": fmt.tflops_per_s, "gbps": fmt.gb_per_s, "kshort": fmt.short_kernel_name,
+    "us": units.duration_us, "ms": units.duration_ms, "pct": units.percent, "flops": units.flops,
+    "bytes10": units.bytes_decimal, "gib": units.bytes_binary, "count": units.count,
+    "tflops": units.tflops_per_s, "gbps": units.gb_per_s, "kshort": units.short_kernel_name,
 })
 
 
@@ -67,7 +72,7 @@ def _analyses_of(data: dict) -> list[dict]:
 
 def embedded_json(data: dict, budget: int) -> str:
     """The report's data as script-safe JSON, trimmed of bulky lists if over `budget` bytes."""
-    text = fmt.json_for_script(data)
+    text = json_for_script(data)
     if len(text.encode()) <= budget:
         return text
     data = copy.deepcopy(data)
@@ -81,7 +86,7 @@ def embedded_json(data: dict, budget: int) -> str:
                 node[path[-1]] = None
         omitted.append(".".join(path))
         data["_omitted_from_embedded_copy"] = omitted
-        text = fmt.json_for_script(data)
+        text = json_for_script(data)
         if len(text.encode()) <= budget:
             return text
     # Still too big: keep everything but the per-trace analyses (the figures hold those).
@@ -89,7 +94,7 @@ def embedded_json(data: dict, budget: int) -> str:
         record.pop("analysis", None)
     data.pop("analyses", None)
     data["_omitted_from_embedded_copy"] = omitted + ["analysis"]
-    return fmt.json_for_script(data)
+    return json_for_script(data)
 
 
 def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: PlotlyJs) -> Path:
@@ -112,22 +117,32 @@ def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: Plo
         plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
         data_json=Markup(marker))
     room = MAX_PAGE_BYTES - EMBED_MARGIN_BYTES - (len(page.encode()) - len(marker))
-    out_path.write_text(page.replace(marker, embedded_json(data, room), 1), encoding="utf-8")
+    write_text_atomic(out_path, page.replace(marker, embedded_json(data, room), 1))
     return out_path
 
 
-def render_run_report(summary: dict, out_path: str | Path, plotly_js: PlotlyJs = "inline") -> Path:
-    """report.html for an experiment run from its summary.json dict; returns the path written."""
-    return _render("run.html.j2", context.run_context(summary), summary, Path(out_path), plotly_js)
+def render_run_report(summary: Summary, out_path: str | Path, plotly_js: PlotlyJs = "inline") -> Path:
+    """report.html for an experiment run from its summary record; returns the path written."""
+    return _render("run.html.j2", context.run_context(summary), summary.to_builtins(), Path(out_path), plotly_js)
 
 
-def render_trace_report(analyses: dict[str, dict], comparison: dict | None, out_path: str | Path,
+def render_run_folder(run_dir: str | Path, plotly_js: PlotlyJs | None = None) -> Path:
+    """RUN_DIR/report.html from RUN_DIR/summary.json (the report step of a run: disk in, disk out).
+    plotly_js: None takes the run's own report.plotly_js setting."""
+    summary = read_summary(Path(run_dir) / SUMMARY_FILE)
+    if plotly_js is None:
+        plotly_js = (summary.config.get("report") or {}).get("plotly_js") or "inline"
+    return render_run_report(summary, Path(run_dir) / REPORT_FILE, plotly_js=plotly_js)
+
+
+def render_trace_report(analyses: dict[str, Analysis], comparison: Comparison | None, out_path: str | Path,
                         plotly_js: PlotlyJs = "inline") -> Path:
-    """report.html for one or more analyzed traces (label -> analysis dict), with the comparison
-    of two of them when given; returns the path written."""
+    """report.html for one or more analyzed traces (label -> analysis record), with the
+    comparison of two of them when given; returns the path written."""
     if not analyses:
-        raise ValueError("render_trace_report needs at least one analysis dict")
-    data = {"analyses": analyses, "comparison": comparison}
+        raise ValueError("render_trace_report needs at least one analysis")
+    data = {"analyses": {label: a.to_builtins() for label, a in analyses.items()},
+            "comparison": comparison.to_builtins() if comparison is not None else None}
     out_path = Path(out_path)
     return _render("trace.html.j2", context.trace_context(analyses, comparison, out_path.parent), data,
                    out_path, plotly_js)

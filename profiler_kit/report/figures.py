@@ -1,4 +1,4 @@
-"""Plotly figures built from analysis dicts (docs/data-contracts.md), one function per chart.
+"""Plotly figures built from the analysis records (profiler_kit.records), one function per chart.
 
 Figures only draw what the analysis computed; no figure here derives a new number beyond unit
 scaling and sums. Every string that comes from a trace (kernel, op, module names) passes through
@@ -16,7 +16,8 @@ from typing import Iterable
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from . import format as fmt
+from profiler_kit import units as fmt
+from profiler_kit.records import Analysis, Comparison, ModeRecord, StepStats
 
 BOUND_COLORS = {"compute": "#2b6cb0", "memory": "#dd6b20", "latency": "#805ad5", "unknown": "#a0aec0"}
 IDLE_COLOR = "#e2e8f0"
@@ -88,11 +89,6 @@ def render_div(fig: go.Figure, div_id: str) -> str:
                        default_width="100%", post_script="window.pkPlotDone('{plot_id}');")
 
 
-def steps_in(analysis: dict) -> int:
-    """Profiled steps in a trace window (ProfilerStep annotations); 1 when it has none."""
-    return max(1, len((analysis.get("timeline") or {}).get("steps") or []))
-
-
 HOST_COLOR = "#fbd38d"
 
 
@@ -100,18 +96,18 @@ def _bar_height(n_bars: int, extra: int = 0) -> int:
     return 130 + 34 * n_bars + extra
 
 
-def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None) -> go.Figure:
+def time_split(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | None = None) -> go.Figure:
     """Per step: GPU kernel time by bound, then the time the GPU had no kernel running.
 
     With timed runs (experiment reports) that time is the measured median step minus the kernel
     time: the profiler's own host overhead stretches the profiled window, so the trace's idle
     time would overstate it. Without them (any trace) it is the idle time inside the profiled
-    window. The trace covers `steps_in` profiled steps; dividing by that count gives per-step
+    window. The trace covers `Analysis.steps` profiled steps; dividing by that count gives per-step
     figures. One horizontal bar per mode keeps long names readable.
     """
     step_ms = step_ms or {}
     labels = _mode_labels(analyses)
-    per_step = {m: 1e3 * steps_in(a) for m, a in analyses.items()}      # µs in window -> ms/step
+    per_step = {m: 1e3 * a.steps for m, a in analyses.items()}      # µs in window -> ms/step
     fig = go.Figure()
 
     def segment(name: str, values: list[float], color: str, **marker) -> None:
@@ -121,24 +117,22 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
 
     kernel_ms = {m: 0.0 for m in analyses}
     for bound in ("compute", "memory", "latency", "unknown"):
-        xs = [(a.get("bound_us") or {}).get(bound, 0.0) / per_step[m] for m, a in analyses.items()]
+        xs = [a.bound_us.get(bound, 0.0) / per_step[m] for m, a in analyses.items()]
         for m, x in zip(analyses, xs):
             kernel_ms[m] += x
         if any(xs):
             segment(f"{bound}-bound kernels (est.)", xs, BOUND_COLORS[bound])
-    waiting = [max(0.0, step_ms[m]["median"] - kernel_ms[m]) if (step_ms.get(m) or {}).get("median") else 0.0
-               for m in analyses]
+    timed = [m for m in analyses if step_ms.get(m) is not None]
+    waiting = [max(0.0, step_ms[m].median_ms - kernel_ms[m]) if m in timed else 0.0 for m in analyses]
     if any(waiting):
         segment("GPU waiting on the host (measured step − kernel time)", waiting, HOST_COLOR,
                 pattern_shape=".", pattern_fgcolor="#dd6b20")
-    idle = [0.0 if (step_ms.get(m) or {}).get("median") else (a.get("timeline") or {}).get("idle_us", 0.0) / per_step[m]
-            for m, a in analyses.items()]
+    idle = [0.0 if m in timed else a.timeline.idle_us / per_step[m] for m, a in analyses.items()]
     if any(idle):
         segment("GPU idle in the profiled window", idle, IDLE_COLOR, pattern_shape="/", pattern_fgcolor="#a0aec0")
-    timed = [m for m in analyses if (step_ms.get(m) or {}).get("median")]
     if timed:
-        med = [step_ms[m]["median"] for m in timed]
-        iqr = [step_ms[m].get("iqr") or 0.0 for m in timed]
+        med = [step_ms[m].median_ms for m in timed]
+        iqr = [step_ms[m].iqr_ms for m in timed]
         fig.add_scatter(name="measured step (median, whiskers: IQR)",
                         y=[lab for m, lab in zip(analyses, labels) if m in timed], x=med,
                         mode="markers", marker=dict(symbol="line-ns-open", size=26, color="#1a202c", line_width=3),
@@ -151,19 +145,19 @@ def time_split(analyses: dict[str, dict], step_ms: dict[str, dict] | None = None
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
-def categories(analyses: dict[str, dict]) -> go.Figure:
+def categories(analyses: dict[str, Analysis]) -> go.Figure:
     """GPU time per kernel category: one stacked bar per mode or trace."""
     cats: list[str] = []
     for a in analyses.values():
-        for c, v in (a.get("categories_us") or {}).items():
+        for c, v in a.categories_us.items():
             if v and c not in cats:
                 cats.append(c)
-    cats.sort(key=lambda c: -max((a.get("categories_us") or {}).get(c, 0.0) for a in analyses.values()))
+    cats.sort(key=lambda c: -max(a.categories_us.get(c, 0.0) for a in analyses.values()))
     labels = _mode_labels(analyses)
     fig = go.Figure()
     for cat in cats:
-        vals = [(a.get("categories_us") or {}).get(cat, 0.0) / 1e3 for a in analyses.values()]
-        totals = [(a.get("kernels") or {}).get("total_us") for a in analyses.values()]
+        vals = [a.categories_us.get(cat, 0.0) / 1e3 for a in analyses.values()]
+        totals = [a.kernels.total_us for a in analyses.values()]
         fig.add_bar(name=_text(cat), y=labels, x=vals, orientation="h", marker_color=category_color(cat),
                     customdata=[[fmt.duration_ms(v), fmt.percent(fmt.share(v * 1e3, t))] for v, t in zip(vals, totals)],
                     hovertemplate=f"%{{y}} · {_text(cat)}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>")
@@ -179,18 +173,18 @@ def _lighten(hex_color: str, amount: float = 0.55) -> str:
     return "#" + "".join(f"{int(c + (255 - c) * amount):02x}" for c in (r, g, b))
 
 
-def blocks_treemap(analyses: dict[str, dict]) -> go.Figure | None:
+def blocks_treemap(analyses: dict[str, Analysis]) -> go.Figure | None:
     """Mode → UNet block → category; tile area is GPU time, so modes compare by size too.
 
     Two levels show at once (drawing all three made this the slowest figure on the page): each
     block is tinted by its largest category and its hover lists the top categories; a click
     opens the block's categories."""
-    if not any(sum(1 for cats in (a.get("blocks_us") or {}).values() if sum(cats.values())) > 1
+    if not any(sum(1 for cats in a.blocks_us.values() if sum(cats.values())) > 1
                for a in analyses.values()):
         return None       # one tile ("outside modules") tells nothing: the trace has no module scopes
     ids, labels, parents, values, colors, hover = [], [], [], [], [], []
     for label, a in analyses.items():
-        blocks = a.get("blocks_us") or {}
+        blocks = a.blocks_us
         mode_total = sum(sum(c.values()) for c in blocks.values())
         if not mode_total:
             continue
@@ -226,31 +220,30 @@ def short_scope(scope: str) -> str:
     return scope.replace(".transformer_blocks.0.", ".")
 
 
-def attention_by_layer(analyses: dict[str, dict]) -> list[dict]:
+def attention_by_layer(analyses: dict[str, Analysis]) -> list[dict]:
     """One row per attention layer (module scope), each mode's calls summed in it."""
     rows: dict[str, dict] = {}
     for label, a in analyses.items():
-        for call in (a.get("attention") or {}).get("calls") or []:
-            scope = call.get("scope") or "(unknown scope)"
-            row = rows.setdefault(scope, {"scope": scope, "kind": call.get("kind"),
-                                          "level": call.get("level"), "q_tokens": call.get("q_tokens"),
-                                          "kv_tokens": call.get("kv_tokens"), "heads": call.get("heads"),
-                                          "head_dim": call.get("head_dim"),
-                                          "batch_x_heads": call.get("batch_x_heads"), "modes": {}})
+        for call in a.attention.calls_or_empty:
+            scope = call.scope or "(unknown scope)"
+            row = rows.setdefault(scope, {"scope": scope, "kind": call.kind, "level": call.level,
+                                          "q_tokens": call.q_tokens, "kv_tokens": call.kv_tokens,
+                                          "heads": call.heads, "head_dim": call.head_dim,
+                                          "batch_x_heads": call.batch_x_heads, "modes": {}})
             m = row["modes"].setdefault(label, {"calls": 0, "time_us": 0.0, "flops_estimate": 0.0,
                                                 "hbm_bytes_estimate": 0.0, "backends": [], "kernels": []})
             m["calls"] += 1
-            m["time_us"] += call.get("time_us") or 0.0
-            m["flops_estimate"] += call.get("flops_estimate") or 0.0
-            m["hbm_bytes_estimate"] += call.get("hbm_bytes_estimate") or 0.0
-            for key, values in (("backends", [call.get("backend")]), ("kernels", call.get("kernels") or [])):
+            m["time_us"] += call.time_us
+            m["flops_estimate"] += call.flops_estimate
+            m["hbm_bytes_estimate"] += call.hbm_bytes_estimate
+            for key, values in (("backends", [call.backend]), ("kernels", call.kernels)):
                 for v in values:
                     if v and v not in m[key]:
                         m[key].append(v)
     return list(rows.values())
 
 
-def attention_layers(analyses: dict[str, dict]) -> go.Figure | None:
+def attention_layers(analyses: dict[str, Analysis]) -> go.Figure | None:
     rows = attention_by_layer(analyses)
     if not rows:
         return None
@@ -275,74 +268,90 @@ def attention_layers(analyses: dict[str, dict]) -> go.Figure | None:
 ROOFLINE_POINTS = 400   # per mode, largest first: a bigger model's long tail adds weight, not insight
 
 
-def _points(analyses: dict[str, dict]) -> Iterable[tuple[int, str, dict]]:
+def _points(analyses: dict[str, Analysis]):
     for i, (label, a) in enumerate(analyses.items()):
-        usable = [p for p in a.get("roofline_points") or []
-                  if (p.get("intensity") or 0) > 0 and (p.get("flops_estimate") or 0) > 0 and (p.get("time_us") or 0) > 0]
-        for p in sorted(usable, key=lambda p: -p["time_us"])[:ROOFLINE_POINTS]:
+        usable = [p for p in a.roofline_points or []
+                  if (p.intensity or 0) > 0 and p.flops_estimate > 0 and p.time_us > 0]
+        for p in sorted(usable, key=lambda p: -p.time_us)[:ROOFLINE_POINTS]:
             yield i, label, p
 
 
-def roofline(analyses: dict[str, dict], spec: dict | None) -> go.Figure | None:
-    """Log-log roofline: achieved TFLOP/s against arithmetic intensity, both from the cost model."""
+def roofs_drawn(analyses: dict[str, Analysis]) -> tuple[float | None, list[tuple[str, float]]]:
+    """(memory roof in B/s, [(label, peak FLOP/s)]): exactly the roofs the analyses recorded as
+    used (Analysis.roofs), highest first; roofs of equal height share one line and one label."""
+    bandwidth = None
+    by_peak: dict[float, list[str]] = {}
+    for a in analyses.values():
+        if a.roofs is None:
+            continue
+        bandwidth = a.roofs.memory_bandwidth_bytes_per_s
+        for roof in a.roofs.compute:
+            labels = by_peak.setdefault(roof.peak_flops_per_s, [])
+            if roof.label not in labels:
+                labels.append(roof.label)
+    return bandwidth, [(" / ".join(labels), peak) for peak, labels in sorted(by_peak.items(), reverse=True)]
+
+
+def roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
+    """Log-log roofline: achieved TFLOP/s against arithmetic intensity, both from the cost model,
+    under the roofs the analysis judged each op against (and no others)."""
     points = list(_points(analyses))
-    if not spec or not points:
+    bandwidth, roofs = roofs_drawn(analyses)
+    if not bandwidth or not roofs or not points:
         return None
-    bw_tb = spec["memory_bandwidth_gbps"] / 1e3           # TB/s: TFLOP/s = TB/s × FLOP/byte
-    roofs = [(f"{k.split('_')[0].upper()} {'tensor' if 'tensor' in k else 'CUDA cores'}", spec[k])
-             for k in ("fp16_tensor_tflops", "tf32_tensor_tflops", "fp32_tflops", "fp16_tflops")
-             if spec.get(k)]
-    intens = [p["intensity"] for _, _, p in points]
-    x_lo = min(min(intens), min(r for _, r in roofs) / bw_tb) / 3
-    x_hi = max(max(intens), max(r for _, r in roofs) / bw_tb) * 3
-    top = max(r for _, r in roofs)
+    bw_tb = bandwidth / 1e12                              # TB/s: TFLOP/s = TB/s × FLOP/byte
+    roofs_tflops = [(name, peak / 1e12) for name, peak in roofs]
+    intens = [p.intensity for _, _, p in points]
+    x_lo = min(min(intens), min(r for _, r in roofs_tflops) / bw_tb) / 3
+    x_hi = max(max(intens), max(r for _, r in roofs_tflops) / bw_tb) * 3
+    top = max(r for _, r in roofs_tflops)
     fig = go.Figure()
     fig.add_scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", name="memory roof",
                     line=dict(color="#1a202c", width=2), hoverinfo="skip", showlegend=False)
-    for name, tflops in roofs:
+    for name, tflops in roofs_tflops:
         fig.add_scatter(x=[tflops / bw_tb, x_hi], y=[tflops, tflops], mode="lines", showlegend=False,
                         line=dict(color="#4a5568", width=1.5, dash="dash"), hoverinfo="skip")
-        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{name} {tflops:g} TFLOP/s",
+        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s",
                            showarrow=False, xanchor="right", yanchor="bottom", font_size=11)
     fig.add_annotation(x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
-                       text=f"HBM {spec['memory_bandwidth_gbps']:g} GB/s", showarrow=False,
+                       text=f"HBM {bandwidth / 1e9:,.4g} GB/s", showarrow=False,
                        textangle=-28, xanchor="left", yanchor="bottom", font_size=11)
-    t_max = max(p["time_us"] for _, _, p in points)
-    groups: dict[tuple[int, str, str], list[dict]] = {}
+    t_max = max(p.time_us for _, _, p in points)
+    groups: dict[tuple[int, str, str], list] = {}
     for i, label, p in points:
-        groups.setdefault((i, label, p.get("category") or "other"), []).append(p)
+        groups.setdefault((i, label, p.category or "other"), []).append(p)
     for (i, label, cat), ps in sorted(groups.items()):
         fig.add_scatter(
-            x=[p["intensity"] for p in ps],
-            y=[p["flops_estimate"] / p["time_us"] / 1e6 for p in ps],
+            x=[p.intensity for p in ps],
+            y=[p.flops_estimate / p.time_us / 1e6 for p in ps],
             mode="markers", name=_text(cat), legendgroup=_text(label),
             legendgrouptitle_text=_text(label),
             marker=dict(symbol=MODE_SYMBOLS[i % len(MODE_SYMBOLS)], color=category_color(cat),
-                        size=[6 + 30 * math.sqrt(p["time_us"] / t_max) for p in ps],
+                        size=[6 + 30 * math.sqrt(p.time_us / t_max) for p in ps],
                         line=dict(width=1.5, color=mode_color(i)), opacity=0.8),   # outline: mode
-            customdata=[[_text(p.get("op")), _text(p.get("shapes") or ""), p.get("count") or 0,
-                         fmt.duration_us(p["time_us"]), fmt.flops(p["flops_estimate"]),
-                         fmt.bytes_decimal(p.get("hbm_bytes_estimate")), p.get("bound") or "?",
-                         fmt.percent(p.get("attainment"))] for p in ps],
+            customdata=[[_text(p.op), _text(p.shapes), p.count, fmt.duration_us(p.time_us),
+                         fmt.flops(p.flops_estimate), fmt.bytes_decimal(p.hbm_bytes_estimate), p.bound,
+                         fmt.percent(p.attainment), _text(f"{p.dtype} {p.engine}")] for p in ps],
             hovertemplate=(f"<b>%{{customdata[0]}}</b> ({_text(label)}, {_text(cat)})<br>%{{customdata[1]}}<br>"
                            "%{customdata[2]} calls, %{customdata[3]}<br>"
                            "estimated %{customdata[4]}, %{customdata[5]}<br>"
                            "intensity %{x:.3g} FLOP/B · achieved %{y:.3g} TFLOP/s<br>"
-                           "%{customdata[6]}-bound · %{customdata[7]} of its roofline<extra></extra>"))
+                           "%{customdata[6]}-bound · %{customdata[7]} of its roofline (%{customdata[8]} roof)"
+                           "<extra></extra>"))
     fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte, estimated)", tickformat="~g")
     fig.update_yaxes(type="log", title="achieved TFLOP/s (estimated FLOPs / measured time)", tickformat="~g")
     return _style(fig, 560, left=72, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
 
 
-def memory_peaks(rows: dict[str, dict]) -> go.Figure:
+def memory_peaks(rows: dict[str, ModeRecord]) -> go.Figure:
     """Peak allocated and reserved memory per mode (timed runs), GiB."""
     fig = go.Figure()
     labels = _mode_labels(rows)
     for key, name, color in (("peak_allocated_bytes", "peak allocated", "#2b6cb0"),
                              ("peak_reserved_bytes", "peak reserved", "#a3bffa")):
-        xs = [(r.get(key) or 0) / 2**30 for r in rows.values()]
+        xs = [(getattr(r, key) or 0) / 2**30 for r in rows.values()]
         fig.add_bar(name=name, y=labels, x=xs, orientation="h", marker_color=color,
-                    customdata=[fmt.bytes_binary(r.get(key)) for r in rows.values()],
+                    customdata=[fmt.bytes_binary(getattr(r, key)) for r in rows.values()],
                     hovertemplate=f"%{{y}} {name}: %{{customdata}}<extra></extra>")
     fig.update_yaxes(autorange="reversed")
     return _style(fig, _bar_height(len(labels), 20 * len(labels)), left=20 + _label_px(labels, 13),
@@ -369,11 +378,13 @@ def downsample_keep_extremes(xs: list[float], ys: list[float], points: int = MEM
     return out_x, out_y
 
 
-def memory_timeline(analyses: dict[str, dict]) -> go.Figure | None:
+def memory_timeline(analyses: dict[str, Analysis]) -> go.Figure | None:
     fig = go.Figure()
     for i, (label, a) in enumerate(analyses.items()):
-        tl = (a.get("memory") or {}).get("timeline") or {}
-        ts, alloc = downsample_keep_extremes(tl.get("ts_us") or [], tl.get("allocated_bytes") or [])
+        tl = a.memory.timeline
+        if tl is None:
+            continue
+        ts, alloc = downsample_keep_extremes(tl.ts_us, tl.allocated_bytes)
         if not ts:
             continue
         t0 = ts[0]
@@ -386,24 +397,24 @@ def memory_timeline(analyses: dict[str, dict]) -> go.Figure | None:
                   yaxis_title="allocated (GiB)")
 
 
-def comparison_deltas(comparison: dict) -> go.Figure:
+def comparison_deltas(comparison: Comparison) -> go.Figure:
     """b − a per category and per block: negative means b spends less GPU time there."""
-    a, b = _text(comparison.get("a", "a")), _text(comparison.get("b", "b"))
+    a, b = _text(comparison.a), _text(comparison.b)
     sections = [("categories_us", "by category"), ("blocks_us", "by UNet block / module")]
-    counts = [max(1, len(comparison.get(key) or {})) for key, _ in sections]
+    counts = [max(1, len(getattr(comparison, key))) for key, _ in sections]
     height = 240 + 24 * sum(counts)
     fig = make_subplots(rows=2, cols=1, subplot_titles=[f"{b} − {a}, {t}" for _, t in sections],
                         row_heights=counts, vertical_spacing=110 / height)   # room for axis title + next title
     labels = []
     for row, (key, _) in enumerate(sections, start=1):
-        items = sorted((comparison.get(key) or {}).items(), key=lambda kv: kv[1].get("delta", 0.0))
+        items = sorted(getattr(comparison, key).items(), key=lambda kv: kv[1].delta)
         ys = [_text(_chart_label(k, 40)) for k, _ in items]
         labels += ys
-        deltas = [v.get("delta", 0.0) / 1e3 for _, v in items]
+        deltas = [v.delta / 1e3 for _, v in items]
         fig.add_bar(row=row, col=1, y=ys, x=deltas, orientation="h", showlegend=False,
                     marker_color=["#2f855a" if d < 0 else "#c53030" for d in deltas],
-                    customdata=[[_text(k), fmt.duration_us(v.get("a")), fmt.duration_us(v.get("b")),
-                                 fmt.duration_us(v.get("delta"))] for k, v in items],
+                    customdata=[[_text(k), fmt.duration_us(v.a), fmt.duration_us(v.b),
+                                 fmt.duration_us(v.delta)] for k, v in items],
                     hovertemplate=f"%{{customdata[0]}}<br>{a}: %{{customdata[1]}}<br>{b}: %{{customdata[2]}}<br>"
                                   "change: %{customdata[3]}<extra></extra>")
         fig.update_xaxes(title_text="change in GPU time (ms)", row=row, col=1, zeroline=True,

@@ -5,10 +5,12 @@ usage: python3 scripts/gpu/collect.py RUNS_DIR OUT_DIR
 Traces go into the archive while they fit (smallest runs first); summaries, logs and reports always.
 """
 
-import json
 import os
 import sys
 import tarfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", ".."))   # the repo's profiler_kit
+from profiler_kit.records import read_summary  # noqa: E402
 
 LIMIT_BYTES = 15 * 2**20          # per archive, under the tool's 16 MiB a file
 MAX_ARCHIVES = 6
@@ -16,7 +18,7 @@ MAX_ARCHIVES = 6
 
 def main(runs: str, out: str) -> None:
     os.makedirs(out, exist_ok=True)
-    # kernels_*.csv and report.html are left behind: python -m profiler_kit.run_analysis RUN_DIR
+    # kernels_*.csv and report.html are left behind: python -m profiler_kit.analyze RUN_DIR
     # rebuilds them (and each summary's analysis) from the traces on the development machine.
     small, traces = [], []
     for root, _dirs, files in os.walk(runs):
@@ -54,17 +56,16 @@ def main(runs: str, out: str) -> None:
         summary_path = os.path.join(runs, name, "summary.json")
         if not os.path.exists(summary_path):
             continue
-        with open(summary_path) as fh:
-            s = json.load(fh)
-        for mode, rec in s["modes"].items():
-            if rec.get("status") != "ok":
-                print(f"{name:<22} {mode:<15} {rec.get('status'):<11} {(rec.get('reason') or '')[:60]}")
+        s = read_summary(summary_path)
+        for mode, rec in s.modes.items():
+            if not rec.ok or rec.step_ms is None:
+                print(f"{name:<22} {mode:<15} {rec.status:<11} {(rec.reason or '')[:60]}")
                 continue
-            cmp = s.get("comparison", {}).get(mode, {})
-            peak = rec.get("peak_allocated_bytes") or 0
-            kern = ",".join(rec.get("attention_kernels", [])[:2])[:50]
-            print(f"{name:<22} {mode:<15} {'ok':<11} {rec['step_ms']['median']:>9.2f} {rec['step_ms']['iqr']:>6.2f} "
-                  f"{peak / 2**30:>9.2f} {cmp.get('speedup', 1.0):>8.2f}  {kern}")
+            cmp = s.comparison.get(mode)
+            peak = rec.peak_allocated_bytes or 0
+            kern = ",".join(rec.attention_kernels[:2])[:50]
+            print(f"{name:<22} {mode:<15} {'ok':<11} {rec.step_ms.median_ms:>9.2f} {rec.step_ms.iqr_ms:>6.2f} "
+                  f"{peak / 2**30:>9.2f} {cmp.speedup if cmp else 1.0:>8.2f}  {kern}")
 
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""Units for reading.
+"""Units for reading, shared by the findings (analysis) and the report.
 
 The data keeps base units (µs, bytes, FLOPs, as in docs/data-contracts.md); only the report picks
 a unit, here, so every number on the page goes through the same few rules. Bytes use binary
@@ -8,7 +8,6 @@ decimal units (GB/s) for bandwidth, which is how datasheets quote it.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from typing import Any
@@ -104,46 +103,6 @@ def share(part: float | None, whole: float | None) -> float | None:
     return part / whole
 
 
-# Characters that could end a <script> element or an HTML comment early, or a JS string
-# (U+2028/2029 are line terminators in older JS engines): written as JSON \u escapes, which
-# JSON.parse and JS literals read back as the same characters.
-_SCRIPT_UNSAFE = {
-    "<": "\\u003c",
-    ">": "\\u003e",
-    "&": "\\u0026",
-    "\u2028": "\\u2028",
-    "\u2029": "\\u2029",
-}
-
-
-def json_for_script(value: Any) -> str:
-    """JSON that is safe to place inside <script>...</script>, whatever strings it holds."""
-    text = json.dumps(_finite(value), ensure_ascii=False, allow_nan=False,
-                      separators=(",", ":"), default=_json_default)
-    for char, escaped in _SCRIPT_UNSAFE.items():
-        text = text.replace(char, escaped)
-    return text
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinity are not JSON: a missing figure becomes null, which the page shows as –."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _finite(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_finite(v) for v in value]
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    # numpy scalars reach us from analysis dicts built with numpy; plain numbers serialise.
-    for attr in ("item", "tolist"):
-        if hasattr(value, attr):
-            return getattr(value, attr)()
-    raise TypeError(f"cannot embed {type(value).__name__} in the report")
-
-
 # Wrapper kernels whose own name says little: the functor or tile config inside their template
 # arguments is what tells them apart (elementwise_kernel<..., CUDAFunctor_add<...>>).
 _GENERIC_KERNEL = re.compile(r"(^Kernel\d*$|elementwise_kernel$|reduce_kernel$|apply_kernel$)")
@@ -186,3 +145,15 @@ def short_kernel_name(name: str | None) -> str:
         if words:
             text = f"{text}<{words[0][:72]}>"
     return text
+
+
+_ATTENTION_KERNEL_WORDS = ("flash", "fmha", "attention", "sdpa", "softmax", "attn", "cutlass")
+
+
+def attention_kernel_names(names: list[str], limit: int = 4) -> str:
+    """Short, de-duplicated names of the attention kernels in a mode's list (the list also holds
+    the q/k/v projection GEMMs of the attention modules)."""
+    short = list(dict.fromkeys(short_kernel_name(n) for n in names
+                               if any(w in n.lower() for w in _ATTENTION_KERNEL_WORDS)))
+    short = short or list(dict.fromkeys(short_kernel_name(n) for n in names))
+    return ", ".join(short[:limit]) + (f" and {len(short) - limit} more" if len(short) > limit else "") or "not recorded"

@@ -1,0 +1,94 @@
+"""Analyse an experiment's run folder: disk in, disk out, no torch.
+
+Reads the ``summary.json`` the capture wrote and each mode's trace, analyses every trace with
+the same analyzer that reads anyone's trace (against the GPU spec the run resolved and recorded,
+with the run's TF32 setting), compares each mode with the reference, decides the run's findings
+and writes ``summary.json`` and ``kernels_<mode>.csv`` back. The experiment's entry point calls
+this after the capture; ``python -m profiler_kit.analyze RUN_DIR`` calls it on a finished folder
+(after an analyzer upgrade, or for a run measured on another machine).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+import traceback
+
+import msgspec
+
+from profiler_kit.analysis import analyze_trace
+from profiler_kit.analysis.findings import run_findings
+from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, RecordError, Summary, read_summary,
+                                  write_atomic, write_record)
+from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name
+
+log = logging.getLogger("profiler_kit")
+ATTENTION_KERNELS_LISTED = 5
+ANALYSIS_FAILED = "trace analysis failed"
+
+
+def _attention_kernels(analysis: Analysis) -> list[str]:
+    """The attention kernels that really ran, longest first (what `attention_kernels` reports)."""
+    rows = [k for k in analysis.top_kernels or [] if k.category == "attention"]
+    return [k.name for k in sorted(rows, key=lambda k: -k.total_us)][:ATTENTION_KERNELS_LISTED]
+
+
+def compare_modes(modes: dict[str, ModeRecord], reference: str) -> dict[str, ModeComparison]:
+    """Speed-up (median and fastest step, denoising loop, GPU kernel time) and memory saved of each
+    mode over the reference."""
+    base = modes.get(reference)
+    if base is None or not base.ok or base.step_ms is None:
+        return {}
+    out = {}
+    for mode, rec in modes.items():
+        if mode == reference or not rec.ok or rec.step_ms is None:
+            continue
+        kernel = None
+        if base.analysis and rec.analysis and rec.analysis.kernels.total_us:
+            kernel = base.analysis.kernel_us_per_step / rec.analysis.kernel_us_per_step
+        saved = fraction = None
+        if base.peak_allocated_bytes and rec.peak_allocated_bytes is not None:
+            saved = base.peak_allocated_bytes - rec.peak_allocated_bytes
+            fraction = saved / base.peak_allocated_bytes
+        out[mode] = ModeComparison(
+            speedup=base.step_ms.median_ms / rec.step_ms.median_ms,
+            min_speedup=base.step_ms.min_ms / rec.step_ms.min_ms,
+            loop_speedup=(rec.loop_it_per_s / base.loop_it_per_s
+                          if rec.loop_it_per_s and base.loop_it_per_s else float("nan")),
+            kernel_speedup=kernel, memory_saved_bytes=saved, memory_saved_fraction=fraction)
+    return out
+
+
+def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
+                  warnings: list[str]) -> ModeRecord:
+    start = time.perf_counter()
+    try:
+        result = analyze_trace(os.path.join(run_dir, rec.trace), label=mode, spec_record=summary.gpu_spec,
+                               allow_tf32=summary.allow_tf32)
+        write_atomic(os.path.join(run_dir, kernels_csv_name(mode)), result.write_kernels_csv)
+    except Exception as exc:  # the measurement is kept; the analysis can be redone
+        log.error("%s: analysis failed: %s\n%s", mode, exc, traceback.format_exc())
+        warnings.append(f"{mode}: {ANALYSIS_FAILED} ({type(exc).__name__}: {exc}); "
+                        f"rerun: python -m profiler_kit.analyze {run_dir}")
+        return msgspec.structs.replace(rec, analysis=None)
+    log.info("%s: trace analyzed in %.1f s", mode, time.perf_counter() - start)
+    return msgspec.structs.replace(rec, analysis=result.record,
+                                   attention_kernels=_attention_kernels(result.record))
+
+
+def analyze_run(run_dir: str) -> Summary:
+    """Analyse the run folder's traces and write its summary.json back; returns the summary.
+    Raises RecordError when the folder holds no readable summary.json."""
+    summary = read_summary(os.path.join(run_dir, SUMMARY_FILE))
+    warnings = [w for w in summary.warnings if ANALYSIS_FAILED not in w]
+    modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings) if rec.ok and rec.trace else rec)
+             for mode, rec in summary.modes.items()}
+    summary = msgspec.structs.replace(summary, modes=modes, warnings=warnings, analyzed=True,
+                                      comparison=compare_modes(modes, summary.reference_mode))
+    summary = msgspec.structs.replace(summary, findings=run_findings(summary))
+    write_record(os.path.join(run_dir, SUMMARY_FILE), summary)
+    return summary
+
+
+__all__ = ["analyze_run", "compare_modes", "RecordError"]

@@ -1,0 +1,628 @@
+"""Typed records of every artifact that crosses a stage: ``summary.json`` (capture, then the
+run's analysis), ``analysis.json`` (one trace), ``comparison.json`` (two traces) and the
+findings stored in each. No torch import: the analyzer, the report and other tools read these.
+
+One writer and one reader per artifact (:func:`write_record`, :func:`read_summary`,
+:func:`read_analysis`, :func:`read_comparison`). Values are in base units with the unit in the
+field name (``median_ms``, ``peak_allocated_bytes``, ``window_us``); the report picks display
+units. A record owns the judgements that belong to its own figures, in one place, as
+``torch.utils.benchmark.Measurement`` does: :class:`StepStats` decides ``noisy`` and every layer
+reads that flag. ``schema_version`` is checked on read; version-1 files (before 2026-11-29) are
+migrated on read, see :func:`_migrate_v1_summary`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import statistics
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Literal, TypeVar
+
+import msgspec
+
+SCHEMA_VERSION = 2
+
+# The step-time IQR above this fraction of the median marks a timing as noisy: a speed-up smaller
+# than that spread is not resolved by the measurement. 10 % is torch.utils.benchmark's own
+# threshold for its "may be noisy" warning (Measurement._IQR_WARN_THRESHOLD = 0.1).
+NOISE_IQR_FRACTION = 0.10
+
+Status = Literal["ok", "oom", "unavailable", "error"]
+Level = Literal["key", "warn", "info"]
+
+
+class RecordError(ValueError):
+    """An artifact that cannot be read; the message is one line saying what to do."""
+
+
+class Record(msgspec.Struct, frozen=True, kw_only=True):
+    """Base of every artifact record: immutable, keyword-only, JSON via msgspec."""
+
+    def to_builtins(self) -> dict:
+        return msgspec.to_builtins(self)
+
+
+# --------------------------------------------------------------------------------------------
+# Shared pieces
+# --------------------------------------------------------------------------------------------
+
+class GpuSpecRecord(Record, kw_only=True):
+    """The GPU spec a run or an analysis was judged against (conf/gpu/*.yaml, datasheet peaks),
+    resolved once, with where it came from and any mismatch with the device."""
+
+    key: str
+    name: str
+    fp16_tensor_tflops: float
+    fp32_tflops: float
+    memory_bandwidth_gbps: float
+    memory_bytes: int
+    l2_bytes: int
+    sm_count: int
+    source: str
+    match: list[str] = []
+    bf16_tensor_tflops: float | None = None
+    tf32_tensor_tflops: float | None = None
+    fp16_tflops: float | None = None
+    bf16_tflops: float | None = None
+    fp8_tensor_tflops: float | None = None
+    fp64_tflops: float | None = None
+    architecture: str = ""
+    compute_capability: str = ""
+    exclude: list[str] = []
+    notes: str = ""
+    matched_from: str | None = None      # "config" (+gpu=), "device_name", "--gpu", "deviceProperties"
+    mismatch: str | None = None          # +gpu=NAME names another card than the device
+
+
+class Finding(Record, kw_only=True):
+    """One verdict at the top of a report, decided by the analysis from its own figures.
+
+    ``figures`` holds the numbers the verdict rests on, in base units, so other tools (the sweep
+    aggregator) can use them without parsing text."""
+
+    rule: str                            # stable id, e.g. "memory_bound_attention"
+    level: Level                         # "key": headline result; "warn": fix or distrust
+    title: str
+    detail: str
+    remedy: str | None = None
+    subject: str | None = None           # the mode / trace label it is about
+    figures: dict[str, float] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# analysis.json: one trace
+# --------------------------------------------------------------------------------------------
+
+class TraceSource(Record, kw_only=True):
+    path: str
+    size_bytes: int
+    device_names: list[str] = []
+    device_properties: list[dict[str, Any]] = []
+    schema: str = "kineto"
+    has_gpu: bool = False
+    base_us: float = 0.0                 # origin of every *start_us / ts_us in the outputs
+    scope_source: str = "none"
+
+
+class KernelTotals(Record, kw_only=True):
+    count: int = 0
+    total_us: float = 0.0
+    memcpy_count: int = 0
+    memset_count: int = 0
+    memcpy_us: float = 0.0
+    memset_us: float = 0.0
+
+
+class StepWindow(Record, kw_only=True):
+    name: str
+    start_us: float
+    window_us: float
+    busy_us: float
+    idle_us: float
+    idle_breakdown_us: dict[str, float] = {}
+
+
+class Timeline(Record, kw_only=True):
+    window_us: float = 0.0
+    busy_us: float = 0.0
+    idle_us: float = 0.0
+    idle_breakdown_us: dict[str, float] = {}
+    start_us: float | None = None
+    steps: list[StepWindow] = []
+
+
+class AttentionCall(Record, kw_only=True):
+    scope: str
+    kind: str | None = None              # "self" | "cross"
+    level: str | None = None             # UNet block
+    q_tokens: int | None = None
+    kv_tokens: int | None = None
+    heads: int | None = None
+    head_dim: int | None = None
+    batch_x_heads: int | None = None
+    backend: str | None = None
+    kernels: list[str] = []
+    time_us: float = 0.0
+    flops_estimate: float = 0.0
+    hbm_bytes_estimate: float = 0.0
+    bound_us: dict[str, float] = {}      # the call's kernel time by roofline bound
+    start_us: float = 0.0
+
+
+class AttentionSummary(Record, kw_only=True):
+    total_us: float = 0.0
+    backends: dict[str, float] = {}
+    fallback: bool = False               # some calls ran SDPA's math (unfused) path
+    mixed: bool = False                  # more than one backend ran
+    flops_estimate: float = 0.0
+    hbm_bytes_estimate: float = 0.0
+    calls: list[AttentionCall] | None = None   # None: left out of a trimmed copy
+
+    @property
+    def calls_or_empty(self) -> list[AttentionCall]:
+        return self.calls or []
+
+
+class MemoryTimeline(Record, kw_only=True):
+    ts_us: list[float] = []
+    allocated_bytes: list[int] = []
+
+
+class LiveAllocation(Record, kw_only=True):
+    op: str
+    scope: str
+    bytes: int
+
+
+class MemoryFigures(Record, kw_only=True):
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    device_id: int | None = None
+    events: int = 0
+    timeline: MemoryTimeline | None = None
+    live_at_peak: list[LiveAllocation] = []
+    allocated_before_trace_bytes: int | None = None
+
+
+class TopKernel(Record, kw_only=True):
+    name: str
+    category: str
+    count: int
+    total_us: float
+    mean_us: float
+    flops_estimate: float
+    hbm_bytes_estimate: float
+    bound: str
+    achieved_tflops: float
+    achieved_gbps: float
+
+
+class RooflineOp(Record, kw_only=True):
+    """One (op, shapes, category) of the roofline chart, summed over its calls; estimates."""
+
+    op: str
+    shapes: str
+    category: str
+    count: int
+    time_us: float
+    flops_estimate: float
+    hbm_bytes_estimate: float
+    intensity: float | None              # FLOP / byte, estimated
+    bound: str
+    attainment: float | None
+    roofline_us: float | None
+    engine: str
+    dtype: str
+    formula: str
+
+
+class Roof(Record, kw_only=True):
+    """A compute roof the analysis judged kernels against."""
+
+    label: str                           # "FP16 tensor", "FP32 CUDA cores", ...
+    engine: str                          # "tensor" | "cuda"
+    dtype: str                           # "fp16", "bf16", "tf32", "fp32", ...
+    peak_flops_per_s: float
+    ridge_flops_per_byte: float          # where this roof meets the memory roof
+    judged_us: float                     # kernel time judged against this roof
+
+
+class Roofs(Record, kw_only=True):
+    """Exactly the roofs the analysis used: the memory roof and each compute roof that judged
+    at least one op. The roofline chart draws these and no others."""
+
+    gpu_key: str
+    memory_bandwidth_bytes_per_s: float
+    allow_tf32: bool | None              # None: PyTorch's defaults (matmul off, cuDNN conv on)
+    compute: list[Roof] = []
+
+    def roof(self, engine: str, dtype: str) -> Roof | None:
+        return next((r for r in self.compute if r.engine == engine and r.dtype == dtype), None)
+
+
+class Analysis(Record, kw_only=True):
+    """analysis.json: the figures of one Kineto trace (docs/data-contracts.md)."""
+
+    schema_version: int = SCHEMA_VERSION
+    label: str | None = None
+    source: TraceSource
+    gpu_spec: GpuSpecRecord | None = None
+    kernels: KernelTotals = KernelTotals()
+    timeline: Timeline = Timeline()
+    bound_us: dict[str, float] = {}
+    bound_by_category_us: dict[str, dict[str, float]] = {}
+    categories_us: dict[str, float] = {}
+    blocks_us: dict[str, dict[str, float]] = {}
+    attention: AttentionSummary = AttentionSummary()
+    flops_estimate: float = 0.0
+    hbm_bytes_estimate: float = 0.0
+    roofline_floor_us: float | None = None
+    roofs: Roofs | None = None
+    memory: MemoryFigures = MemoryFigures()
+    top_kernels: list[TopKernel] | None = None
+    roofline_points: list[RooflineOp] | None = None
+    findings: list[Finding] = []
+    warnings: list[str] = []
+
+    @property
+    def steps(self) -> int:
+        """Profiled steps in the trace window (ProfilerStep annotations); 1 when it has none."""
+        return max(1, len(self.timeline.steps))
+
+    @property
+    def kernel_us_per_step(self) -> float:
+        return self.kernels.total_us / self.steps
+
+    @property
+    def attention_share(self) -> float | None:
+        """Attention's share of GPU kernel time; None without kernel time."""
+        return self.attention.total_us / self.kernels.total_us if self.kernels.total_us else None
+
+
+# --------------------------------------------------------------------------------------------
+# comparison.json: two traces
+# --------------------------------------------------------------------------------------------
+
+class Pair(Record, kw_only=True):
+    a: float
+    b: float
+
+    @property
+    def delta(self) -> float:
+        return self.b - self.a
+
+    @staticmethod
+    def of(a: float | None, b: float | None) -> "Pair":
+        return Pair(a=a or 0.0, b=b or 0.0)
+
+
+class CallPair(Record, kw_only=True):
+    """The n-th call of one attention layer in a and in b (None where absent)."""
+
+    scope: str
+    occurrence: int
+    kind: str | None = None
+    level: str | None = None
+    a_us: float | None = None
+    b_us: float | None = None
+    a_bytes_estimate: float | None = None
+    b_bytes_estimate: float | None = None
+    a_flops_estimate: float | None = None
+    b_flops_estimate: float | None = None
+    a_backend: str | None = None
+    b_backend: str | None = None
+
+
+class Comparison(Record, kw_only=True):
+    """comparison.json: b against a, aligned by name. Deltas are b - a (``Pair.delta``)."""
+
+    schema_version: int = SCHEMA_VERSION
+    a: str
+    b: str
+    total_us: Pair
+    busy_us: Pair
+    window_us: Pair
+    categories_us: dict[str, Pair] = {}
+    blocks_us: dict[str, Pair] = {}
+    blocks_categories_us: dict[str, dict[str, Pair]] = {}
+    bound_us: dict[str, Pair] = {}
+    flops_estimate: Pair
+    hbm_bytes_estimate: Pair
+    attention_us: Pair
+    attention_hbm_bytes_estimate: Pair
+    peak_allocated_bytes: Pair
+    attention_calls: list[CallPair] = []
+    findings: list[Finding] = []
+
+
+# --------------------------------------------------------------------------------------------
+# summary.json: one experiment run
+# --------------------------------------------------------------------------------------------
+
+class StepStats(Record, kw_only=True):
+    """UNet step times of one mode, ms: the measurement and its own noise verdict.
+
+    ``noisy`` is decided here and only here (IQR > NOISE_IQR_FRACTION of the median), set on
+    construction and on every read, so a stored flag can never disagree with the rule."""
+
+    median_ms: float
+    iqr_ms: float
+    min_ms: float
+    n: int
+    noisy: bool = False
+
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(
+            self, "noisy", bool(self.median_ms > 0 and self.iqr_ms > NOISE_IQR_FRACTION * self.median_ms))
+
+    @property
+    def iqr_fraction(self) -> float | None:
+        return self.iqr_ms / self.median_ms if self.median_ms > 0 else None
+
+    @staticmethod
+    def of(times_ms: list[float]) -> "StepStats":
+        if not times_ms:
+            raise ValueError("StepStats.of needs at least one step time")
+        q = (statistics.quantiles(times_ms, n=4, method="inclusive") if len(times_ms) > 1
+             else [times_ms[0]] * 3)
+        return StepStats(median_ms=statistics.median(times_ms), iqr_ms=q[2] - q[0],
+                         min_ms=min(times_ms), n=len(times_ms))
+
+
+class ModeRecord(Record, kw_only=True):
+    """One attention mode of a run: status, measurements, and (after analysis) its trace's."""
+
+    status: Status
+    reason: str | None = None
+    description: str | None = None
+    output_rel_error: float | None = None
+    output_tolerance: float | None = None
+    output_match: bool | None = None
+    step_ms: StepStats | None = None
+    step_ms_samples: list[float] = []
+    loop_it_per_s: float | None = None
+    peak_allocated_bytes: int | None = None
+    peak_reserved_bytes: int | None = None
+    weights_bytes: int | None = None
+    oom_requested_bytes: int | None = None   # what the allocator was asked for when it ran out
+    trace: str | None = None                 # file name in the run folder
+    attention_kernels: list[str] = []        # longest first (set by the analysis)
+    analysis: Analysis | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class ModeComparison(Record, kw_only=True):
+    """One mode against the reference mode of its run."""
+
+    speedup: float                           # reference median step / this mode's
+    min_speedup: float                       # from the fastest steps: least disturbed by noise
+    loop_speedup: float                      # denoising-loop it/s ratio
+    kernel_speedup: float | None = None      # GPU kernel time per step ratio (from the traces)
+    memory_saved_bytes: int | None = None
+    memory_saved_fraction: float | None = None
+
+
+class RunInfo(Record, kw_only=True):
+    """What the run's "auto" settings resolved to on the device."""
+
+    device: str
+    dtype: str
+    batch: int
+    latent_shape: list[int]
+    warmup: int
+    iterations: int
+    timing: str = ""
+    parameters: int | None = None
+    weights: str | None = None
+    started: str | None = None
+
+
+class Summary(Record, kw_only=True):
+    """summary.json of one run (docs/data-contracts.md)."""
+
+    schema_version: int = SCHEMA_VERSION
+    command: str | None = None
+    config: dict[str, Any] = {}
+    environment: dict[str, Any] = {}
+    run: RunInfo
+    gpu_spec: GpuSpecRecord | None = None
+    reference_mode: str
+    efficient_mode: str | None = None
+    efficient_mode_reason: str | None = None
+    comparison: dict[str, ModeComparison] = {}
+    modes: dict[str, ModeRecord] = {}
+    findings: list[Finding] = []
+    analyzed: bool = False                   # the analysis step has run on this folder
+    warnings: list[str] = []
+
+    @property
+    def card(self) -> str | None:
+        return self.environment.get("gpu_name")
+
+    @property
+    def allow_tf32(self) -> bool | None:
+        """The run set torch's TF32 flags from config.tf32 (both matmul and cuDNN)."""
+        value = self.config.get("tf32")
+        return bool(value) if value is not None else None
+
+    def ok_modes(self) -> dict[str, ModeRecord]:
+        return {m: r for m, r in self.modes.items() if r.ok}
+
+    def analyses(self) -> dict[str, Analysis]:
+        return {m: r.analysis for m, r in self.modes.items() if r.ok and r.analysis is not None}
+
+
+# --------------------------------------------------------------------------------------------
+# Writing: one atomic writer for every file the toolkit produces
+# --------------------------------------------------------------------------------------------
+
+def write_atomic(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """``write(tmp)`` fills a temporary file beside ``path``, which is then renamed onto it:
+    readers never see half a file, and an interrupted write leaves the old one in place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)        # mkstemp makes it private; outputs are for sharing
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
+    return write_atomic(path, write)
+
+
+def _finite(value: Any) -> Any:
+    """JSON has no NaN or infinity: a figure that is not finite is written as null."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
+
+
+def to_json(record: Record) -> str:
+    return json.dumps(_finite(msgspec.to_builtins(record)), indent=1, allow_nan=False,
+                      ensure_ascii=False) + "\n"
+
+
+def write_record(path: str | os.PathLike, record: Record) -> Path:
+    """The one JSON writer: summary.json, analysis.json, comparison.json."""
+    return write_text_atomic(path, to_json(record))
+
+
+# --------------------------------------------------------------------------------------------
+# Reading, with the schema version checked
+# --------------------------------------------------------------------------------------------
+
+R = TypeVar("R", bound=Record)
+
+
+def _load(path: str | os.PathLike) -> dict:
+    try:
+        data = json.loads(Path(path).read_bytes())
+    except OSError as exc:
+        raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from None
+    except ValueError as exc:
+        raise RecordError(f"{path} is not valid JSON ({exc}): was it written by profiler_kit?") from None
+    if not isinstance(data, dict):
+        raise RecordError(f"{path} holds a JSON {type(data).__name__}, not a profiler_kit record")
+    return data
+
+
+def _convert(data: dict, kind: type[R], where: str) -> R:
+    version = data.get("schema_version")
+    if version is not None and (not isinstance(version, int) or version > SCHEMA_VERSION):
+        raise RecordError(f"{where} has schema_version {version}, newer than this profiler_kit reads "
+                          f"({SCHEMA_VERSION}): upgrade profiler_kit")
+    try:
+        return msgspec.convert(data, kind, strict=False)
+    except msgspec.ValidationError as exc:
+        raise RecordError(f"{where} is not a valid {kind.__name__} record: {exc}") from None
+
+
+def summary_from_builtins(data: dict, where: str = "summary") -> Summary:
+    if data.get("schema_version", 1) == 1:
+        data = _migrate_v1_summary(data)
+    return _convert(data, Summary, where)
+
+
+def analysis_from_builtins(data: dict, where: str = "analysis") -> Analysis:
+    if data.get("schema_version", 1) == 1:
+        data = _migrate_v1_analysis(data)
+    return _convert(data, Analysis, where)
+
+
+def comparison_from_builtins(data: dict, where: str = "comparison") -> Comparison:
+    if data.get("schema_version", 1) == 1:
+        data = _migrate_v1_comparison(data)
+    return _convert(data, Comparison, where)
+
+
+def read_summary(path: str | os.PathLike) -> Summary:
+    return summary_from_builtins(_load(path), str(path))
+
+
+def read_analysis(path: str | os.PathLike) -> Analysis:
+    return analysis_from_builtins(_load(path), str(path))
+
+
+def read_comparison(path: str | os.PathLike) -> Comparison:
+    return comparison_from_builtins(_load(path), str(path))
+
+
+# --------------------------------------------------------------------------------------------
+# Schema version 1 (before 2026-11-29): what changed, migrated on read
+# --------------------------------------------------------------------------------------------
+
+_SIZE = re.compile(r"([0-9.]+)\s*([KMGT]?)(i?)B")
+
+
+def parse_size_bytes(text: str | None) -> int | None:
+    """'12.50 GiB' (PyTorch's OOM message) -> bytes; None if there is no size in it."""
+    m = _SIZE.search(text or "")
+    if not m:
+        return None
+    power = " KMGT".index(m.group(2) or " ")
+    return int(float(m.group(1)) * (1024 if m.group(3) else 1000) ** power)
+
+
+def _migrate_v1_analysis(a: dict) -> dict:
+    """v1 had no roofs, no findings and no per-call bounds: they stay empty (re-analyse the
+    trace for them); everything else kept its name."""
+    return {**a, "schema_version": SCHEMA_VERSION}
+
+
+def _migrate_v1_comparison(c: dict) -> dict:
+    """v1 stored each pair's delta, which v2 derives."""
+    def pairs(node):
+        if isinstance(node, dict) and set(node) == {"a", "b", "delta"}:
+            return {"a": node["a"], "b": node["b"]}
+        if isinstance(node, dict):
+            return {k: pairs(v) for k, v in node.items()}
+        return node
+    return {**pairs(c), "schema_version": SCHEMA_VERSION}
+
+
+def _migrate_v1_summary(s: dict) -> dict:
+    """v1 named step times without units (``step_ms.median``), kept the OOM size as text and had
+    no stored findings; v2 has units in every field name and the findings of the analysis."""
+    modes = {}
+    for name, rec in (s.get("modes") or {}).items():
+        rec = dict(rec)
+        step = rec.pop("step_ms", None)
+        if step:
+            rec["step_ms"] = {"median_ms": step["median"], "iqr_ms": step["iqr"],
+                              "min_ms": step["min"], "n": step["n"]}
+        if "oom_requested" in rec:
+            rec["oom_requested_bytes"] = parse_size_bytes(rec.pop("oom_requested"))
+        if isinstance(rec.get("analysis"), dict):
+            rec["analysis"] = _migrate_v1_analysis(rec["analysis"])
+        modes[name] = rec
+    comparison = {}
+    for name, c in (s.get("comparison") or {}).items():
+        ref, mine = (s.get("modes") or {}).get(s.get("reference_mode"), {}), (s.get("modes") or {}).get(name, {})
+        r_min, m_min = (ref.get("step_ms") or {}).get("min"), (mine.get("step_ms") or {}).get("min")
+        comparison[name] = {**c, "min_speedup": r_min / m_min if r_min and m_min else c["speedup"]}
+    return {**s, "schema_version": SCHEMA_VERSION, "modes": modes, "comparison": comparison,
+            "analyzed": any("analysis" in r for r in modes.values())}
