@@ -288,12 +288,14 @@ class Analysis(Record, kw_only=True):
 # --------------------------------------------------------------------------------------------
 
 class Pair(Record, kw_only=True):
+    """One figure in a and in b; ``delta`` (b - a) is derived on construction and on read."""
+
     a: float
     b: float
+    delta: float = 0.0
 
-    @property
-    def delta(self) -> float:
-        return self.b - self.a
+    def __post_init__(self) -> None:
+        msgspec.structs.force_setattr(self, "delta", self.b - self.a)
 
     @staticmethod
     def of(a: float | None, b: float | None) -> "Pair":
@@ -594,14 +596,8 @@ def _migrate_v1_analysis(a: dict) -> dict:
 
 
 def _migrate_v1_comparison(c: dict) -> dict:
-    """v1 stored each pair's delta, which v2 derives."""
-    def pairs(node):
-        if isinstance(node, dict) and set(node) == {"a", "b", "delta"}:
-            return {"a": node["a"], "b": node["b"]}
-        if isinstance(node, dict):
-            return {k: pairs(v) for k, v in node.items()}
-        return node
-    return {**pairs(c), "schema_version": SCHEMA_VERSION}
+    """v1 comparisons had no schema_version and no findings; their figures kept their names."""
+    return {**c, "schema_version": SCHEMA_VERSION}
 
 
 def _migrate_v1_summary(s: dict) -> dict:
