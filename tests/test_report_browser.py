@@ -94,8 +94,13 @@ def assert_clean(opened: Opened) -> None:
         .filter(d => d.querySelector('.main-svg').getBoundingClientRect().width >
                      d.parentElement.getBoundingClientRect().width + 1).map(d => d.id)""")
     assert overflowing == []
-    # Laptop width: only wide tables may scroll, inside their own box.
+    # Laptop width: the page never scrolls sideways, and no table hides its right-most columns
+    # behind its box's scroll bar (long names wrap inside their cells instead).
     assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    clipped = page.evaluate("""Array.from(document.querySelectorAll('table'))
+        .filter(t => t.parentElement.scrollWidth > t.parentElement.clientWidth + 1)
+        .map(t => (t.closest('section') || {}).id + ' ' + (t.id || t.className))""")
+    assert clipped == []
 
 
 def test_trace_comparison_report_renders_offline(tmp_path, open_report):
