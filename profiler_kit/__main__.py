@@ -10,6 +10,7 @@ what to type (never a traceback) and nothing is left half-written.
 from __future__ import annotations
 
 import itertools
+import math
 import os
 import sys
 
@@ -72,8 +73,9 @@ def _user_overrides(argv: list[str]) -> list[str]:
     return words
 
 
-def _sweep_combinations(overrides: list[str], limit: int = 64) -> list[list[str]]:
-    """Expand multirun sweeps (resolution=512,768) into the single runs Hydra would launch."""
+def _sweep_combinations(overrides: list[str], limit: int = 64) -> tuple[list[list[str]], int]:
+    """Expand multirun sweeps (resolution=512,768) into the single runs Hydra would launch: the
+    first `limit` of them (to validate) and how many there are."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parsed = OverridesParser.create().parse_overrides(overrides)
@@ -85,7 +87,7 @@ def _sweep_combinations(overrides: list[str], limit: int = 64) -> list[list[str]
         else:
             choices.append([ov.input_line])
     combos = list(itertools.islice(itertools.product(*choices), limit))
-    return [list(c) for c in combos]
+    return [list(c) for c in combos], math.prod(len(c) for c in choices)
 
 
 def preflight(argv: list[str]) -> None:
@@ -95,12 +97,15 @@ def preflight(argv: list[str]) -> None:
 
     overrides = _user_overrides(argv)
     try:
-        combos = _sweep_combinations(overrides)
+        combos, total = _sweep_combinations(overrides)
     except Exception as exc:  # the override grammar itself: quote or bracket errors
         raise ConfigError(f"cannot read the overrides: {_one_line(exc)}") from None
     GlobalHydra.instance().clear()
     init = (initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3") if CONFIG_DIR
             else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"))
+    if "-m" in argv or "--multirun" in argv:
+        # for the progress lines of aggregate.SweepCallback: `job i/N`
+        os.environ["PROFILER_KIT_SWEEP_JOBS"] = str(total)
     with init:
         for combo in combos:
             try:
@@ -111,15 +116,44 @@ def preflight(argv: list[str]) -> None:
     GlobalHydra.instance().clear()
 
 
+def _one_line_reason(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
 def run_pipeline(cfg: DictConfig, hydra_cfg=None):
-    """Capture, then analyse the run folder, then render its report; returns the summary."""
+    """Capture, then analyse the run folder, then render its report; returns the summary.
+
+    A job that cannot run (no such device, a model that does not build, any exception in
+    capture) records status "failed" and the reason in its summary.json. In a multirun it then
+    returns normally, so the sweep goes on and Hydra still calls the multirun-end callback
+    (it skips it when a job raises); a single run raises after recording."""
     import logging
 
-    from profiler_kit.analysis.run import analyze_run
-    from profiler_kit.experiment import run_experiment
-    from profiler_kit.run_folder import log_table
+    from hydra.types import RunMode
+    from omegaconf import OmegaConf
 
-    run_dir = run_experiment(cfg, hydra_cfg)
+    from profiler_kit.analysis.run import analyze_run
+    from profiler_kit.run_folder import log_table, record_failure, reproduce_command
+
+    log = logging.getLogger("profiler_kit")
+    multirun = hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
+    run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
+    try:
+        from profiler_kit.experiment import run_experiment
+        run_experiment(cfg, hydra_cfg)
+    except Exception as exc:  # recorded in the run folder; the sweep goes on
+        if isinstance(exc, ConfigError) and not multirun:
+            raise
+        if isinstance(exc, ConfigError):       # a setting this machine cannot honour: say so in one line
+            log.error("the run failed: %s", exc)
+        else:
+            log.exception("the run failed")
+        summary = record_failure(run_dir, OmegaConf.to_container(cfg, resolve=True),
+                                 reproduce_command(sys.argv), _one_line_reason(exc))
+        if not multirun:
+            raise
+        return summary
     summary = analyze_run(run_dir)
     if cfg.report.enabled:
         from profiler_kit.report import render_run_folder
@@ -144,6 +178,9 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
+    from profiler_kit.launchers import add_hydra_plugins
+
+    add_hydra_plugins()          # the gpu_pool launcher (conf/hydra/launcher/gpu_pool.yaml)
     register()
     argv = sys.argv[1:]
     if not any(flag in argv for flag in ("--help", "-h", "--hydra-help", "--cfg", "-c", "--info")):

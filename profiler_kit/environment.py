@@ -3,6 +3,7 @@ summary so a figure can always be traced to its card and software."""
 
 from __future__ import annotations
 
+import os
 import platform
 import socket
 import subprocess
@@ -72,6 +73,8 @@ def describe(device: torch.device) -> Dict[str, Any]:
         "platform": platform.platform(),
         "cpu": platform.processor() or platform.machine(),
         "cpu_threads": torch.get_num_threads(),
+        # which devices this process was given (a sweep launcher hands out one GPU per job)
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
     }
     if device.type == "cuda":
         props = torch.cuda.get_device_properties(device)

@@ -231,7 +231,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
                     started=time.strftime("%Y-%m-%dT%H:%M:%S%z")),
         gpu_spec=resolve_gpu_spec(cfg, hydra_cfg, env.get("gpu_name"), warnings),
         reference_mode=str(cfg.reference_mode), efficient_mode=efficient, efficient_mode_reason=why,
-        warnings=warnings)
+        status="running", warnings=warnings)
     run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
                warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
                warnings=warnings)
@@ -251,6 +251,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings)))
     del reference_out
     records = _time_interleaved(records, run)
-    write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings)))
+    write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings),
+                                                       status="complete"))
     log.info("run folder: %s", run_dir)
     return run_dir

@@ -1,6 +1,6 @@
 """Typed records of every artifact that crosses a stage: ``summary.json`` (capture, then the
-run's analysis), ``analysis.json`` (one trace), ``comparison.json`` (two traces) and the
-findings stored in each. No torch import: the analyzer, the report and other tools read these.
+run's analysis), ``analysis.json`` (one trace), ``comparison.json`` (two traces), ``sweep.json``
+(a multirun) and the findings stored in each. No torch import: the analyzer, the report and other tools read these.
 
 One writer and one reader per artifact (:func:`write_record`, :func:`read_summary`,
 :func:`read_analysis`, :func:`read_comparison`). Values are in base units with the unit in the
@@ -32,6 +32,10 @@ SCHEMA_VERSION = 2
 NOISE_IQR_FRACTION = 0.10
 
 Status = Literal["ok", "oom", "unavailable", "error"]
+# A run: "running" while capture writes it, "complete" once every mode has its record,
+# "failed" when the job could not run at all (no such device, the model did not build): the
+# summary then says why, so a sweep goes on and its aggregate lists the failure.
+RunStatus = Literal["running", "complete", "failed", "interrupted"]
 Level = Literal["key", "warn", "info"]
 
 
@@ -430,10 +434,12 @@ class Summary(Record, kw_only=True):
     """summary.json of one run (docs/data-contracts.md)."""
 
     schema_version: int = SCHEMA_VERSION
+    status: RunStatus = "complete"
+    reason: str | None = None                # why the run failed or stopped
     command: str | None = None
     config: dict[str, Any] = {}
     environment: dict[str, Any] = {}
-    run: RunInfo
+    run: RunInfo | None = None               # None when the run failed before the UNet was built
     gpu_spec: GpuSpecRecord | None = None
     reference_mode: str
     efficient_mode: str | None = None
@@ -459,6 +465,102 @@ class Summary(Record, kw_only=True):
 
     def analyses(self) -> dict[str, Analysis]:
         return {m: r.analysis for m, r in self.modes.items() if r.ok and r.analysis is not None}
+
+
+# --------------------------------------------------------------------------------------------
+# sweep.json: a Hydra multirun (or any folder of run folders), aggregated
+# --------------------------------------------------------------------------------------------
+
+SweepJobStatus = Literal["complete", "failed", "running", "interrupted", "unreadable"]
+
+
+class SweepJob(Record, kw_only=True):
+    """One run folder of the sweep."""
+
+    job: str                                 # folder, relative to the sweep folder
+    status: SweepJobStatus
+    reason: str | None = None
+    overrides: list[str] = []                # .hydra/overrides.yaml, when Hydra wrote one
+    model: str | None = None
+    resolution: int | None = None
+    card: str | None = None                  # the GPU's name, or "CPU"
+    dtype: str | None = None
+    batch: int | None = None
+    reference_mode: str | None = None
+    efficient_mode: str | None = None
+    report: str | None = None                # its report.html, relative to the sweep folder
+
+
+class SweepRow(Record, kw_only=True):
+    """One mode of one job (a row of sweep.csv). Per-step figures divide the trace's kernel
+    time by its profiled steps; speed-ups are against the reference mode of the same run."""
+
+    job: str
+    model: str | None
+    resolution: int | None
+    card: str | None
+    dtype: str | None
+    batch: int | None
+    tokens: int | None                       # latent tokens at the UNet's top level: (resolution / 8)²
+    mode: str
+    status: str
+    reason: str | None = None
+    step_median_ms: float | None = None
+    step_iqr_ms: float | None = None
+    step_min_ms: float | None = None
+    noisy: bool | None = None
+    speedup: float | None = None
+    min_speedup: float | None = None
+    kernel_speedup: float | None = None
+    kernel_ms_per_step: float | None = None
+    attention_ms_per_step: float | None = None
+    compute_bound_ms_per_step: float | None = None
+    memory_bound_ms_per_step: float | None = None
+    latency_bound_ms_per_step: float | None = None
+    unknown_bound_ms_per_step: float | None = None
+    host_ms_per_step: float | None = None    # measured median step - GPU kernel time (>= 0)
+    hbm_bytes_estimate_per_step: float | None = None
+    peak_allocated_bytes: int | None = None
+    oom_requested_bytes: int | None = None
+
+
+class AttentionFit(Record, kw_only=True):
+    """attention_ms_per_step = constant · tokens^exponent, least squares in log-log over the
+    jobs of one (model, card, dtype, batch) group; where it meets the rest of the UNet's kernel
+    time (fitted the same way)."""
+
+    group: str                               # "sd15 · NVIDIA H200 · fp16 · batch 2"
+    mode: str
+    points: int
+    exponent: float
+    constant_ms: float                       # attention ms per step at 1 token (the fit's scale)
+    r2: float
+    crosses_rest_at_tokens: float | None = None
+    crossing_in_range: bool = False          # inside the measured token range (else extrapolated)
+
+
+class OomFrontier(Record, kw_only=True):
+    """The first configuration (smallest resolution) of a group where a mode ran out of memory."""
+
+    group: str
+    mode: str
+    job: str
+    resolution: int | None
+    requested_bytes: int | None
+    last_ok_resolution: int | None = None
+
+
+class Sweep(Record, kw_only=True):
+    """sweep.json (docs/data-contracts.md): every job and mode of a sweep folder, fits,
+    the OOM frontier and the sweep's findings. Written identically for identical inputs."""
+
+    schema_version: int = SCHEMA_VERSION
+    jobs: list[SweepJob] = []
+    rows: list[SweepRow] = []
+    attention_fits: list[AttentionFit] = []
+    oom_frontier: list[OomFrontier] = []
+    findings: list[Finding] = []
+    warnings: list[str] = []
 
 
 # --------------------------------------------------------------------------------------------
@@ -571,6 +673,10 @@ def read_analysis(path: str | os.PathLike) -> Analysis:
 
 def read_comparison(path: str | os.PathLike) -> Comparison:
     return comparison_from_builtins(_load(path), str(path))
+
+
+def read_sweep(path: str | os.PathLike) -> Sweep:
+    return _convert(_load(path), Sweep, str(path))
 
 
 # --------------------------------------------------------------------------------------------

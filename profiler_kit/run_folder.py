@@ -3,11 +3,14 @@ table of the modes for the log. No torch: capture, analysis and report all name 
 
 from __future__ import annotations
 
+import os
 import shlex
-from typing import List
+from typing import Any, List
+
+import msgspec
 
 from profiler_kit import units
-from profiler_kit.records import NOISE_IQR_FRACTION, Summary
+from profiler_kit.records import NOISE_IQR_FRACTION, RecordError, Summary, read_summary, write_record
 
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
@@ -23,6 +26,20 @@ def kernels_csv_name(mode: str) -> str:
 
 def reproduce_command(argv: List[str]) -> str:
     return " ".join(["python", "-m", "profiler_kit"] + [shlex.quote(a) for a in argv[1:]])
+
+
+def record_failure(run_dir: str, config: dict[str, Any], command: str, reason: str) -> Summary:
+    """Mark the run failed with its reason, keeping whatever capture already wrote (the modes
+    measured before the failure); a run that failed before writing anything gets a summary of
+    its own, so a sweep's aggregate can list it with the reason."""
+    path = os.path.join(run_dir, SUMMARY_FILE)
+    try:
+        summary = msgspec.structs.replace(read_summary(path), status="failed", reason=reason)
+    except RecordError:
+        summary = Summary(status="failed", reason=reason, command=command, config=config,
+                          reference_mode=str(config.get("reference_mode", "vanilla")))
+    write_record(path, summary)
+    return summary
 
 
 def log_table(summary: Summary) -> str:
@@ -44,8 +61,11 @@ def log_table(summary: Summary) -> str:
         rows.append(f"{mode:<15} {'ok':<11} {st.median_ms:>17.2f} {st.iqr_ms:>6.2f}{noisy:1} {st.n:>3} "
                     f"{rec.loop_it_per_s or 0:>7.2f} {peak:>9} {speed:>9} {err:>9}")
     env = summary.environment
-    rows.append(f"device: {env.get('gpu_name') or env.get('cpu')} | dtype {summary.run.dtype} | "
-                f"batch {summary.run.batch} | latents {summary.run.latent_shape}")
+    if summary.status != "complete":
+        rows.append(f"run {summary.status}: {summary.reason or 'no reason recorded'}")
+    if summary.run is not None:
+        rows.append(f"device: {env.get('gpu_name') or env.get('cpu')} | dtype {summary.run.dtype} | "
+                    f"batch {summary.run.batch} | latents {summary.run.latent_shape}")
     if any(r.step_ms is not None and r.step_ms.noisy for r in summary.modes.values()):
         rows.append(f"* noisy: IQR above {units.percent(NOISE_IQR_FRACTION, 0)} of the median")
     return "\n".join(rows)

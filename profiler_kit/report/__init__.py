@@ -26,13 +26,13 @@ from markupsafe import Markup
 from plotly.offline import get_plotlyjs
 
 from profiler_kit import __version__, units
-from profiler_kit.records import Analysis, Comparison, Summary, read_summary, write_text_atomic
+from profiler_kit.records import Analysis, Comparison, Summary, Sweep, read_summary, write_text_atomic
 from profiler_kit.run_folder import REPORT_FILE, SUMMARY_FILE
 
 from . import context
 from .embed import json_for_script
 
-__all__ = ["render_run_folder", "render_run_report", "render_trace_report"]
+__all__ = ["render_run_folder", "render_run_report", "render_sweep_report", "render_trace_report"]
 
 PlotlyJs = Literal["inline", "directory"]
 PLOTLY_FILE = "plotly.min.js"
@@ -146,3 +146,10 @@ def render_trace_report(analyses: dict[str, Analysis], comparison: Comparison | 
     out_path = Path(out_path)
     return _render("trace.html.j2", context.trace_context(analyses, comparison, out_path.parent), data,
                    out_path, plotly_js)
+
+
+def render_sweep_report(sweep: Sweep, out_path: str | Path, plotly_js: PlotlyJs = "inline") -> Path:
+    """sweep.html for an aggregated sweep (records.Sweep); returns the path written."""
+    from . import sweep_context
+    return _render("sweep.html.j2", sweep_context.sweep_context(sweep), {"sweep": sweep.to_builtins()},
+                   Path(out_path), plotly_js)

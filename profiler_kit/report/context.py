@@ -145,6 +145,8 @@ def run_context(summary: Summary) -> dict:
             "memory_peaks": figures.memory_peaks(ok) if ok else None,
             "memory_timeline": figures.memory_timeline(pair)}
     warnings = list(summary.warnings) + analysis_warnings(analysed)
+    if summary.status != "complete":
+        warnings.insert(0, f"the run is {summary.status}: {summary.reason or 'no reason recorded'}")
     warnings += [f"{m}: {r.status} — {r.reason or 'no reason recorded'}" for m, r in modes.items() if not r.ok]
     model = _config_value(config, "model", "display_name") or _config_value(config, "model", "name") or "UNet"
     resolution = _config_value(config, "resolution")
@@ -161,7 +163,8 @@ def run_context(summary: Summary) -> dict:
                     "has_comparison": cmp is not None,
                     "attention_shares": [(m, fmt.percent(a.attention_share)) for m, a in analysed.items()],
                     "card": env.get("gpu_name"), "model": model, "resolution": resolution,
-                    "dtype": run.dtype, "batch": run.batch, "weights": run.weights},
+                    "dtype": run.dtype if run else _config_value(config, "dtype"),
+                    "batch": run.batch if run else None, "weights": run.weights if run else None},
         "spec": spec_view(summary.gpu_spec, pair), "findings": summary.findings,
         "findings_missing": not summary.analyzed,
         "noise_threshold": fmt.percent(NOISE_IQR_FRACTION, 0),

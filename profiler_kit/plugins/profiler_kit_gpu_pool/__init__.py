@@ -1,0 +1,80 @@
+"""Hydra discovers launchers only in the `hydra_plugins` namespace: profiler_kit's entry point
+adds profiler_kit/plugins/ to that namespace (launchers.add_hydra_plugins), so this package is
+found as `hydra_plugins.profiler_kit_gpu_pool`, in a source checkout, an editable install and a
+wheel alike. It holds profiler_kit's launcher,
+`GpuPoolLauncher` (see profiler_kit/launchers.py for why it exists), configured by
+conf/hydra/launcher/gpu_pool.yaml. It needs hydra-submitit-launcher (pip install -e ".[cluster]");
+without it the class is not defined and Hydra says the launcher cannot be found.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from typing import Any, Sequence
+
+from profiler_kit.launchers import POLL_S, visible_gpus
+
+log = logging.getLogger("profiler_kit")
+
+try:
+    from hydra_plugins.hydra_submitit_launcher.submitit_launcher import LocalLauncher
+except ImportError:        # the launcher is an optional extra: pip install -e ".[cluster]"
+    LocalLauncher = None
+
+
+if LocalLauncher is not None:
+
+    class GpuPoolLauncher(LocalLauncher):
+        """submitit's local executor, one job per free GPU (see the module docstring)."""
+
+        def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[Any]:
+            import cloudpickle
+            import submitit
+            from hydra.core.singleton import Singleton
+
+            # submitit pickles this launcher to run each job in a process of its own, where this
+            # package is not in the hydra_plugins namespace (profiler_kit's entry point puts it
+            # there): the class travels by value, what it imports by reference as usual.
+            cloudpickle.register_pickle_by_value(sys.modules[type(self).__module__])
+            from hydra.core.utils import filter_overrides
+
+            params = dict(self.params)
+            gpus = params.pop("gpus", None)
+            gpus = list(gpus) if gpus else visible_gpus()
+            slots: list[int | None] = list(gpus) or [None]
+            executor = submitit.AutoExecutor(cluster="local", folder=params.pop("submitit_folder"))
+            base = {k: v for k, v in params.items() if k in ("timeout_min", "tasks_per_node", "name",
+                                                             "stderr_to_stdout")}
+            sweep_dir = str(self.config.hydra.sweep.dir)
+            os.makedirs(sweep_dir, exist_ok=True)
+            pending = [(list(overrides), initial_job_idx + i) for i, overrides in enumerate(job_overrides)]
+            log.info("one job per device on %s: %d jobs", ", ".join(f"GPU {g}" for g in gpus) or "the CPU",
+                     len(pending))
+            running: dict[int, tuple[int, Any]] = {}      # slot index -> (job index, submitit job)
+            results: dict[int, Any] = {}
+            while pending or running:
+                for slot, device in enumerate(slots):
+                    if slot in running or not pending:
+                        continue
+                    overrides, idx = pending.pop(0)
+                    if device is None:
+                        executor.update_parameters(**base, gpus_per_node=0)
+                    else:
+                        executor.update_parameters(**base, gpus_per_node=1, local_visible_gpus=[device])
+                    log.info("\t#%d on %s: %s", idx, "the CPU" if device is None else f"GPU {device}",
+                             " ".join(filter_overrides(overrides)))
+                    job = executor.submit(self, overrides, "hydra.sweep.dir", idx, f"job_id_for_{idx}",
+                                          Singleton.get_state())
+                    running[slot] = (idx, job)
+                for slot, (idx, job) in list(running.items()):
+                    if job.done():
+                        results[idx] = job.results()[0]
+                        del running[slot]
+                        log.info("\t#%d done (%d of %d): %s", idx, len(results), len(job_overrides),
+                                 results[idx].status.name.lower())
+                if running:
+                    time.sleep(POLL_S)
+            return [results[i] for i in sorted(results)]

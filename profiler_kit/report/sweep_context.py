@@ -1,0 +1,32 @@
+"""What the sweep report shows, laid out from records.Sweep (the report decides nothing)."""
+
+from __future__ import annotations
+
+from profiler_kit import units as fmt
+from profiler_kit.records import Sweep
+
+from . import sweep_figures
+from .context import figure_divs
+
+
+def sweep_context(sweep: Sweep) -> dict:
+    figs = {"speedup": sweep_figures.speedup(sweep), "time": sweep_figures.step_and_kernel_time(sweep),
+            "memory": sweep_figures.peak_memory(sweep), "bounds": sweep_figures.bound_shares(sweep),
+            "scaling": sweep_figures.attention_scaling(sweep)}
+    rows_by_job: dict[str, list[dict]] = {}
+    for r in sweep.rows:
+        rows_by_job.setdefault(r.job, []).append({**{f: getattr(r, f) for f in r.__struct_fields__},
+                                                  "speedup_text": fmt.speedup(r.speedup)})
+    job_rows = [{"job": j.job, "report": j.report, "model": j.model, "resolution": j.resolution,
+                 "status": j.status, "reason": j.reason, "overrides": j.overrides,
+                 "rows": rows_by_job.get(j.job, [])} for j in sweep.jobs]
+    models = sorted({j.model for j in sweep.jobs if j.model})
+    resolutions = sorted({j.resolution for j in sweep.jobs if j.resolution})
+    cards = sorted({j.card for j in sweep.jobs if j.card})
+    warnings = list(sweep.warnings) + [f"{j.job}: {j.status}: {j.reason or 'no reason recorded'}"
+                                       for j in sweep.jobs if j.status != "complete"]
+    return {"kind": "sweep", "title": f"Sweep: {', '.join(models) or 'UNet'} on {', '.join(cards) or '?'}",
+            "jobs": sweep.jobs, "complete": sum(j.status == "complete" for j in sweep.jobs),
+            "models": models, "resolutions": resolutions, "cards": cards, "findings": sweep.findings,
+            "figs": figure_divs(figs), "frontier": sweep.oom_frontier, "fits": sweep.attention_fits,
+            "job_rows": job_rows, "warnings": warnings}
