@@ -103,17 +103,27 @@ def preflight(argv: list[str]) -> None:
     GlobalHydra.instance().clear()
     init = (initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3") if CONFIG_DIR
             else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"))
-    if "-m" in argv or "--multirun" in argv:
-        # for the progress lines of aggregate.SweepCallback: `job i/N`
-        os.environ["PROFILER_KIT_SWEEP_JOBS"] = str(total)
+    multirun = "-m" in argv or "--multirun" in argv
+    jobs = 0
     with init:
         for combo in combos:
             try:
-                cfg = compose(config_name="config", overrides=combo)
+                cfg = compose(config_name="config", overrides=combo, return_hydra_config=multirun)
+                # a sweep stored in a config (+sweep=standard: hydra.sweeper.params) expands too
+                params = cfg.hydra.sweeper.get("params") if multirun else None
+                extra = [f"{k}={v}" for k, v in (params or {}).items()]
+                runs, count = _sweep_combinations(combo + extra) if extra else ([combo], 1)
+                jobs += count
+                for run in runs:
+                    validate(compose(config_name="config", overrides=run) if extra else cfg)
+            except ConfigError:
+                raise
             except Exception as exc:
                 raise ConfigError(_one_line(exc)) from None
-            validate(cfg)
     GlobalHydra.instance().clear()
+    if multirun:
+        # for the progress lines of aggregate.SweepCallback: `job i/N`
+        os.environ["PROFILER_KIT_SWEEP_JOBS"] = str(jobs if len(combos) == total else total)
 
 
 def _one_line_reason(exc: BaseException) -> str:

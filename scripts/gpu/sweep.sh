@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# On the lent GPU machine, from the repository root: the standard sweep (conf/sweep/standard.yaml,
+# Hydra's basic launcher), then the one-GPU proof of the gpu_pool launcher: the same two jobs
+# under the basic launcher and under gpu_pool, whose results must match. Packs the sweep folders
+# into $OUT (collect.py) and prints the progress lines last. Aggregate and render on a
+# development machine: python -m profiler_kit.analyze JOB_DIR ...; python -m profiler_kit.aggregate SWEEP_DIR
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+source scripts/gpu/setup.sh
+set +e
+RUNS=${RUNS_DIR:-/tmp/pk-sweep}
+mkdir -p "$RUNS"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$RUNS/nvidia-smi.csv"
+run() {   # name, then the overrides
+  local name=$1; shift
+  local start=$(date +%s)
+  PYTHONUNBUFFERED=1 timeout "${JOB_TIMEOUT:-420}" python3 -m profiler_kit -m "$@" report.enabled=false \
+    hydra.sweep.dir="$RUNS/$name" > "$RUNS/$name.log" 2>&1
+  echo "=== $name: exit $? after $(( $(date +%s) - start )) s: python -m profiler_kit -m $*"
+}
+run standard +sweep=standard
+PAIR="point=sd15_512,sd15_768 modes=[vanilla,sdpa] warmup=5 iterations=10"
+# shellcheck disable=SC2086
+JOB_TIMEOUT=120 run pool-basic hydra/launcher=basic $PAIR
+# shellcheck disable=SC2086
+JOB_TIMEOUT=120 run pool-gpu_pool hydra/launcher=gpu_pool $PAIR
+python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}" > "$RUNS/collect.log" 2>&1; tail -3 "$RUNS/collect.log"
+for f in "$RUNS"/*.log; do echo "--- $f"; grep -E "profiler_kit: (job|sweep)|#[0-9]+ (on|done)|Error|error" "$f" | cut -c1-220 | tail -12; done
