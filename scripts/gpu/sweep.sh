@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# On the lent GPU machine, from the repository root: the standard sweep (conf/sweep/standard.yaml,
-# Hydra's basic launcher), then the one-GPU proof of the gpu_pool launcher: the same two jobs
-# under the basic launcher and under gpu_pool, whose results must match. Packs the sweep folders
-# into $OUT (collect.py) and prints the progress lines last. Aggregate and render on a
+# On the lent GPU machine, from the repository root: the standard sweep (conf/sweep/standard.yaml)
+# with Hydra's basic launcher (jobs one after another on cuda:0), then the same sweep with the
+# gpu_pool launcher (one job per GPU of the machine), whose per-job results must match and whose
+# wall time shows what the pool buys. Packs the sweep folders into $OUT (collect.py) and prints
+# the progress lines last. Aggregate and render on a
 # development machine: python -m profiler_kit.analyze JOB_DIR ...; python -m profiler_kit.aggregate SWEEP_DIR
 set -uo pipefail
 cd "$(dirname "$0")/../.."
@@ -18,11 +19,7 @@ run() {   # name, then the overrides
     hydra.sweep.dir="$RUNS/$name" > "$RUNS/$name.log" 2>&1
   echo "=== $name: exit $? after $(( $(date +%s) - start )) s: python -m profiler_kit -m $*"
 }
-run standard +sweep=standard
-PAIR="point=sd15_512,sd15_768 modes=[vanilla,sdpa] warmup=5 iterations=10"
-# shellcheck disable=SC2086
-JOB_TIMEOUT=120 run pool-basic hydra/launcher=basic $PAIR
-# shellcheck disable=SC2086
-JOB_TIMEOUT=120 run pool-gpu_pool hydra/launcher=gpu_pool $PAIR
+JOB_TIMEOUT=${BASIC_TIMEOUT:-330} run standard-basic +sweep=standard hydra/launcher=basic
+JOB_TIMEOUT=${POOL_TIMEOUT:-240} run standard-gpu_pool +sweep=standard hydra/launcher=gpu_pool
 python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}" > "$RUNS/collect.log" 2>&1; tail -3 "$RUNS/collect.log"
 for f in "$RUNS"/*.log; do echo "--- $f"; grep -E "profiler_kit: (job|sweep)|#[0-9]+ (on|done)|Error|error" "$f" | cut -c1-220 | tail -12; done
