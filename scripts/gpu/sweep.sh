@@ -20,6 +20,9 @@ run() {   # name, then the overrides
   echo "=== $name: exit $? after $(( $(date +%s) - start )) s: python -m profiler_kit -m $*"
 }
 JOB_TIMEOUT=${BASIC_TIMEOUT:-330} run standard-basic +sweep=standard hydra/launcher=basic
-JOB_TIMEOUT=${POOL_TIMEOUT:-240} run standard-gpu_pool +sweep=standard hydra/launcher=gpu_pool
+# POOL_ARGS: the pool's sweep, the standard one by default (a subset on a one-GPU machine, where the
+# pool runs its jobs one after another and only the match with the basic launcher is in question)
+# shellcheck disable=SC2086
+JOB_TIMEOUT=${POOL_TIMEOUT:-240} run standard-gpu_pool ${POOL_ARGS:-+sweep=standard} hydra/launcher=gpu_pool
 python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}" > "$RUNS/collect.log" 2>&1; tail -3 "$RUNS/collect.log"
 for f in "$RUNS"/*.log; do echo "--- $f"; grep -E "profiler_kit: (job|sweep)|#[0-9]+ (on|done)|Error|error" "$f" | cut -c1-220 | tail -12; done
