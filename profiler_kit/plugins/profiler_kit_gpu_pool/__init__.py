@@ -60,10 +60,10 @@ if LocalLauncher is not None:
                     if slot in running or not pending:
                         continue
                     overrides, idx = pending.pop(0)
-                    if device is None:
-                        executor.update_parameters(**base, gpus_per_node=0)
-                    else:
-                        executor.update_parameters(**base, gpus_per_node=1, local_visible_gpus=[device])
+                    # submitit's own GPU option would give every job the first device; a setup
+                    # line exported before the job starts names the one this slot owns instead
+                    setup = [] if device is None else [f"export CUDA_VISIBLE_DEVICES={device}"]
+                    executor.update_parameters(**base, gpus_per_node=0, local_setup=setup)
                     log.info("\t#%d on %s: %s", idx, "the CPU" if device is None else f"GPU {device}",
                              " ".join(filter_overrides(overrides)))
                     job = executor.submit(self, overrides, "hydra.sweep.dir", idx, f"job_id_for_{idx}",
