@@ -76,15 +76,19 @@ def gpu_conf_dir() -> Traversable:
     (tests run from the repo without installing) has no such package, so fall back to the
     ``conf/`` folder beside the ``profiler_kit/`` package.
     """
+    # The checkout beside the imported package first: with two checkouts (a git worktree
+    # beside an editable install of another), the package mapping points at the other one,
+    # and the GPU files must be those of the code that reads them.
+    beside = Path(__file__).resolve().parent.parent / "conf" / "gpu"
+    if beside.is_dir() and any(beside.glob("*.yaml")):
+        return beside
     try:
         folder = resources.files("profiler_kit.conf") / "gpu"
         if folder.is_dir():
             return folder
     except ModuleNotFoundError:
         pass
-    folder = Path(__file__).resolve().parent.parent / "conf" / "gpu"
-    if folder.is_dir():
-        return folder
+    folder = beside
     raise FileNotFoundError(
         "conf/gpu not found: neither the package profiler_kit.conf nor "
         f"{folder} exists; reinstall with `pip install -e .`"
