@@ -55,6 +55,10 @@ class GpuSpec:
     compute_capability: str = ""            # "9.0"; matches Kineto deviceProperties computeMajor/Minor
     exclude: tuple[str, ...] = ()           # substrings that veto a match (e.g. "nvl", "pcie")
     notes: str = ""                         # how derived figures were derived
+    # Host<->device link, what Memcpy HtoD/DtoH are judged against (not HBM):
+    host_link: str = ""                     # "PCIe Gen5 x16", "NVLink-C2C"
+    host_link_gbps: float | None = None     # GB/s (1e9 B/s) per direction, datasheet peak
+    host_link_source: str = ""              # where host_link_gbps comes from
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (analysis.json ``gpu_spec``, summary.json)."""

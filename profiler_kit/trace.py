@@ -377,12 +377,15 @@ def read_trace(path: str | os.PathLike) -> Trace:
                          "active (did prof.step() run)?")
     # Events are decoded in batches, each batch turned into columns and dropped, so the
     # per-event objects of the whole trace never exist at once (peak memory ~ file size).
+    # One typed decode per batch: the batch's raw slices joined into one JSON array (a copy of
+    # the batch's bytes, cheap) and decoded by a single call, instead of one call per event.
     decoder = msgspec.json.Decoder(_Event)
+    batch_decoder = msgspec.json.Decoder(list[_Event])
     reader = _Reader()
     for start in range(0, len(raws), _BATCH):
         chunk = raws[start:start + _BATCH]
         try:
-            batch = [decoder.decode(r) for r in chunk]
+            batch = batch_decoder.decode(b"[" + b",".join(chunk) + b"]")
         except msgspec.ValidationError:
             # Another tool's event with an odd field type: skip that event, keep the rest.
             batch = []

@@ -21,6 +21,7 @@ from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
 from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
+from profiler_kit.analysis.links import host_link_figures
 from profiler_kit.analysis.memory import analyze_memory
 from profiler_kit.analysis.timeline import analyze_timeline
 from profiler_kit.trace import KERNEL, MEMCPY, MEMSET, Trace, TraceError, compact_raw, read_trace
@@ -180,6 +181,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
             "memset_count": int((gpu.kind == MEMSET).sum()),
             "memcpy_us": float(gpu.dur_ns[gpu.kind == MEMCPY].sum() / 1000.0),
             "memset_us": float(gpu.dur_ns[gpu.kind == MEMSET].sum() / 1000.0),
+            "host_link": host_link_figures(table, gpu_spec),
         },
         "timeline": timeline,
         "bound_us": breakdown.bound_us(table, costs),
