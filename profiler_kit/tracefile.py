@@ -11,25 +11,46 @@ class TraceError(ValueError):
 
 
 def _gunzip(f, path: str) -> bytearray:
-    # Stream into one growing buffer: gzip.decompress() would hold the output twice at its
-    # peak, and the whole compressed file besides.
-    out = bytearray()
+    """The decompressed text in one buffer sized up front from the gzip trailer (ISIZE: the
+    uncompressed size mod 2**32), filled in 1 MiB pieces: peak memory is the text plus a piece.
+    Growing a buffer instead over-allocates and copies on realloc (about 1.5x the text at peak
+    on a 22 MB trace); gzip.decompress() holds the output twice and the whole input besides.
+    Where the trailer does not give the size (several gzip members, text over 4 GiB), the
+    buffer grows past it."""
+    f.seek(-4, os.SEEK_END)
+    size_hint = int.from_bytes(f.read(4), "little")
+    f.seek(0)
+    out = bytearray(size_hint)
+    pos = 0
     z = zlib.decompressobj(wbits=31)
+    piece_size = 1 << 20
+
+    def put(piece: bytes) -> None:
+        nonlocal pos
+        end = pos + len(piece)
+        if end <= len(out):
+            out[pos:end] = piece
+        else:
+            del out[pos:]
+            out.extend(piece)
+        pos = end
+
     try:
         while chunk := f.read(1 << 20):
             while chunk:
-                out += z.decompress(chunk)
-                chunk = b""
+                put(z.decompress(chunk, piece_size))
+                chunk = z.unconsumed_tail
                 if z.eof and z.unused_data:        # a multi-member gzip file
                     chunk = z.unused_data
                     z = zlib.decompressobj(wbits=31)
-        out += z.flush()
+        put(z.flush())
     except zlib.error as exc:
         raise TraceError(f"{path}: corrupt gzip ({exc}); copy the trace again or "
                          "decompress it to check") from None
     if not z.eof:
         raise TraceError(f"{path}: truncated gzip (the file ends mid-stream); copy the trace "
                          "again") from None
+    del out[pos:]
     return out
 
 
