@@ -8,14 +8,13 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from profiler_kit import specs
-from profiler_kit.analysis import breakdown
+from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
@@ -83,9 +82,7 @@ class TraceAnalysis:
 
     def write_kernels_csv(self, path: str | os.PathLike) -> None:
         with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(KERNEL_CSV_COLUMNS)
-            writer.writerows(self._kernel_tuples())
+            kernels_csv.write_rows(f, KERNEL_CSV_COLUMNS, self._kernel_tuples())
 
 
 def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: list[str],
