@@ -18,25 +18,24 @@ def _escape(text: str) -> str:
     return text
 
 
+class _Escaped(dict):
+    """text -> its CSV field; escaped on first sight only (C-level lookup afterwards)."""
+
+    def __missing__(self, text: str) -> str:
+        field = self[text] = _escape(text)
+        return field
+
+
 def write_rows(f, header: Iterable[str], rows: Iterable[tuple]) -> None:
     """Write header and rows to the text file ``f`` (opened with newline="")."""
-    escaped: dict[str, str] = {}
-
-    def field(v) -> str:
-        if type(v) is str:
-            e = escaped.get(v)
-            if e is None:
-                e = escaped[v] = _escape(v)
-            return e
-        if v is None:
-            return ""
-        return str(v)          # csv.writer writes str() of numbers and bools
-
+    esc = _Escaped()
     f.write(",".join(_escape(h) for h in header) + "\r\n")
     write = f.write
     lines = []
     for row in rows:
-        lines.append(",".join([field(v) for v in row]))
+        # csv.writer writes str() of numbers and bools, "" for None; texts are escaped
+        lines.append(",".join([esc[v] if type(v) is str else ("" if v is None else str(v))
+                               for v in row]))
         if len(lines) >= 4096:
             write("\r\n".join(lines) + "\r\n")
             lines.clear()
