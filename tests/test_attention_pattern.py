@@ -114,3 +114,14 @@ def test_sdpa_math_calls_stay_math():
     assert len(a["calls"]) == SD15_ATTENTION_CALLS
     assert a["backends"]["math"] == pytest.approx(a["total_us"])
     assert a["backends"]["vanilla"] == 0.0
+
+
+def test_report_attention_view_on_a_plain_trace(plain, tmp_path):
+    # one row per layer, named by position and shape, as with scopes it is per module
+    from profiler_kit.report import render_trace_report
+    html = render_trace_report({"plain": plain}, None, tmp_path / "r.html").read_text(
+        encoding="utf-8")
+    assert 'id="fig-attention"' in html
+    for call in plain["attention"]["calls"]:
+        assert call["scope"] in html
+    assert "(unknown scope)" not in html
