@@ -100,6 +100,9 @@ def run(argv: list[str] | None = None) -> int:
     if args.label and len(args.label) != len(args.traces):
         raise _BadInput(f"got {len(args.label)} --label for {len(args.traces)} traces; give "
                         "one --label per trace or none")
+    from profiler_kit import tracefile
+    for path in args.traces:          # inflate on the second core while the imports run
+        tracefile.prefetch(path)
     from profiler_kit.analysis import TraceError, analyze_trace, compare
 
     labels = args.label or _default_labels(args.traces)

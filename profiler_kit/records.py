@@ -78,6 +78,9 @@ class GpuSpecRecord(Record, kw_only=True):
     compute_capability: str = ""
     exclude: list[str] = []
     notes: str = ""
+    host_link: str = ""                      # "PCIe Gen5 x16", "NVLink-C2C"
+    host_link_gbps: float | None = None      # GB/s per direction, datasheet peak
+    host_link_source: str = ""
     matched_from: str | None = None      # "config" (+gpu=), "device_name", "--gpu", "deviceProperties"
     mismatch: str | None = None          # +gpu=NAME names another card than the device
 
@@ -112,6 +115,23 @@ class TraceSource(Record, kw_only=True):
     scope_source: str = "none"
 
 
+class HostLinkFigures(Record, kw_only=True):
+    """Host<->device copies against the host link (PCIe / NVLink-C2C), per direction; GB/s."""
+
+    host_link: str | None = None
+    host_link_gbps: float | None = None
+    htod_count: int = 0
+    htod_bytes: float = 0.0
+    htod_us: float = 0.0
+    htod_achieved_gbps: float | None = None
+    htod_floor_us: float | None = None       # bytes / host_link_gbps: the fastest the copies could be
+    dtoh_count: int = 0
+    dtoh_bytes: float = 0.0
+    dtoh_us: float = 0.0
+    dtoh_achieved_gbps: float | None = None
+    dtoh_floor_us: float | None = None
+
+
 class KernelTotals(Record, kw_only=True):
     count: int = 0
     total_us: float = 0.0
@@ -119,6 +139,7 @@ class KernelTotals(Record, kw_only=True):
     memset_count: int = 0
     memcpy_us: float = 0.0
     memset_us: float = 0.0
+    host_link: HostLinkFigures | None = None
 
 
 class StepWindow(Record, kw_only=True):
@@ -132,11 +153,13 @@ class StepWindow(Record, kw_only=True):
 
 class Timeline(Record, kw_only=True):
     window_us: float = 0.0
-    busy_us: float = 0.0
+    busy_us: float = 0.0                     # union of GPU activity intervals: never > window
     idle_us: float = 0.0
     idle_breakdown_us: dict[str, float] = {}
     start_us: float | None = None
     steps: list[StepWindow] = []
+    unlaunched_count: int = 0                # GPU activity with no launch record in the trace
+    unlaunched_us: float = 0.0               # (queued before the profiler started): kept apart
 
 
 class AttentionCall(Record, kw_only=True):
@@ -155,6 +178,7 @@ class AttentionCall(Record, kw_only=True):
     hbm_bytes_estimate: float = 0.0
     bound_us: dict[str, float] = {}      # the call's kernel time by roofline bound
     start_us: float = 0.0
+    named_by: str = "module"             # "module": scope is its module path; "position": by place and shape
 
 
 class AttentionSummary(Record, kw_only=True):

@@ -56,6 +56,10 @@ class GpuSpec:
     compute_capability: str = ""            # "9.0"; matches Kineto deviceProperties computeMajor/Minor
     exclude: tuple[str, ...] = ()           # substrings that veto a match (e.g. "nvl", "pcie")
     notes: str = ""                         # how derived figures were derived
+    # Host<->device link, what Memcpy HtoD/DtoH are judged against (not HBM):
+    host_link: str = ""                     # "PCIe Gen5 x16", "NVLink-C2C"
+    host_link_gbps: float | None = None     # GB/s (1e9 B/s) per direction, datasheet peak
+    host_link_source: str = ""              # where host_link_gbps comes from
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict for JSON (analysis.json ``gpu_spec``, summary.json)."""
@@ -77,15 +81,19 @@ def gpu_conf_dir() -> Traversable:
     (tests run from the repo without installing) has no such package, so fall back to the
     ``conf/`` folder beside the ``profiler_kit/`` package.
     """
+    # The checkout beside the imported package first: with two checkouts (a git worktree
+    # beside an editable install of another), the package mapping points at the other one,
+    # and the GPU files must be those of the code that reads them.
+    beside = Path(__file__).resolve().parent.parent / "conf" / "gpu"
+    if beside.is_dir() and any(beside.glob("*.yaml")):
+        return beside
     try:
         folder = resources.files("profiler_kit.conf") / "gpu"
         if folder.is_dir():
             return folder
     except ModuleNotFoundError:
         pass
-    folder = Path(__file__).resolve().parent.parent / "conf" / "gpu"
-    if folder.is_dir():
-        return folder
+    folder = beside
     raise FileNotFoundError(
         "conf/gpu not found: neither the package profiler_kit.conf nor "
         f"{folder} exists; reinstall with `pip install -e .`"
@@ -111,8 +119,13 @@ def known_keys() -> list[str]:
 # Loading
 # --------------------------------------------------------------------------------------------
 
+# libyaml's C loader where PyYAML was built with it: matching a trace's device name reads every
+# conf/gpu file, and the pure-Python loader spends ~70 ms on them, a tenth of a small analysis.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
 def _read_mapping(entry: Traversable | Path) -> dict[str, Any]:
-    data = yaml.safe_load(entry.read_text(encoding="utf-8"))
+    data = yaml.load(entry.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     if not isinstance(data, dict):
         raise ValueError(f"{entry}: a GPU spec must be a YAML mapping, got {type(data).__name__}")
     return data

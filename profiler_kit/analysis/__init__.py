@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 
@@ -17,13 +16,14 @@ import numpy as np
 
 from profiler_kit import specs
 from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord
-from profiler_kit.analysis import breakdown
+from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
 from profiler_kit.analysis.findings import trace_findings
 from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
+from profiler_kit.analysis.links import host_link_figures
 from profiler_kit.analysis.memory import analyze_memory
 from profiler_kit.analysis.timeline import analyze_timeline
 from profiler_kit.trace import KERNEL, MEMCPY, MEMSET, Trace, TraceError, compact_raw, read_trace
@@ -85,9 +85,7 @@ class TraceAnalysis:
 
     def write_kernels_csv(self, path: str | os.PathLike) -> None:
         with open(path, "w", newline="", encoding="utf-8") as f:
-            writer = csv.writer(f)
-            writer.writerow(KERNEL_CSV_COLUMNS)
-            writer.writerows(self._kernel_tuples())
+            kernels_csv.write_rows(f, KERNEL_CSV_COLUMNS, self._kernel_tuples())
 
 
 def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: list[str],
@@ -190,6 +188,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
             "memset_count": int((gpu.kind == MEMSET).sum()),
             "memcpy_us": float(gpu.dur_ns[gpu.kind == MEMCPY].sum() / 1000.0),
             "memset_us": float(gpu.dur_ns[gpu.kind == MEMSET].sum() / 1000.0),
+            "host_link": host_link_figures(table, gpu_spec),
         },
         "timeline": timeline,
         "bound_us": breakdown.bound_us(table, costs),

@@ -7,6 +7,12 @@ an xformers op). Its backend is the kernel family that actually ran (the one wit
 the call); ``fallback`` flags a call that ran SDPA's math backend, ``mixed`` a trace whose calls
 ran more than one backend.
 
+Without a module scope (plain torch.profiler traces) a call is named by its position and shape:
+``attention#3 self 4096x4096 e40`` is the fourth attention call of its profiler step (counted
+from 0 in every step, so the n-th call of each step names the same layer and the report and
+``compare`` line them up), self-attention over 4096 query and key tokens, head size 40.
+``named_by`` says which: ``module`` or ``position``.
+
 ``heads`` is what the attention op saw: None for the vanilla chain (batch and heads are folded
 into one dimension) and 1 for diffusers' xformers path (it folds heads into the batch too);
 ``batch_x_heads`` is comparable across all backends.
@@ -47,10 +53,14 @@ def _shape(layout: str, dims: list) -> dict | None:
                     "batch_x_heads": q[0] * q[2]}
         # vanilla: QK^T as baddbmm(scores, Q[BH,L,E], K^T[BH,E,S]) or bmm(Q, K^T); heads are
         # folded into the batch dimension and cannot be told apart from the batch size.
+        # Hugging Face eager attention: matmul(Q[B,H,L,E], K^T[B,H,E,S]), heads visible.
         q, kt = (dims[1], dims[2]) if layout == "baddbmm" else (dims[0], dims[1])
         if len(q) == 3 and len(kt) == 3 and q[2] == kt[1]:
             return {"q_tokens": q[1], "kv_tokens": kt[2], "heads": None, "head_dim": q[2],
                     "batch_x_heads": q[0]}
+        if len(q) == 4 and len(kt) == 4 and q[3] == kt[2]:
+            return {"q_tokens": q[2], "kv_tokens": kt[3], "heads": q[1], "head_dim": q[3],
+                    "batch_x_heads": q[0] * q[1]}
     except (IndexError, TypeError):
         pass
     return None
@@ -87,6 +97,28 @@ def _kind(scope: str, shape: dict) -> str | None:
     return "self" if shape["q_tokens"] == shape["kv_tokens"] else "cross"
 
 
+_STEP = re.compile(r"ProfilerStep#\d+$")
+
+
+def _name_unscoped(table: KernelTable, calls: list[dict]) -> None:
+    """Give calls without a module scope a name from their position in their profiler step
+    and their shape (module docstring); drop the helper key."""
+    trace = table.trace
+    step_ids = [i for i, nm in enumerate(trace.names) if _STEP.match(nm)]
+    steps = np.flatnonzero(np.isin(trace.spans.name_id, step_ids))
+    starts = np.sort(trace.spans.start_ns[steps])
+    position: dict[int, int] = {}
+    for c in calls:
+        launch = c.pop("_launch_ns")
+        if c["scope"]:
+            continue
+        step = int(np.searchsorted(starts, launch, side="right")) - 1 if launch >= 0 else -1
+        pos = position[step] = position.get(step, -1) + 1
+        shape = (f" {c['q_tokens']}x{c['kv_tokens']} e{c['head_dim']}"
+                 if c["q_tokens"] is not None else "")
+        c["scope"] = f"attention#{pos} {c['kind'] or ''}{shape}".replace("  ", " ").strip()
+
+
 def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
     dur_us = table.dur_us
     is_attention = table.category == _ATTENTION
@@ -117,8 +149,11 @@ def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
                 "bound_us": {BOUNDS[b]: float(us) for b, us in enumerate(np.bincount(
                     costs.bound[kernels], weights=dur_us[kernels], minlength=len(BOUNDS))) if us},
                 "start_us": float(table.trace.gpu.start_ns[kernels].min()) / 1000.0,
+                "named_by": "module" if scope else "position",
+                "_launch_ns": int(table.launch_ns[kernels].max()),
             })
     calls.sort(key=lambda c: c["start_us"])
+    _name_unscoped(table, calls)
     used = {c["backend"] for c in calls}
     return {
         "total_us": float(dur_us[is_attention].sum()),

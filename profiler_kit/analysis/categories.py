@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from profiler_kit.trace import KERNEL, MEMCPY, MEMSET
 
 CATEGORIES = ("attention", "gemm", "conv", "layout", "norm", "softmax", "elementwise", "copy",
-              "other")
+              "other", "communication", "optimizer", "embedding")
 BACKENDS = ("vanilla", "flash", "cutlass_fmha", "cudnn", "xformers", "triton", "math")
 
 # The ops of an explicit (unfused) attention: QK^T (baddbmm/bmm), softmax, PV (bmm). Matched
@@ -56,6 +56,16 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     Rule("copy", "memcpy/memset are DMA transfers, not compute", kinds=(MEMCPY, MEMSET)),
+    # --- collectives first: NCCL/RCCL kernel names contain "reduce", "copy", "gather" that the
+    # elementwise and copy rules below would take; their bound is the interconnect ----------
+    Rule("communication", "NCCL/RCCL collective and point-to-point kernels (all-reduce, "
+         "all-gather, reduce-scatter, all-to-all, send/recv)",
+         kernel=r"nccl|rccl|^(msccl|mscclpp)|c10d::|all_?reduce|all_?gather|reduce_?scatter|"
+         r"all_?to_?all|sendrecv"),
+    Rule("embedding", "embedding lookups by name: fbgemm's table-batched embedding (TBE) "
+         "kernels; before the GEMM rule, which 'fbgemm' would otherwise match",
+         kernel=r"fbgemm.*embedding|split_embedding|embedding_bag|embedding_(forward|backward)|"
+         r"^tbe_|batched_embedding"),
     # --- attention, fused kernels: recognised by name wherever they run ---------------------
     Rule("attention", "xformers ops launch the same CUTLASS/flash kernels as PyTorch; the "
          "launching op tells them apart, so this precedes the name rules",
@@ -92,16 +102,29 @@ RULES: tuple[Rule, ...] = (
          "nvjet), CUTLASS, hipBLASLt/Tensile (Cijk_), gemv",
          kernel=r"gemm|gemv|nvjet|xmma|cijk_|cutlass|s\d+816|wmma|matmul|splitkreduce"),
     # --- norm, softmax ----------------------------------------------------------------------
-    Rule("norm", "normalisation kernels by name", kernel=r"norm"),
+    Rule("norm", "normalisation kernels by name, cuDNN's batch-norm forward/backward "
+         "(bn_fw_inf_*, bn_fw_tr_*, bn_bw_*) included", kernel=r"norm|^bn_fw|^bn_bw|bn_fw_|bn_bw_"),
     Rule("softmax", "softmax outside attention (inside, the vanilla rule took it)",
          kernel=r"softmax"),
+    # --- training and lookup families: before elementwise, whose names they share ----------
+    Rule("optimizer", "optimizer steps: multi_tensor_apply (torch.optim foreach), fused "
+         "Adam/AdamW/SGD, apex/DeepSpeed fused optimizers",
+         kernel=r"multi_tensor_apply|fused_?adam|adamw?_|fused_?sgd|lamb_|multitensor"),
+    Rule("optimizer", "unnamed kernels of the optimizer ops",
+         ancestor=r"aten::(_foreach_|_fused_adam|_fused_adamw|_fused_sgd)"),
+    Rule("embedding", "gathers launched by an embedding op (indexSelectLargeIndex, ...)",
+         ancestor=r"aten::(embedding|embedding_bag|_embedding_bag)|fbgemm::"),
     # --- data movement and pointwise ----------------------------------------------------------
     Rule("copy", "copies made on the GPU (.contiguous(), cat, dtype casts) move bytes only",
          kernel=r"direct_copy|catarraybatchedcopy|copy_kernel|memcpy|memset"),
     Rule("layout", "standalone transposes", kernel=r"transpose"),
-    Rule("elementwise", "pointwise and reduction kernels: one pass over memory each",
-         kernel=r"elementwise|reduce_kernel|reduction|^triton_(poi|red|per)_|activation|"
-         r"gelu|silu|pointwise|fill"),
+    Rule("gemm", "Inductor's Triton template kernels (triton_tem_*) are its matmul templates "
+         "(convolution templates carry 'conv' and were taken above)", kernel=r"^triton_tem_"),
+    Rule("elementwise", "pointwise and reduction kernels: one pass over memory each; "
+         "Inductor's Triton prefixes poi (pointwise), red/per (reductions), for (foreach "
+         "combo); pooling and dropout are windowed/pointwise passes over memory too",
+         kernel=r"elementwise|reduce_kernel|reduction|^triton_(poi|red|per|for)_|activation|"
+         r"gelu|silu|pointwise|fill|pool|dropout"),
     # --- by launching op: kernels whose names say nothing (after the name rules, so that a
     # copy or elementwise kernel inside a matmul op is still a copy or elementwise) ---------
     Rule("conv", "unnamed kernels launched directly by a convolution op (cuDNN helpers "

@@ -7,7 +7,8 @@ aten::_flash_attention_forward). Each op instance is then costed exactly once, h
 kernels it launches. The walk stops below a DECOMPOSITIONS op (SDPA's math backend).
 
 How an op's cost is split over its kernels: over its WORK kernels, those of the op's leading
-category (attention > conv > gemm > norm > softmax > elementwise > other > copy > layout), in
+category (attention > conv > gemm > norm > softmax > embedding > optimizer > communication >
+elementwise > other > copy > layout), in
 proportion to their time. Inside aten::conv2d the convolution kernels are the work; cuDNN's
 NCHW<->NHWC conversions, workspace memsets and the bias add are helpers: they carry no share of
 the conv's FLOPs or bytes. A helper that does (next to) no arithmetic (layout, copy, elementwise)
@@ -25,7 +26,9 @@ import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
 from profiler_kit.analysis.cost_model import OpCost, estimate_op
+from profiler_kit.analysis.cost_model.op_args import DTYPES, FLOAT_DTYPES
 from profiler_kit.analysis.kernels import KernelTable
+from profiler_kit.analysis.links import apply_link_bounds
 from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, roofline, roofs_used
 from profiler_kit.records import Roofs
 from profiler_kit.trace import compact_raw, decode_raw
@@ -35,9 +38,16 @@ from profiler_kit.trace import compact_raw, decode_raw
 # attention; costing it as one fused attention would hide exactly that traffic.
 DECOMPOSITIONS = frozenset({"aten::_scaled_dot_product_attention_math"})
 UNKNOWN = BOUNDS.index("unknown")
+# aten::cat / stack record their inputs as one TensorList: shapes, but no dtype. They are
+# costed from those input shapes with the dtype most op inputs of the trace have (a model's
+# activations share one dtype: fp16 for our UNet runs, bf16 or fp32 for others), instead of
+# leaving their time unjudged.
+_TENSORLIST_OPS = frozenset({"aten::cat", "aten::_cat", "aten::stack"})
+
 # Which kernels of an op do its work (lowest rank present); see the module docstring.
-_RANK = np.asarray([("attention", "conv", "gemm", "norm", "softmax", "elementwise", "other", "copy",
-                     "layout").index(c) for c in CATEGORIES])
+_RANK = np.asarray([("attention", "conv", "gemm", "norm", "softmax", "embedding", "optimizer",
+                     "communication", "elementwise", "other", "copy", "layout").index(c)
+                    for c in CATEGORIES])
 _LOW_INTENSITY = [CATEGORIES.index(c) for c in ("elementwise", "copy", "layout")]
 
 
@@ -68,6 +78,22 @@ class KernelCosts:
         return float(sum(p.point.roofline_us for p in self.points if p.point is not None))
 
 
+def _dominant_float_dtype(trace) -> str | None:
+    """The floating dtype (cost-model label: "fp16", "bf16", ...) named most often in the
+    trace's recorded op input types."""
+    texts = trace.arg_texts
+    ids, counts = np.unique(trace.spans.input_types[trace.spans.input_types > 0],
+                            return_counts=True)
+    tally: dict[str, int] = {}
+    for i, c in zip(ids.tolist(), counts.tolist()):
+        types = decode_raw(texts[i])
+        for t in types if isinstance(types, list) else ():
+            label = DTYPES.get(t, (None, 0))[0] if isinstance(t, str) else None
+            if label in FLOAT_DTYPES:
+                tally[label] = tally.get(label, 0) + c
+    return max(tally, key=tally.get) if tally else None
+
+
 def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None) -> KernelCosts:
     """Cost and judge every kernel of ``table`` against ``spec`` (a GpuSpec, or None: no bounds).
 
@@ -86,10 +112,19 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None) 
                    int(spans.input_types[node]), int(spans.concrete_inputs[node]))
             if key not in estimates:
                 dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
-                estimates[key] = estimate_op(names[key[0]], dims or [], types or [], concrete,
-                                             allow_tf32=allow_tf32)
+                name = names[key[0]]
+                estimates[key] = estimate_op(
+                    name, dims or [], types or [], concrete, allow_tf32=allow_tf32,
+                    fallback_dtype=trace_dtype() if name in _TENSORLIST_OPS else None)
             op_cost[node] = estimates[key]
         return op_cost[node]
+
+    dtype_cache: list[str | None] = []
+
+    def trace_dtype() -> str | None:
+        if not dtype_cache:
+            dtype_cache.append(_dominant_float_dtype(trace))
+        return dtype_cache[0]
 
     def cost_node_of(op: int) -> int:
         if op not in top:
@@ -148,6 +183,7 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None) 
             helpers = costed[~work & np.isin(table.category[costed], _LOW_INTENSITY)]
             bound[helpers] = np.where(dur_us[helpers] < LATENCY_THRESHOLD_US,
                                       BOUNDS.index("latency"), BOUNDS.index("memory"))
+    apply_link_bounds(table, bound)
     roofs = (roofs_used((p.point for p in points if p.point is not None), spec, allow_tf32)
              if spec is not None else None)
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,

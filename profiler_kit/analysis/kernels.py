@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from profiler_kit.analysis.attention_pattern import find_unfused_attention, unit_op
 from profiler_kit.analysis.categories import (BACKENDS, CATEGORIES, classify,
                                               is_attention_scope_component)
 from profiler_kit.analysis.spans import SpanTree, build_span_tree
@@ -110,6 +111,13 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     op_node = np.where(node >= 0, tree.nearest_op[np.maximum(node, 0)], -1)
     scope_node = np.where(node >= 0, tree.scope_node[np.maximum(node, 0)], -1)
 
+    # Unfused attention by its op pattern (QK^T -> softmax -> PV), scopes or not: the kernels
+    # of a matched call are attention whatever their name (see attention_pattern).
+    unit_of = {op: unit_op(tree, names, span_names, op) for op in np.unique(op_node).tolist()
+               if op >= 0}
+    units = np.asarray([unit_of.get(op, -1) for op in op_node.tolist()], dtype=np.int64)
+    pattern_call = find_unfused_attention(trace, tree, units)
+    units_l = units.tolist()
     chains: dict[int, tuple[int, ...]] = {}          # op node -> op chain (span indices)
     attention_scope: dict[int, int] = {}             # scope node -> attention module node
     classes: dict[tuple, tuple[int, int]] = {}
@@ -137,12 +145,31 @@ def build_kernel_table(trace: Trace) -> KernelTable:
             ops = tuple(names[i] for i in key[2]) if chain else ()
             c, b = classify(names[gpu_names[k]], kinds[k], ops, attn >= 0)
             cls = classes[key] = (cat_index[c], backend_index.get(b, 0))
+        call = pattern_call.get(units_l[k], -1) if pattern_call else -1
+        if call >= 0 and cls[0] != _ATTENTION_INDEX:
+            cls = (_ATTENTION_INDEX, _VANILLA_INDEX)
         category[k], backend[k] = cls
-        if CATEGORIES[cls[0]] == "attention":
-            attention_call[k] = attn if attn >= 0 else _attention_call_op(trace, chain)
+        if cls[0] == _ATTENTION_INDEX:
+            if attn >= 0:
+                attention_call[k] = attn
+            elif call >= 0 and not _under_sdpa(trace, chain):
+                attention_call[k] = call
+            else:
+                attention_call[k] = _attention_call_op(trace, chain)
     return KernelTable(trace=trace, tree=tree, launch_ns=launch_ns, op_node=op_node,
                        scope_node=scope_node, category=category, backend=backend,
                        attention_call=attention_call)
+
+
+_ATTENTION_INDEX = CATEGORIES.index("attention")
+_VANILLA_INDEX = BACKENDS.index("vanilla") + 1
+_SDPA_OP = re.compile(r"aten::(scaled_dot_product|_scaled_dot_product)")
+
+
+def _under_sdpa(trace: Trace, chain: tuple[int, ...]) -> bool:
+    """True when an SDPA op launched the kernel: that op, not the pattern, is the call."""
+    names, span_names = trace.names, trace.spans.name_id
+    return any(_SDPA_OP.match(names[span_names[op]]) for op in chain)
 
 
 def _attention_module(tree: SpanTree, scope: int) -> int:

@@ -40,7 +40,9 @@ LOW_ATTAINMENT = 0.10
 # against a 43 µs compute roof, 7.5% attainment, and is no more latency-bound than a GEMM.
 SUBSTANTIAL_WORK_US = 10.0
 
-BOUNDS = ("compute", "memory", "latency", "unknown")
+# interconnect: collectives (NCCL/RCCL), limited by NVLink/network, not HBM; host_link:
+# host<->device copies (Memcpy HtoD/DtoH), limited by PCIe / NVLink-C2C (GpuSpec.host_link_gbps).
+BOUNDS = ("compute", "memory", "latency", "unknown", "interconnect", "host_link")
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ gives every span its parent, its nearest enclosing aten op and its nearest modul
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -26,6 +26,9 @@ class SpanTree:
     end_ns: np.ndarray
     # per thread: (span indices sorted by start, their starts) for enclosing-span lookups
     by_thread: dict
+    # op -> its ancestor chain: asked for by the kernel table, the cost walk, the attention
+    # view and kernels.csv, for the same ops; computed once each
+    _ancestors: dict = field(default_factory=dict, repr=False, compare=False)
 
     def enclosing(self, thread: int, ts_ns: int) -> int:
         """Innermost span on `thread` whose interval contains ts_ns, or -1."""
@@ -42,15 +45,19 @@ class SpanTree:
             node = int(parent[node])
         return node
 
-    def op_ancestors(self, op: int) -> list[int]:
+    def op_ancestors(self, op: int) -> tuple[int, ...]:
         """The aten op `op` and the aten ops enclosing it, innermost first."""
-        chain = []
+        found = self._ancestors.get(op)
+        if found is not None:
+            return found
+        start, chain = op, []
         parent, nearest = self.parent, self.nearest_op
         while op >= 0:
             chain.append(op)
             up = int(parent[op])
             op = int(nearest[up]) if up >= 0 else -1
-        return chain
+        found = self._ancestors[start] = tuple(chain)
+        return found
 
 
 def build_span_tree(trace: Trace) -> SpanTree:

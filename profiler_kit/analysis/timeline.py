@@ -7,6 +7,17 @@ launched during the CPU-side "ProfilerStep#N" (what TraceLens reports as total t
 steps the totals are the sums over the steps (the gaps between steps belong to the profiler,
 not the workload).
 
+Steps never count a moment twice: work launched in one step can still run on the GPU when the
+next step's work starts, so each step's window is clipped to begin where the previous one ended,
+and busy is the union of activity inside that clipped window. Busy <= window per step and in
+total, and the total window is at most the span from the first to the last activity.
+
+GPU activity with no launch record (its correlation id matches no runtime call: it was queued
+before the profiler started) is left out of busy time and of the step windows, and reported
+apart as ``unlaunched_count`` / ``unlaunched_us``: charging it to the step it happens to
+overlap would make that step look busier than its own work kept the GPU. (In traces without any
+runtime events nothing can be told apart, and every activity counts.)
+
 An idle gap is attributed to
 - "sync": a CPU thread sat in a synchronising call (cudaDeviceSynchronize,
   cudaStreamSynchronize, a blocking cudaMemcpy, ...) during the gap;
@@ -91,7 +102,19 @@ def _window_figures(seg_start, seg_end, seg_first, launch_ns, sync, w0: int, w1:
     }
 
 
-def _step_windows(table: KernelTable, starts, ends) -> list[tuple[str, int, int]]:
+def _clip_overlaps(windows: list[tuple[str, int, int]]) -> list[tuple[str, int, int]]:
+    """Each window starts no earlier than the previous one ended (sorted by start); a window
+    left empty by the clipping keeps zero length."""
+    out, reach = [], None
+    for name, w0, w1 in windows:
+        if reach is not None and w0 < reach:
+            w0 = min(reach, w1)
+        out.append((name, w0, w1))
+        reach = w1 if reach is None else max(reach, w1)
+    return out
+
+
+def _step_windows(table: KernelTable, starts, ends, launch) -> list[tuple[str, int, int]]:
     """(name, start ns, end ns) of each profiler step on the GPU timeline: from the first to
     the last GPU activity launched during the CPU-side step, widened to Kineto's GPU-side
     "ProfilerStep#N" annotation where there is one. The annotation alone is not enough: Kineto
@@ -101,7 +124,7 @@ def _step_windows(table: KernelTable, starts, ends) -> list[tuple[str, int, int]
     names = trace.names
     step_ids = [i for i, nm in enumerate(names) if _STEP.match(nm)]
     windows: dict[str, list[int]] = {}
-    spans, launch = trace.spans, table.launch_ns
+    spans = trace.spans
     for i in np.flatnonzero(np.isin(spans.name_id, step_ids)).tolist():
         s0, s1 = spans.start_ns[i], spans.start_ns[i] + spans.dur_ns[i]
         # activities without a launch record count by their own start
@@ -120,24 +143,40 @@ def _step_windows(table: KernelTable, starts, ends) -> list[tuple[str, int, int]
 def analyze_timeline(table: KernelTable) -> dict:
     gpu = table.trace.gpu
     empty = {"window_us": 0.0, "busy_us": 0.0, "idle_us": 0.0,
-             "idle_breakdown_us": {r: 0.0 for r in IDLE_REASONS}, "steps": []}
+             "idle_breakdown_us": {r: 0.0 for r in IDLE_REASONS}, "steps": [],
+             "unlaunched_count": 0, "unlaunched_us": 0.0}
     if len(gpu) == 0:
         return empty
-    starts = gpu.start_ns
-    ends = starts + gpu.dur_ns
+    launched = _launched(table)
+    unlaunched = {"unlaunched_count": int((~launched).sum()),
+                  "unlaunched_us": float(gpu.dur_ns[~launched].sum()) / 1000.0}
+    if not launched.any():
+        return {**empty, **unlaunched}
+    starts = gpu.start_ns[launched]
+    ends = starts + gpu.dur_ns[launched]
+    launch = table.launch_ns[launched]
     seg_start, seg_end, seg_first = _union(starts, ends)
     sync = _sync_segments(table)
-    launch = table.launch_ns
+    windows = _clip_overlaps(_step_windows(table, starts, ends, launch))
     steps = [{"name": name, "start_us": s0 / 1000.0,
               **_window_figures(seg_start, seg_end, seg_first, launch, sync, s0, s1)}
-             for name, s0, s1 in _step_windows(table, starts, ends)]
+             for name, s0, s1 in windows]
     if not steps:
         w0, w1 = int(seg_start[0]), int(seg_end[-1])
         return {**_window_figures(seg_start, seg_end, seg_first, launch, sync, w0, w1),
-                "start_us": w0 / 1000.0, "steps": []}
+                "start_us": w0 / 1000.0, "steps": [], **unlaunched}
     # With steps, the window is the steps themselves: the time between two steps is the
     # profiler's own (prof.step(), the caller's synchronize) and no part of the workload.
     total = {key: sum(s[key] for s in steps) for key in ("window_us", "busy_us", "idle_us")}
     breakdown = {r: sum(s["idle_breakdown_us"][r] for s in steps) for r in IDLE_REASONS}
     return {**total, "idle_breakdown_us": breakdown, "start_us": steps[0]["start_us"],
-            "steps": steps}
+            "steps": steps, **unlaunched}
+
+
+def _launched(table: KernelTable) -> np.ndarray:
+    """True for activities with a launch record, or for all when the trace has no runtime
+    calls at all (then nothing can be told apart)."""
+    gpu = table.trace.gpu
+    if not len(table.trace.runtime):
+        return np.ones(len(gpu), dtype=bool)
+    return (table.launch_ns >= 0) | (table.op_node >= 0)

@@ -19,12 +19,13 @@ from plotly.subplots import make_subplots
 from profiler_kit import units as fmt
 from profiler_kit.records import Analysis, Comparison, ModeRecord, StepStats
 
-BOUND_COLORS = {"compute": "#2b6cb0", "memory": "#dd6b20", "latency": "#805ad5", "unknown": "#a0aec0"}
+BOUND_COLORS = {"compute": "#2b6cb0", "memory": "#dd6b20", "latency": "#805ad5", "unknown": "#a0aec0",
+                "interconnect": "#2f855a", "host_link": "#b7791f"}
 IDLE_COLOR = "#e2e8f0"
 CATEGORY_COLORS = {
     "attention": "#2f855a", "softmax": "#c53030", "gemm": "#2b6cb0", "conv": "#4c51bf",
     "layout": "#d69e2e", "norm": "#319795", "elementwise": "#dd6b20", "copy": "#718096",
-    "other": "#a0aec0",
+    "other": "#a0aec0", "communication": "#97266d", "optimizer": "#744210", "embedding": "#285e61",
 }
 MODE_COLORS = ["#c53030", "#2b6cb0", "#2f855a", "#805ad5", "#d69e2e", "#319795", "#718096"]
 MODE_SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x", "star"]
@@ -116,7 +117,7 @@ def time_split(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | No
                     hovertemplate=f"%{{y}}<br>{name}: %{{customdata}} per step<extra></extra>")
 
     kernel_ms = {m: 0.0 for m in analyses}
-    for bound in ("compute", "memory", "latency", "unknown"):
+    for bound in BOUND_COLORS:
         xs = [a.bound_us.get(bound, 0.0) / per_step[m] for m, a in analyses.items()]
         for m, x in zip(analyses, xs):
             kernel_ms[m] += x
