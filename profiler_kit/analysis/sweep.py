@@ -168,21 +168,25 @@ def frontier_findings(frontier: list[OomFrontier]) -> list[Finding]:
 
 
 def fit_findings(fits: list[AttentionFit]) -> list[Finding]:
+    """One finding per group: each mode's exponent, and where unfused attention meets the rest."""
     out = []
-    for fit in fits:
-        where = ""
-        if fit.crosses_rest_at_tokens:
-            side = "inside" if fit.crossing_in_range else "outside (extrapolated from)"
-            where = (f"; it equals the rest of the UNet's kernel time at about {fit.crosses_rest_at_tokens:,.0f} "
-                     f"tokens, {side} the measured range")
-        out.append(Finding(rule="sweep_attention_scaling", level="info", subject=f"{fit.group} · {fit.mode}",
-                           figures={"exponent": fit.exponent, "r2": fit.r2,
-                                    **({"crosses_rest_at_tokens": fit.crosses_rest_at_tokens}
-                                       if fit.crosses_rest_at_tokens else {})},
-                           title=f"{fit.mode}: attention time grows as tokens^{fit.exponent:.2f} ({fit.group})",
-                           detail=(f"Least-squares fit in log-log over {fit.points} jobs, R² {fit.r2:.3f}{where}. "
-                                   "Every exact attention kernel does O(N²) work; what differs is the constant "
-                                   "and, for the unfused one, the N² bytes.")))
+    for group in dict.fromkeys(f.group for f in fits):
+        mine = [f for f in fits if f.group == group]
+        exps = ", ".join(f"{f.mode} N^{f.exponent:.2f}" for f in mine)
+        crossings = [f for f in mine if f.crosses_rest_at_tokens and f.crossing_in_range]
+        detail = (f"Attention kernel time per step against latent tokens N, least squares in log-log over "
+                  f"{max(f.points for f in mine)} resolutions: {exps} (R² ≥ {min(f.r2 for f in mine):.3f}). Every "
+                  "exact attention does O(N²) work, so each exponent approaches 2 as N grows (smaller: fixed costs "
+                  "still count at small N); what differs between the modes is the constant.")
+        if crossings:
+            detail += " Attention takes over from the rest of the UNet's kernel time at about " + ", ".join(
+                f"{f.crosses_rest_at_tokens:,.0f} tokens for {f.mode}" for f in crossings) + "."
+        figures = {f"{f.mode}_exponent": f.exponent for f in mine}
+        lo = min(mine, key=lambda f: f.exponent)
+        hi = max(mine, key=lambda f: f.exponent)
+        out.append(Finding(rule="sweep_attention_scaling", level="info", subject=group, figures=figures,
+                           title=f"Attention time grows as N^{lo.exponent:.2f} ({lo.mode}) to N^{hi.exponent:.2f} "
+                                 f"({hi.mode}) with the token count ({group})", detail=detail))
     return out
 
 

@@ -8,6 +8,7 @@ scale units and nothing else.
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from profiler_kit import units as fmt
 from profiler_kit.analysis.sweep import group_of
@@ -26,96 +27,119 @@ def _groups(rows: list[SweepRow]) -> list[str]:
     return list(dict.fromkeys(group_of(r) for r in rows))
 
 
-def _series(rows: list[SweepRow], value, x=lambda r: r.resolution):
-    """(group index, group, mode index, mode, [rows sorted by x]) for each curve with data."""
-    modes, groups = _modes(rows), _groups(rows)
-    for gi, group in enumerate(groups):
-        for mi, mode in enumerate(modes):
-            rs = sorted((r for r in rows if group_of(r) == group and r.mode == mode and value(r) is not None
-                         and x(r) is not None), key=x)
-            if rs:
-                yield gi, group, mi, mode, rs
+def _short_titles(groups: list[str]) -> dict[str, str]:
+    """Facet titles: only the parts of the group names that differ (the model, usually)."""
+    parts = [g.split(" · ") for g in groups]
+    varying = [i for i in range(len(parts[0])) if len({p[i] for p in parts if len(p) > i}) > 1] if parts else []
+    return {g: " · ".join(p[i] for i in varying) or g for g, p in zip(groups, parts)}
 
 
-def _name(group: str, mode: str, groups: int) -> str:
-    return _text(mode if groups == 1 else f"{mode} · {group}")
+def _facets(rows: list[SweepRow], height: int, y_title: str):
+    """One subplot per group (shared y axis), the mode colours shared by all; returns the figure,
+    the groups in order and a `legend(mode)` that shows each mode once."""
+    groups = _groups(rows)
+    titles = _short_titles(groups)
+    widths = [max(1, len({r.resolution for r in rows if group_of(r) == g})) for g in groups]
+    fig = make_subplots(rows=1, cols=len(groups), shared_yaxes=True, column_widths=widths,
+                        subplot_titles=[_text(titles[g]) for g in groups], horizontal_spacing=0.04)
+    shown: set[str] = set()
+
+    def legend(name: str) -> bool:
+        first = name not in shown
+        shown.add(name)
+        return first
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    fig.update_xaxes(type="category", title_text="resolution (px)")
+    fig.update_layout(height=height)
+    return fig, groups, legend
+
+
+def _curves(rows: list[SweepRow], group: str, value):
+    modes = _modes(rows)
+    for mode in modes:
+        rs = sorted((r for r in rows if group_of(r) == group and r.mode == mode and value(r) is not None),
+                    key=lambda r: r.resolution or 0)
+        if rs:
+            yield modes.index(mode), mode, rs
 
 
 def speedup(sweep: Sweep) -> go.Figure | None:
     """Step speed-up (solid) and GPU kernel-time speed-up (dotted) of each mode over its run's
-    reference, against resolution."""
-    rows = [r for r in sweep.rows if r.status == "ok"]
-    fig = go.Figure()
-    n_groups = len(_groups(rows))
-    for gi, group, mi, mode, rs in _series(rows, lambda r: r.speedup):
-        name = _name(group, mode, n_groups)
-        fig.add_scatter(x=[r.resolution for r in rs], y=[r.speedup for r in rs], name=name, legendgroup=name,
-                        mode="lines+markers", line=dict(color=mode_color(mi), dash=DASHES[gi % len(DASHES)]),
-                        marker=dict(symbol=MODE_SYMBOLS[mi % len(MODE_SYMBOLS)], size=9),
-                        customdata=[[fmt.speedup(r.min_speedup), fmt.duration_ms(r.step_median_ms),
-                                     " (noisy)" if r.noisy else ""] for r in rs],
-                        hovertemplate=f"{name}<br>%{{x}} px: %{{y:.2f}}× step speed-up%{{customdata[2]}}<br>"
-                                      "from the fastest steps %{customdata[0]} · step %{customdata[1]}<extra></extra>")
-        ks = [r for r in rs if r.kernel_speedup is not None]
-        if ks:
-            fig.add_scatter(x=[r.resolution for r in ks], y=[r.kernel_speedup for r in ks], legendgroup=name,
-                            name=f"{name} (GPU kernels)", mode="lines+markers", opacity=0.6,
-                            line=dict(color=mode_color(mi), dash="dot", width=1.5), marker=dict(size=6),
-                            hovertemplate=f"{name}<br>%{{x}} px: %{{y:.2f}}× GPU kernel-time speed-up<extra></extra>")
-    if not fig.data:
+    reference, against resolution; one panel per model (group)."""
+    rows = [r for r in sweep.rows if r.status == "ok" and r.speedup is not None]
+    if not rows:
         return None
-    fig.add_hline(y=1.0, line=dict(color="#1a202c", width=1))
-    fig.update_xaxes(title="resolution (px)", type="category")
-    fig.update_yaxes(title="speed-up over the reference (×)")
+    fig, groups, legend = _facets(rows, 460, "speed-up over the reference (×)")
+    for col, group in enumerate(groups, start=1):
+        for mi, mode, rs in _curves(rows, group, lambda r: r.speedup):
+            xs = [str(r.resolution) for r in rs]
+            fig.add_scatter(x=xs, y=[r.speedup for r in rs], name=_text(mode), legendgroup=_text(mode),
+                            showlegend=legend(mode), mode="lines+markers", row=1, col=col,
+                            line=dict(color=mode_color(mi)), marker=dict(symbol=MODE_SYMBOLS[mi % len(MODE_SYMBOLS)], size=9),
+                            customdata=[[fmt.speedup(r.min_speedup), fmt.duration_ms(r.step_median_ms),
+                                         fmt.speedup(r.kernel_speedup), " (noisy)" if r.noisy else ""] for r in rs],
+                            hovertemplate=f"{_text(mode)} · %{{x}} px<br>step speed-up %{{y:.2f}}×%{{customdata[3]}}, "
+                                          "from the fastest steps %{customdata[0]}<br>GPU kernel time %{customdata[2]} · "
+                                          "step %{customdata[1]}<extra></extra>")
+            ks = [r for r in rs if r.kernel_speedup is not None]
+            if ks:
+                fig.add_scatter(x=[str(r.resolution) for r in ks], y=[r.kernel_speedup for r in ks], row=1, col=col,
+                                name=_text(mode), legendgroup=_text(mode), showlegend=False, mode="lines+markers",
+                                opacity=0.55, line=dict(color=mode_color(mi), dash="dot", width=1.5), marker=dict(size=5),
+                                hovertemplate=f"{_text(mode)} · %{{x}} px: %{{y:.2f}}× GPU kernel-time speed-up<extra></extra>")
+        fig.add_hline(y=1.0, line=dict(color="#1a202c", width=1), row=1, col=col)
     return _style(fig, 460, legend=dict(orientation="v", x=1.02, y=1))
 
 
 def step_and_kernel_time(sweep: Sweep) -> go.Figure | None:
-    """Measured step time (markers with IQR) beside the GPU kernel time per step (bars)."""
-    rows = [r for r in sweep.rows if r.status == "ok"]
-    fig = go.Figure()
-    n_groups = len(_groups(rows))
-    for gi, group, mi, mode, rs in _series(rows, lambda r: r.step_median_ms):
-        name = _name(group, mode, n_groups)
-        xs = [f"{r.resolution} px" + ("" if n_groups == 1 else f" · {r.model}") for r in rs]
-        fig.add_bar(x=xs, y=[r.kernel_ms_per_step or 0 for r in rs], name=f"{name}: GPU kernels",
-                    legendgroup=name, marker_color=mode_color(mi), opacity=0.55, offsetgroup=name,
-                    hovertemplate=f"{name}<br>%{{x}}: GPU kernels %{{y:.2f}} ms per step<extra></extra>")
-        fig.add_scatter(x=xs, y=[r.step_median_ms for r in rs], name=f"{name}: measured step", legendgroup=name,
-                        mode="markers", marker=dict(color=mode_color(mi), symbol="line-ew-open", size=18, line_width=3),
-                        error_y=dict(type="data", array=[(r.step_iqr_ms or 0) / 2 for r in rs], visible=True),
-                        hovertemplate=f"{name}<br>%{{x}}: step %{{y:.2f}} ms (median; whiskers: IQR)<extra></extra>")
-    if not fig.data:
+    """GPU kernel time per step (bars) and the measured median step (marks, whiskers: IQR)."""
+    rows = [r for r in sweep.rows if r.status == "ok" and r.step_median_ms is not None]
+    if not rows:
         return None
-    fig.update_yaxes(title="ms per UNet step", rangemode="tozero")
-    return _style(fig, 460, barmode="group", legend=dict(orientation="v", x=1.02, y=1))
+    fig, groups, legend = _facets(rows, 460, "ms per UNet step")
+    for col, group in enumerate(groups, start=1):
+        for mi, mode, rs in _curves(rows, group, lambda r: r.step_median_ms):
+            xs = [str(r.resolution) for r in rs]
+            fig.add_bar(x=xs, y=[r.kernel_ms_per_step or 0 for r in rs], name=_text(mode), legendgroup=_text(mode),
+                        showlegend=legend(mode), marker_color=mode_color(mi), opacity=0.6, offsetgroup=mode,
+                        row=1, col=col,
+                        hovertemplate=f"{_text(mode)} · %{{x}} px: GPU kernels %{{y:.2f}} ms per step<extra></extra>")
+            fig.add_scatter(x=xs, y=[r.step_median_ms for r in rs], name=_text(mode), legendgroup=_text(mode),
+                            showlegend=False, mode="markers", offsetgroup=mode, row=1, col=col,
+                            marker=dict(color=mode_color(mi), symbol="line-ew-open", size=12, line_width=3),
+                            error_y=dict(type="data", array=[(r.step_iqr_ms or 0) / 2 for r in rs], visible=True,
+                                         color=mode_color(mi)),
+                            hovertemplate=f"{_text(mode)} · %{{x}} px: measured step %{{y:.2f}} ms (median; "
+                                          "whiskers: IQR)<extra></extra>")
+    fig.update_yaxes(rangemode="tozero")
+    return _style(fig, 460, barmode="group", scattermode="group", legend=dict(orientation="v", x=1.02, y=1))
 
 
 def peak_memory(sweep: Sweep) -> go.Figure | None:
-    """Peak allocated memory per mode against resolution; an X marks the first OOM of a curve."""
-    fig = go.Figure()
-    n_groups = len(_groups(sweep.rows))
-    for gi, group, mi, mode, rs in _series([r for r in sweep.rows if r.status == "ok"],
-                                           lambda r: r.peak_allocated_bytes, x=lambda r: r.tokens):
-        name = _name(group, mode, n_groups)
-        fig.add_scatter(x=[r.resolution for r in rs], y=[r.peak_allocated_bytes / 2**30 for r in rs], name=name,
-                        mode="lines+markers", line=dict(color=mode_color(mi), dash=DASHES[gi % len(DASHES)]),
-                        marker=dict(symbol=MODE_SYMBOLS[mi % len(MODE_SYMBOLS)], size=9),
-                        customdata=[fmt.bytes_binary(r.peak_allocated_bytes) for r in rs],
-                        hovertemplate=f"{name}<br>%{{x}} px: peak %{{customdata}}<extra></extra>")
-    modes = _modes(sweep.rows)
-    for f in sweep.oom_frontier:
-        mi = modes.index(f.mode) if f.mode in modes else 0
-        asked = fmt.bytes_binary(f.requested_bytes) if f.requested_bytes else "?"
-        fig.add_scatter(x=[f.resolution], y=[(f.requested_bytes or 0) / 2**30], mode="markers",
-                        name=_text(f"{f.mode} out of memory" + ("" if n_groups == 1 else f" · {f.group}")),
-                        marker=dict(symbol="x", size=14, color=mode_color(mi), line_width=2),
-                        hovertemplate=f"{_text(f.mode)} ran out of memory at %{{x}} px, asking for {asked} "
-                                      "(y: the size asked for)<extra></extra>")
-    if not fig.data:
+    """Peak allocated memory per mode against resolution; an X marks a mode's first OOM, at
+    the size it asked for."""
+    rows = [r for r in sweep.rows if (r.status == "ok" and r.peak_allocated_bytes) or r.status == "oom"]
+    if not any(r.peak_allocated_bytes for r in rows):
         return None
-    fig.update_xaxes(title="resolution (px)")
-    fig.update_yaxes(title="peak allocated (GiB)", rangemode="tozero")
+    fig, groups, legend = _facets(rows, 420, "peak allocated (GiB)")
+    modes = _modes(rows)
+    for col, group in enumerate(groups, start=1):
+        for mi, mode, rs in _curves([r for r in rows if r.status == "ok"], group, lambda r: r.peak_allocated_bytes):
+            fig.add_scatter(x=[str(r.resolution) for r in rs], y=[r.peak_allocated_bytes / 2**30 for r in rs],
+                            name=_text(mode), legendgroup=_text(mode), showlegend=legend(mode), row=1, col=col,
+                            mode="lines+markers", line=dict(color=mode_color(mi)),
+                            marker=dict(symbol=MODE_SYMBOLS[mi % len(MODE_SYMBOLS)], size=9),
+                            customdata=[fmt.bytes_binary(r.peak_allocated_bytes) for r in rs],
+                            hovertemplate=f"{_text(mode)} · %{{x}} px: peak %{{customdata}}<extra></extra>")
+        for f in (f for f in sweep.oom_frontier if f.group == group):
+            mi = modes.index(f.mode) if f.mode in modes else 0
+            asked = fmt.bytes_binary(f.requested_bytes) if f.requested_bytes else "an unknown size"
+            fig.add_scatter(x=[str(f.resolution)], y=[(f.requested_bytes or 0) / 2**30], mode="markers", row=1, col=col,
+                            name=_text(f"{f.mode}: out of memory"), showlegend=legend(f"oom {f.mode}"),
+                            marker=dict(symbol="x", size=14, color=mode_color(mi), line_width=2),
+                            hovertemplate=f"{_text(f.mode)} ran out of memory at %{{x}} px asking for {asked} "
+                                          "(y: the size asked for)<extra></extra>")
+    fig.update_yaxes(rangemode="tozero")
     return _style(fig, 420, legend=dict(orientation="v", x=1.02, y=1))
 
 
@@ -126,7 +150,9 @@ def bound_shares(sweep: Sweep) -> go.Figure | None:
         return None
     rows = sorted(rows, key=lambda r: (group_of(r), r.resolution or 0))
     n_groups = len(_groups(rows))
-    labels = [_text(f"{r.resolution} px · {r.mode}" + ("" if n_groups == 1 else f" · {r.model}")) for r in rows]
+    titles = _short_titles(_groups(rows))
+    labels = [_text(f"{r.resolution} px · {r.mode}" + ("" if n_groups == 1 else f" · {titles[group_of(r)]}"))
+              for r in rows]
     fig = go.Figure()
     for bound in ("compute", "memory", "latency", "unknown"):
         xs = [getattr(r, f"{bound}_bound_ms_per_step") or 0.0 for r in rows]
@@ -145,15 +171,27 @@ def bound_shares(sweep: Sweep) -> go.Figure | None:
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
 
+def _series(rows: list[SweepRow], value, x):
+    """(group index, group, mode index, mode, [rows sorted by x]) for each curve with data."""
+    modes, groups = _modes(rows), _groups(rows)
+    for gi, group in enumerate(groups):
+        for mi, mode in enumerate(modes):
+            rs = sorted((r for r in rows if group_of(r) == group and r.mode == mode and value(r) is not None
+                         and x(r) is not None), key=x)
+            if rs:
+                yield gi, group, mi, mode, rs
+
+
 def attention_scaling(sweep: Sweep) -> go.Figure | None:
     """Attention kernel time per step against latent tokens, log-log, with each fit's exponent."""
     rows = [r for r in sweep.rows if r.status == "ok"]
     fits = {(f.group, f.mode): f for f in sweep.attention_fits}
     fig = go.Figure()
-    n_groups = len(_groups(rows))
+    titles = _short_titles(_groups(rows)) if rows else {}
+    n_groups = len(titles)
     for gi, group, mi, mode, rs in _series(rows, lambda r: r.attention_ms_per_step or None, x=lambda r: r.tokens):
         fit = fits.get((group, mode))
-        name = _name(group, mode, n_groups) + (f" (∝ N^{fit.exponent:.2f})" if fit else "")
+        name = _text(mode if n_groups == 1 else f"{mode} · {titles[group]}") + (f" (∝ N^{fit.exponent:.2f})" if fit else "")
         fig.add_scatter(x=[r.tokens for r in rs], y=[r.attention_ms_per_step for r in rs], name=name,
                         mode="markers", marker=dict(color=mode_color(mi), symbol=MODE_SYMBOLS[mi % len(MODE_SYMBOLS)], size=10),
                         hovertemplate=f"{_text(mode)}<br>%{{x:,}} tokens: attention %{{y:.2f}} ms per step<extra></extra>")
@@ -167,7 +205,7 @@ def attention_scaling(sweep: Sweep) -> go.Figure | None:
             continue
         rest = [(r.tokens, r.kernel_ms_per_step - (r.attention_ms_per_step or 0)) for r in rs]
         fig.add_scatter(x=[t for t, _ in rest], y=[v for _, v in rest], mode="lines+markers",
-                        name=_text("rest of the UNet (" + mode + ")" + ("" if n_groups == 1 else f" · {group}")),
+                        name=_text("rest of the UNet (" + mode + ")" + ("" if n_groups == 1 else f" · {titles[group]}")),
                         line=dict(color="#718096", dash="dash"), marker=dict(size=6),
                         hovertemplate="%{x:,} tokens: rest of the UNet %{y:.2f} ms per step<extra></extra>")
     if not fig.data:
