@@ -35,7 +35,8 @@ SCRIPT_PAYLOAD = "</script><script>window.__pwned=1;alert(1)</script><!--"
 IMG_PAYLOAD = '<img src=x onerror="window.__pwned=2;alert(2)">'
 PAYLOADS = (SCRIPT_PAYLOAD, IMG_PAYLOAD)
 _NAME_KEYS = {"name", "op", "scope", "level", "shapes", "kernels", "backend", "a_backend",
-              "b_backend", "warnings", "path", "title", "detail", "label"}
+              "b_backend", "warnings", "path", "title", "detail", "label", "job", "mode", "group",
+              "model", "card", "subject"}
 
 
 def third_party_traces() -> list[Path]:

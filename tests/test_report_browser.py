@@ -183,3 +183,35 @@ def test_planted_html_in_a_run_report_never_runs(tmp_path, open_report):
     assert opened.page.evaluate("typeof window.__pwned") == "undefined"
     assert opened.page.locator("img").count() == 0
     assert SCRIPT_PAYLOAD in opened.page.locator("#environment").inner_text()
+
+
+PUBLISHED_SWEEP = Path(__file__).resolve().parents[1] / "reports" / "h200-2026-11-29-standard" / "sweep.json"
+
+
+def test_sweep_report_renders_offline(tmp_path, open_report):
+    """The standard sweep measured on an H200, rendered as sweep.html: same checks as a run report."""
+    from profiler_kit.records import read_sweep
+    from profiler_kit.report import render_sweep_report
+
+    sweep = read_sweep(PUBLISHED_SWEEP)
+    path = render_sweep_report(sweep, tmp_path / "sweep.html")
+    assert path.stat().st_size <= 6_000_000
+    opened = open_report(path)
+    assert_clean(opened)
+    for fig in ("speedup", "time", "memory", "bounds", "scaling"):
+        assert opened.page.locator(f"#fig-{fig} .main-svg").count() > 0, fig
+    assert opened.page.locator("#jobs-table tbody tr").count() == len(sweep.rows)
+
+
+def test_planted_html_in_a_sweep_report_never_runs(tmp_path, open_report):
+    from profiler_kit.records import read_sweep
+    from profiler_kit.report import render_sweep_report
+
+    sweep = poisoned(read_sweep(PUBLISHED_SWEEP))
+    sweep = msgspec.structs.replace(sweep, jobs=[msgspec.structs.replace(
+        j, reason=IMG_PAYLOAD, overrides=[SCRIPT_PAYLOAD]) for j in sweep.jobs], warnings=[SCRIPT_PAYLOAD])
+    opened = open_report(render_sweep_report(sweep, tmp_path / "sweep.html"))
+    assert_clean(opened)
+    assert opened.page.evaluate("typeof window.__pwned") == "undefined"
+    assert opened.page.locator("img").count() == 0
+    assert SCRIPT_PAYLOAD in opened.page.locator("#jobs").inner_text()

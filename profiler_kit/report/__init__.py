@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import functools
+import os
 import uuid
 from pathlib import Path
 from typing import Literal
@@ -97,13 +98,19 @@ def embedded_json(data: dict, budget: int) -> str:
     return json_for_script(data)
 
 
-def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: PlotlyJs) -> Path:
+def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: PlotlyJs,
+            plotly_js_dir: Path | None = None) -> Path:
     if plotly_js not in ("inline", "directory"):
         raise ValueError(f'plotly_js must be "inline" or "directory", not {plotly_js!r}')
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
+    plotly_src = None
     if plotly_js == "directory":
-        js_path = out_path.parent / PLOTLY_FILE
+        # one plotly.min.js for a folder of reports (a sweep: its root), referenced relatively
+        js_dir = Path(plotly_js_dir) if plotly_js_dir is not None else out_path.parent
+        js_dir.mkdir(parents=True, exist_ok=True)
+        js_path = js_dir / PLOTLY_FILE
+        plotly_src = Path(os.path.relpath(js_path, out_path.parent)).as_posix()
         js = _plotly_js()
         if not js_path.exists() or js_path.read_text(encoding="utf-8") != js:
             js_path.write_text(js, encoding="utf-8")
@@ -113,7 +120,7 @@ def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: Plo
     page = _env.get_template(template).render(
         **ctx, version=__version__, plotly_version=plotly.__version__,
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        plotly_src=PLOTLY_FILE if plotly_js == "directory" else None,
+        plotly_src=plotly_src,
         plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
         data_json=Markup(marker))
     room = MAX_PAGE_BYTES - EMBED_MARGIN_BYTES - (len(page.encode()) - len(marker))
@@ -121,9 +128,12 @@ def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: Plo
     return out_path
 
 
-def render_run_report(summary: Summary, out_path: str | Path, plotly_js: PlotlyJs = "inline") -> Path:
-    """report.html for an experiment run from its summary record; returns the path written."""
-    return _render("run.html.j2", context.run_context(summary), summary.to_builtins(), Path(out_path), plotly_js)
+def render_run_report(summary: Summary, out_path: str | Path, plotly_js: PlotlyJs = "inline",
+                      plotly_js_dir: Path | None = None) -> Path:
+    """report.html for an experiment run from its summary record; returns the path written.
+    plotly_js_dir: where plotly_js="directory" keeps plotly.min.js (default: beside the report)."""
+    return _render("run.html.j2", context.run_context(summary), summary.to_builtins(), Path(out_path), plotly_js,
+                   plotly_js_dir)
 
 
 def render_run_folder(run_dir: str | Path, plotly_js: PlotlyJs | None = None) -> Path:
@@ -148,8 +158,9 @@ def render_trace_report(analyses: dict[str, Analysis], comparison: Comparison | 
                    out_path, plotly_js)
 
 
-def render_sweep_report(sweep: Sweep, out_path: str | Path, plotly_js: PlotlyJs = "inline") -> Path:
+def render_sweep_report(sweep: Sweep, out_path: str | Path, plotly_js: PlotlyJs = "inline",
+                        plotly_js_dir: Path | None = None) -> Path:
     """sweep.html for an aggregated sweep (records.Sweep); returns the path written."""
     from . import sweep_context
     return _render("sweep.html.j2", sweep_context.sweep_context(sweep), {"sweep": sweep.to_builtins()},
-                   Path(out_path), plotly_js)
+                   Path(out_path), plotly_js, plotly_js_dir)

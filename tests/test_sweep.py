@@ -1,0 +1,139 @@
+"""Sweeps end to end on this CPU with the tiny UNet, and the aggregate of a real H200 sweep.
+
+A Hydra multirun in which one job cannot run (device=cuda on a machine without CUDA) still ends,
+aggregates and lists the failure; the aggregator is idempotent and merges sweep folders; the
+gpu_pool launcher (hydra-submitit-launcher's local executor) gives concurrent jobs distinct
+devices and the same results as Hydra's basic launcher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from profiler_kit import aggregate
+from profiler_kit.records import read_summary, read_sweep
+
+REPO = Path(__file__).resolve().parents[1]
+PUBLISHED = REPO / "reports" / "h200-2026-11-29-standard"
+TINY = ["model=tiny", "warmup=0", "iterations=2", "modes=[vanilla,sdpa]"]
+
+
+def run_cli(args, cwd, timeout=600):
+    return subprocess.run([sys.executable, "-m", "profiler_kit", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=timeout, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+
+
+@pytest.fixture(scope="module")
+def failing_sweep(tmp_path_factory):
+    """Two resolutions × {cpu, cuda}: the cuda jobs cannot run on this machine."""
+    sweep = tmp_path_factory.mktemp("sweep") / "out"
+    proc = run_cli(["-m", *TINY, "resolution=256,384", "device=cpu,cuda", f"hydra.sweep.dir={sweep}"],
+                   cwd=tmp_path_factory.mktemp("cwd"))
+    return sweep, proc
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_still_aggregates(failing_sweep):
+    sweep_dir, proc = failing_sweep
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    jobs = aggregate.run_folders(sweep_dir)
+    assert len(jobs) == 4
+    statuses = {}
+    for folder in jobs:
+        summary = read_summary(folder / "summary.json")
+        statuses[summary.config["device"], summary.config["resolution"]] = summary
+    for res in (256, 384):
+        assert statuses["cpu", res].status == "complete"
+        failed = statuses["cuda", res]
+        assert failed.status == "failed" and "no CUDA device" in failed.reason and not failed.modes
+    # the multirun-end callback ran (Hydra skips it when a job raises)
+    sweep = read_sweep(sweep_dir / "sweep.json")
+    assert [j.status for j in sweep.jobs].count("failed") == 2
+    failure = next(f for f in sweep.findings if f.rule == "sweep_failed_jobs")
+    assert failure.figures["jobs"] == 2 and "no CUDA device" in failure.detail
+    rows = {(r.resolution, r.mode): r for r in sweep.rows}
+    assert set(rows) == {(256, "vanilla"), (256, "sdpa"), (384, "vanilla"), (384, "sdpa")}
+    assert rows[256, "sdpa"].speedup == pytest.approx(
+        rows[256, "vanilla"].step_median_ms / rows[256, "sdpa"].step_median_ms)
+    assert (sweep_dir / "sweep.csv").read_text().count("\n") == 1 + len(sweep.rows)
+    assert (sweep_dir / "sweep.html").stat().st_size > 100_000
+    # progress a person can follow, one line per job as it ends
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("profiler_kit: job ")]
+    assert [ln.split(":")[1].split()[1] for ln in lines] == ["1/4", "2/4", "3/4", "4/4"]
+    assert sum("failed (ConfigError" in ln for ln in lines) == 2
+    assert "Traceback" not in proc.stderr
+
+
+def test_the_aggregate_is_byte_identical_when_rerun(failing_sweep):
+    sweep_dir, _ = failing_sweep
+    before = {n: (sweep_dir / n).read_bytes() for n in ("sweep.json", "sweep.csv")}
+    assert aggregate.main([str(sweep_dir), "--no-report"]) == 0
+    assert {n: (sweep_dir / n).read_bytes() for n in before} == before
+
+
+def test_merged_and_partial_sweep_folders_aggregate(failing_sweep, tmp_path):
+    """Two sweeps copied under one folder (from two machines, say), one of them half finished
+    and one run folder damaged: every readable job counts, the damaged one is listed."""
+    sweep_dir, _ = failing_sweep
+    merged = tmp_path / "merged"
+    shutil.copytree(sweep_dir, merged / "machine-a")
+    shutil.copytree(sweep_dir, merged / "machine-b")
+    shutil.rmtree(next((merged / "machine-b").glob("3_*")))                   # not finished yet
+    (next((merged / "machine-b").glob("0_*")) / "summary.json").write_text("{ not json")
+    assert aggregate.main([str(merged), "--no-report"]) == 0
+    sweep = read_sweep(merged / "sweep.json")
+    assert len(sweep.jobs) == 4 + 3
+    broken = [j for j in sweep.jobs if j.status == "unreadable"]
+    assert [j.job for j in broken] == [f"machine-b/{next((merged / 'machine-b').glob('0_*')).name}"]
+    assert "not valid JSON" in broken[0].reason
+    assert len(sweep.rows) == 4 + 2
+
+
+def test_the_aggregator_refuses_what_is_no_sweep_with_one_line(tmp_path, capsys):
+    assert aggregate.main([str(tmp_path / "missing")]) == 2
+    assert aggregate.main([str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 2 and all(line.startswith("error: ") for line in err)
+
+
+def test_gpu_pool_gives_each_concurrent_job_its_own_device_and_the_basic_launchers_results(tmp_path):
+    """Through hydra-submitit-launcher's local executor (a process per job). `gpus=[0,1]` on this
+    CPU machine: each job's CUDA_VISIBLE_DEVICES names one device, never one that a running job
+    holds; the sweep's outcome equals the basic launcher's."""
+    pool, basic = tmp_path / "pool", tmp_path / "basic"
+    sweep_args = [*TINY, "resolution=256,320,384", "profiler.enabled=false", "report.enabled=false"]
+    proc = run_cli(["-m", "hydra/launcher=gpu_pool", "hydra.launcher.gpus=[0,1]", *sweep_args,
+                    f"hydra.sweep.dir={pool}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert run_cli(["-m", *sweep_args, f"hydra.sweep.dir={basic}"], cwd=tmp_path).returncode == 0
+    runs = [read_summary(f / "summary.json") for f in aggregate.run_folders(pool)]
+    assert [s.status for s in runs] == ["complete"] * 3
+    devices = [s.environment["cuda_visible_devices"] for s in runs]
+    assert devices[0] != devices[1] and set(devices) <= {"0", "1"}      # jobs 0 and 1 ran side by side
+    assert (pool / ".submitit").is_dir()                                 # submitit ran them
+    outcome = lambda d: [(j.job, j.status, r.mode, r.status) for j in read_sweep(d / "sweep.json").jobs
+                         for r in read_sweep(d / "sweep.json").rows if r.job == j.job]
+    assert outcome(pool) == outcome(basic)
+
+
+def test_the_published_h200_sweep_reads_and_says_what_it_found():
+    """reports/h200-2026-11-29-standard: the standard sweep measured on an H200."""
+    sweep = read_sweep(PUBLISHED / "sweep.json")
+    assert [j.status for j in sweep.jobs] == ["complete"] * 5
+    assert {(j.model, j.resolution) for j in sweep.jobs} == {("sd15", 512), ("sd15", 768), ("sd15", 1024),
+                                                             ("sd21", 768), ("sdxl", 1024)}
+    fits = {f.mode: f for f in sweep.attention_fits}
+    assert set(fits) == {"vanilla", "xformers", "sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn", "sdpa_math"}
+    assert all(1.5 < f.exponent < 2.2 and f.r2 > 0.95 for f in fits.values())
+    vanilla = [r for r in sweep.rows if r.mode == "vanilla" and r.model == "sd15"]
+    assert sorted(r.peak_allocated_bytes for r in vanilla) == [r.peak_allocated_bytes for r in
+                                                               sorted(vanilla, key=lambda r: r.resolution)]
+    for job in sweep.jobs:
+        assert (PUBLISHED / job.report).exists()
+        assert json.loads((PUBLISHED / job.job / "summary.json").read_text())["schema_version"] == 2
