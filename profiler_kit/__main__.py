@@ -29,7 +29,8 @@ EXIT_BAD_CONFIG = 2
 
 
 KNOWN_SETTINGS = ("resolution, images_per_prompt, guidance, dtype, device, seed, warmup, iterations, "
-                  "modes, reference_mode, scheduler, tf32, model.*, profiler.*, report.*, +gpu=NAME")
+                  "modes, reference_mode, scheduler, tf32, execution, compile_mode, model.*, profiler.*, "
+                  "report.*, +gpu=NAME, point, +sweep=standard")
 
 
 def _one_line(exc: BaseException) -> str:

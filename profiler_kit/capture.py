@@ -50,9 +50,11 @@ def make_scheduler(name: str):
     return cls(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
 
 
-def timed_denoising_loop(unet: Any, inputs: Dict[str, Any], scheduler: Any, iterations: int,
-                         guidance: bool, device: torch.device) -> tuple[List[float], float]:
+def timed_denoising_loop(call: Callable[[torch.Tensor, Any], torch.Tensor], inputs: Dict[str, Any],
+                         scheduler: Any, iterations: int, guidance: bool,
+                         device: torch.device) -> tuple[List[float], float]:
     """`iterations` steps of the real loop: UNet call, classifier-free guidance, scheduler step.
+    `call(sample, timestep)` is the UNet call in the run's execution mode (execution.Runner).
 
     Returns the UNet call times in ms (CUDA events around each call) and the loop's it/s (wall
     clock over the whole loop, synchronized, so it includes guidance, scheduler and launch gaps).
@@ -61,7 +63,6 @@ def timed_denoising_loop(unet: Any, inputs: Dict[str, Any], scheduler: Any, iter
     sample = inputs["sample"]
     half = sample.shape[0] // 2 if guidance else sample.shape[0]
     latents = sample[:half].clone()
-    extra = {k: v for k, v in inputs.items() if k not in ("sample", "timestep")}
     cuda = device.type == "cuda"
     times_ms: List[float] = []
     events = [(torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
@@ -77,11 +78,11 @@ def timed_denoising_loop(unet: Any, inputs: Dict[str, Any], scheduler: Any, iter
         model_in = scheduler.scale_model_input(model_in, t)
         if cuda:
             events[i][0].record()
-            noise = unet(model_in, t, **extra, return_dict=False)[0]
+            noise = call(model_in, t)
             events[i][1].record()
         else:
             start = time.perf_counter()
-            noise = unet(model_in, t, **extra, return_dict=False)[0]
+            noise = call(model_in, t)
             times_ms.append((time.perf_counter() - start) * 1e3)
         if guidance:
             uncond, text = noise.chunk(2)

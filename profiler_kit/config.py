@@ -28,6 +28,8 @@ MODE_ALIASES = ("efficient", "all")
 DTYPES = ("auto", "fp16", "bf16", "fp32")
 SCHEDULERS = ("euler", "ddim", "pndm")
 PLOTLY_JS = ("inline", "directory")
+EXECUTIONS = ("eager", "cuda_graphs", "compile")
+COMPILE_MODES = ("reduce-overhead", "max-autotune-no-cudagraphs", "default", "max-autotune")
 
 
 class ConfigError(ValueError):
@@ -76,6 +78,8 @@ class ExperimentConfig:
     modes: List[str] = field(default_factory=lambda: ["vanilla", "efficient"])
     scheduler: str = "euler"
     tf32: bool = False
+    execution: str = "eager"
+    compile_mode: str = "reduce-overhead"
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
 
@@ -113,6 +117,10 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"dtype={cfg.dtype} is not known: use one of {_choices(DTYPES)}")
     if cfg.scheduler not in SCHEDULERS:
         raise ConfigError(f"scheduler={cfg.scheduler} is not known: use one of {_choices(SCHEDULERS)}")
+    if cfg.execution not in EXECUTIONS:
+        raise ConfigError(f"execution={cfg.execution} is not known: use one of {_choices(EXECUTIONS)}")
+    if cfg.compile_mode not in COMPILE_MODES:
+        raise ConfigError(f"compile_mode={cfg.compile_mode} is not known: use one of {_choices(COMPILE_MODES)}")
     if cfg.report.plotly_js not in PLOTLY_JS:
         raise ConfigError(f"report.plotly_js={cfg.report.plotly_js} is not known: use one of {_choices(PLOTLY_JS)}")
     dev = str(cfg.device)

@@ -22,7 +22,7 @@ import torch
 import msgspec
 from omegaconf import OmegaConf
 
-from profiler_kit import attention_modes, capture, environment, models, specs
+from profiler_kit import attention_modes, capture, environment, execution, models, specs
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
                                   write_record)
@@ -50,6 +50,11 @@ class _Run:
     run_dir: str
     weights_bytes: int
     warnings: List[str]
+    runners: Dict[str, execution.Runner]
+
+    @property
+    def execution(self) -> str:
+        return str(self.cfg.execution)
 
     @property
     def block(self) -> int:
@@ -92,7 +97,11 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
     meter = capture.PeakMemory(device)
     meter.reset()
     with attention_modes.attention_mode(unet, mode), torch.inference_mode():
-        out = unet(**inputs, return_dict=False)[0]          # first call: warm-up and correctness
+        # the UNet call in the run's execution mode: a graph captured or a UNet compiled for this
+        # mode (raises ExecutionUnavailable where that cannot be done here)
+        runner = execution.make_runner(run.execution, unet, inputs, str(cfg.compile_mode))
+        run.runners[mode] = runner
+        out = runner(inputs["sample"], inputs["timestep"])   # first call: warm-up and correctness
         capture.synchronize(device)
         out_copy = out.float().clone()
         if reference_out is not None:
@@ -106,19 +115,20 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
             check = dict(output_rel_error=0.0, output_tolerance=None, output_match=True)
         del out
         for _ in range(max(0, run.warmup - 1)):
-            unet(**inputs, return_dict=False)
+            runner(inputs["sample"], inputs["timestep"])
         # One untimed step of the denoising loop: warms the scheduler and guidance path, and the
         # peak memory then covers everything a timed step allocates (every step allocates alike).
-        capture.timed_denoising_loop(unet, inputs, capture.make_scheduler(cfg.scheduler),
+        capture.timed_denoising_loop(runner, inputs, capture.make_scheduler(cfg.scheduler),
                                      1, cfg.guidance, device)
         peak_allocated, peak_reserved = meter.read()
         trace = None
         if cfg.profiler.enabled:
             trace = trace_name(mode)
-            capture.profile_calls(lambda: unet(**inputs, return_dict=False), unet, cfg.profiler.steps,
+            capture.profile_calls(lambda: runner(inputs["sample"], inputs["timestep"]), unet, cfg.profiler.steps,
                                   os.path.join(run.run_dir, trace), cfg.profiler, device)
     record = ModeRecord(status="ok", description=ATTENTION_MODES[mode], peak_allocated_bytes=peak_allocated,
-                        peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace, **check)
+                        peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace,
+                        setup_s=runner.setup_s, **check)
     return record, out_copy
 
 
@@ -143,7 +153,12 @@ def _run_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> 
     log.info("%s: checking, warming up, profiling (%s)", mode, ATTENTION_MODES[mode])
     try:
         record, out = _prepare_mode(mode, run, reference_out)
+    except execution.ExecutionUnavailable as exc:   # e.g. an op that breaks CUDA-graph capture
+        log.warning("%s: unavailable in execution=%s: %s", mode, run.execution, exc)
+        run.runners.pop(mode, None)
+        record, out = ModeRecord(status="unavailable", reason=str(exc), description=ATTENTION_MODES[mode]), None
     except Exception as exc:  # a backend failing mid-run must not cost the other modes
+        run.runners.pop(mode, None)
         record, out = _failure(mode, exc), None
     _free(run.device)
     log.info("%s: %s in %.1f s", mode, record.status, time.perf_counter() - start)
@@ -158,16 +173,26 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
     records = dict(records)
     modes = [m for m, rec in records.items() if rec.ok]
     samples: Dict[str, list] = {m: [] for m in modes}
+    eager_samples: Dict[str, list] = {m: [] for m in modes}
     loop_s: Dict[str, float] = {m: 0.0 for m in modes}
+    # Outside eager, each block of replayed/compiled steps is followed by a block of eager steps
+    # of the same mode: the host's share is measured, not assumed, and drifts hit both alike.
+    also_eager = run.execution != "eager"
     rounds = -(-run.iterations // run.block)
-    log.info("timing %s: %d rounds of %d denoising steps each", ", ".join(modes), rounds, run.block)
+    log.info("timing %s (%s%s): %d rounds of %d denoising steps each", ", ".join(modes), run.execution,
+             ", and eager" if also_eager else "", rounds, run.block)
     for r in range(rounds):
         block = min(run.block, run.iterations - r * run.block)
         for mode in [m for m in modes if records[m].ok]:
             try:
                 with attention_modes.attention_mode(unet, mode), torch.inference_mode():
                     times, it_s = capture.timed_denoising_loop(
-                        unet, inputs, capture.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
+                        run.runners[mode], inputs, capture.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
+                    if also_eager:
+                        eager, _ = capture.timed_denoising_loop(
+                            execution.Runner(unet, inputs), inputs, capture.make_scheduler(cfg.scheduler), block,
+                            cfg.guidance, device)
+                        eager_samples[mode].extend(eager)
             except Exception as exc:
                 failed = _failure(mode, exc)
                 records[mode] = msgspec.structs.replace(records[mode], status=failed.status, reason=failed.reason,
@@ -180,8 +205,10 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
         if not records[mode].ok:
             continue
         stats = StepStats.of(samples[mode])
-        records[mode] = msgspec.structs.replace(records[mode], step_ms=stats, step_ms_samples=samples[mode],
-                                                loop_it_per_s=len(samples[mode]) / loop_s[mode])
+        records[mode] = msgspec.structs.replace(
+            records[mode], step_ms=stats, step_ms_samples=samples[mode],
+            eager_step_ms=StepStats.of(eager_samples[mode]) if eager_samples[mode] else None,
+            loop_it_per_s=len(samples[mode]) / loop_s[mode])
         if stats.noisy:
             run.warnings.append(f"{mode}: step times are noisy (IQR {stats.iqr_ms:.2f} ms > "
                                 f"{NOISE_IQR_FRACTION:.0%} of the median {stats.median_ms:.2f} ms)")
@@ -226,6 +253,8 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         environment=env,
         run=RunInfo(device=str(device), dtype=environment.dtype_name(dtype), batch=batch,
                     latent_shape=list(inputs["sample"].shape), warmup=warmup, iterations=iterations,
+                    execution=str(cfg.execution),
+                    compile_mode=str(cfg.compile_mode) if cfg.execution == "compile" else None,
                     timing=f"interleaved: rounds of {min(TIMING_BLOCK, iterations)} denoising steps per mode",
                     parameters=built.parameters, weights=built.weights,
                     started=time.strftime("%Y-%m-%dT%H:%M:%S%z")),
@@ -234,7 +263,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         status="running", warnings=warnings)
     run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
                warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
-               warnings=warnings)
+               warnings=warnings, runners={})
     summary_path = os.path.join(run_dir, SUMMARY_FILE)
     records: Dict[str, ModeRecord] = {}
     reference_out = None
@@ -251,6 +280,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings)))
     del reference_out
     records = _time_interleaved(records, run)
+    run.runners.clear()          # CUDA graphs hold their memory pools until released
     write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings),
                                                        status="complete"))
     log.info("run folder: %s", run_dir)

@@ -140,6 +140,8 @@ class KernelTotals(Record, kw_only=True):
     memcpy_us: float = 0.0
     memset_us: float = 0.0
     host_link: HostLinkFigures | None = None
+    graph_replay_count: int = 0              # launched by cudaGraphLaunch: no op / module in the trace
+    graph_replay_us: float = 0.0
 
 
 class StepWindow(Record, kw_only=True):
@@ -412,8 +414,10 @@ class ModeRecord(Record, kw_only=True):
     output_rel_error: float | None = None
     output_tolerance: float | None = None
     output_match: bool | None = None
-    step_ms: StepStats | None = None
+    step_ms: StepStats | None = None         # UNet steps in the run's execution mode
     step_ms_samples: list[float] = []
+    eager_step_ms: StepStats | None = None   # the same mode run eagerly, interleaved (execution != eager)
+    setup_s: float | None = None             # CUDA-graph capture or torch.compile time, apart from steps
     loop_it_per_s: float | None = None
     peak_allocated_bytes: int | None = None
     peak_reserved_bytes: int | None = None
@@ -431,10 +435,11 @@ class ModeRecord(Record, kw_only=True):
 class ModeComparison(Record, kw_only=True):
     """One mode against the reference mode of its run."""
 
-    speedup: float                           # reference median step / this mode's
+    speedup: float                           # reference median step / this mode's (the run's execution)
     min_speedup: float                       # from the fastest steps: least disturbed by noise
     loop_speedup: float                      # denoising-loop it/s ratio
     kernel_speedup: float | None = None      # GPU kernel time per step ratio (from the traces)
+    eager_speedup: float | None = None       # from the eager steps, where the run also timed them
     memory_saved_bytes: int | None = None
     memory_saved_fraction: float | None = None
 
@@ -448,6 +453,8 @@ class RunInfo(Record, kw_only=True):
     latent_shape: list[int]
     warmup: int
     iterations: int
+    execution: str = "eager"                 # eager | cuda_graphs | compile
+    compile_mode: str | None = None
     timing: str = ""
     parameters: int | None = None
     weights: str | None = None
@@ -510,6 +517,7 @@ class SweepJob(Record, kw_only=True):
     card: str | None = None                  # the GPU's name, or "CPU"
     dtype: str | None = None
     batch: int | None = None
+    execution: str = "eager"
     reference_mode: str | None = None
     efficient_mode: str | None = None
     report: str | None = None                # its report.html, relative to the sweep folder
@@ -525,6 +533,7 @@ class SweepRow(Record, kw_only=True):
     card: str | None
     dtype: str | None
     batch: int | None
+    execution: str = "eager"
     tokens: int | None                       # latent tokens at the UNet's top level: (resolution / 8)²
     mode: str
     status: str
@@ -536,6 +545,9 @@ class SweepRow(Record, kw_only=True):
     speedup: float | None = None
     min_speedup: float | None = None
     kernel_speedup: float | None = None
+    eager_step_median_ms: float | None = None   # the same mode timed eagerly (execution != eager)
+    eager_speedup: float | None = None
+    setup_s: float | None = None             # CUDA-graph capture / torch.compile time
     kernel_ms_per_step: float | None = None
     attention_ms_per_step: float | None = None
     compute_bound_ms_per_step: float | None = None

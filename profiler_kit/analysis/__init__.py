@@ -148,8 +148,14 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     if not trace.has_gpu:
         warnings.append("the trace has no GPU kernels, memcpys or memsets (CPU-only "
                         "profile): GPU figures are zero")
-    unlinked = int((table.op_node < 0).sum())
-    if unlinked:
+    replayed = int(table.graph_replayed.sum())
+    if replayed:
+        warnings.append(f"{replayed} of {len(gpu)} GPU activities were replayed from CUDA graphs "
+                        "(cudaGraphLaunch): the trace holds no op or module for them, so their shapes, "
+                        "FLOP/byte estimates, bounds and module attribution are unavailable; categories "
+                        "and attention backends come from kernel names")
+    unlinked = int((table.op_node < 0).sum()) - replayed
+    if unlinked > 0:
         warnings.append(f"{unlinked} of {len(gpu)} GPU activities have no launching aten op "
                         "(no runtime call or External id links them)")
     if trace.skipped_events:
@@ -189,6 +195,8 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
             "memcpy_us": float(gpu.dur_ns[gpu.kind == MEMCPY].sum() / 1000.0),
             "memset_us": float(gpu.dur_ns[gpu.kind == MEMSET].sum() / 1000.0),
             "host_link": host_link_figures(table, gpu_spec),
+            "graph_replay_count": int(table.graph_replayed.sum()),
+            "graph_replay_us": float(table.dur_us[table.graph_replayed].sum()),
         },
         "timeline": timeline,
         "bound_us": breakdown.bound_us(table, costs),

@@ -205,6 +205,39 @@ def host_bound_steps(summary: Summary) -> list[Finding]:
                            "to remove launch overhead that attention fusion cannot")]
 
 
+EXECUTION_NAMES = {"cuda_graphs": "CUDA-graph replay", "compile": "torch.compile"}
+
+
+def execution_gain(summary: Summary) -> list[Finding]:
+    """Outside eager, each mode was also timed eagerly: what replay/compile buys per step, and
+    which speed-up the run reports (the one of its own execution: the kernel-bound figure)."""
+    execution = summary.run.execution if summary.run else "eager"
+    if execution == "eager":
+        return []
+    name = EXECUTION_NAMES.get(execution, execution)
+    rows = {m: r for m, r in summary.ok_modes().items() if r.step_ms and r.eager_step_ms}
+    if not rows:
+        return []
+    parts, figures = [], {}
+    for m, r in rows.items():
+        kernel = r.analysis.kernel_us_per_step / 1e3 if r.analysis and r.analysis.kernels.total_us else None
+        parts.append(f"{m}: eager {fmt.duration_ms(r.eager_step_ms.median_ms)}, {name} "
+                     f"{fmt.duration_ms(r.step_ms.median_ms)}" + (f", GPU kernels {fmt.duration_ms(kernel)}" if kernel else ""))
+        figures[f"{m}_eager_ms"] = r.eager_step_ms.median_ms
+        figures[f"{m}_step_ms"] = r.step_ms.median_ms
+    eff, ref = summary.efficient_mode, summary.reference_mode
+    cmp = summary.comparison.get(eff or "")
+    title = f"Under {name} the step is what the GPU does"
+    if cmp is not None and cmp.eager_speedup:
+        title = (f"{eff} over {ref}: {fmt.speedup(cmp.speedup)} under {name}, {fmt.speedup(cmp.eager_speedup)} "
+                 "eagerly: the host hides part of the kernel speed-up in eager mode")
+        figures.update(speedup=cmp.speedup, eager_speedup=cmp.eager_speedup)
+    detail = ("Median steps, each mode timed in its execution and eagerly, interleaved: " + "; ".join(parts)
+              + f". The speed-ups of this report are taken from the {name} steps: host overhead (Python, kernel "
+              "launches) is gone from them, so they measure the kernels, as a deployed pipeline would run them.")
+    return [Finding(rule="execution_gain", level="key", subject=eff, figures=figures, title=title, detail=detail)]
+
+
 def noisy_timings(modes: dict[str, ModeRecord]) -> list[Finding]:
     """Reads StepStats.noisy, the one owner of the noise rule."""
     noisy = {m: r.step_ms.iqr_fraction for m, r in modes.items() if r.ok and r.step_ms and r.step_ms.noisy}
@@ -285,5 +318,6 @@ def run_findings(summary: Summary) -> list[Finding]:
     analyses = summary.analyses()
     return (peak_memory(summary) + fastest_mode(summary.modes, summary.card or "this GPU")
             + memory_bound_attention(analyses, summary.efficient_mode) + softmax_on_top(analyses)
-            + host_bound_steps(summary) + layout_conversions(analyses) + fallback_backends(analyses)
+            + execution_gain(summary) + host_bound_steps(summary) + layout_conversions(analyses)
+            + fallback_backends(analyses)
             + noisy_timings(summary.modes))

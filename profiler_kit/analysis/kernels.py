@@ -33,6 +33,7 @@ class KernelTable:
     trace: Trace
     tree: SpanTree
     launch_ns: np.ndarray       # start of the launching runtime call, -1 unknown
+    launch_name: np.ndarray     # name id (trace.names) of the launching runtime call, -1 unknown
     op_node: np.ndarray         # innermost aten op (CpuSpans index), -1 none
     scope_node: np.ndarray      # nearest module-scope span, -1 none
     category: np.ndarray        # int8 index into CATEGORIES
@@ -41,6 +42,14 @@ class KernelTable:
 
     def __len__(self) -> int:
         return len(self.category)
+
+    @functools.cached_property
+    def graph_replayed(self) -> np.ndarray:
+        """GPU activities launched by a CUDA/HIP graph replay (cudaGraphLaunch): the trace holds
+        no aten op or module for them, only their names and times."""
+        names = self.trace.names
+        ids = [i for i, nm in enumerate(names) if _GRAPH_LAUNCH.search(nm)]
+        return np.isin(self.launch_name, ids) if ids else np.zeros(len(self), dtype=bool)
 
     @functools.cached_property
     def dur_us(self) -> np.ndarray:
@@ -75,12 +84,13 @@ def block_of(scope: str) -> str:
     return parts[0]
 
 
-def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarray]:
-    """(innermost enclosing span, launch start ns) per GPU activity."""
+def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(innermost enclosing span, launch start ns, launching call's name id) per GPU activity."""
     gpu, rt = trace.gpu, trace.runtime
     n = len(gpu)
     node = np.full(n, -1, dtype=np.int64)
     launch_ns = np.full(n, -1, dtype=np.int64)
+    launch_name = np.full(n, -1, dtype=np.int64)
     if len(rt):
         order = np.argsort(rt.correlation, kind="stable")
         sorted_corr = rt.correlation[order]
@@ -88,6 +98,7 @@ def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarr
         hit = (sorted_corr[pos] == gpu.correlation) & (gpu.correlation >= 0)
         rt_idx = np.where(hit, order[pos], -1)
         launch_ns = np.where(hit, rt.start_ns[np.maximum(rt_idx, 0)], -1)
+        launch_name = np.where(hit, rt.name_id[np.maximum(rt_idx, 0)], -1)
         threads = rt.thread[np.maximum(rt_idx, 0)].tolist()
         starts = launch_ns.tolist()
         for k in np.flatnonzero(hit).tolist():
@@ -99,14 +110,14 @@ def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarr
         by_external = dict(zip(spans.external_id[ops].tolist(), ops.tolist()))
         for k in np.flatnonzero(missing & (gpu.external_id >= 0)).tolist():
             node[k] = by_external.get(int(gpu.external_id[k]), -1)
-    return node, launch_ns
+    return node, launch_ns, launch_name
 
 
 def build_kernel_table(trace: Trace) -> KernelTable:
     tree = build_span_tree(trace)
     gpu, names = trace.gpu, trace.names
     span_names = trace.spans.name_id
-    node, launch_ns = _launching_spans(trace, tree)
+    node, launch_ns, launch_name = _launching_spans(trace, tree)
     n = len(gpu)
     op_node = np.where(node >= 0, tree.nearest_op[np.maximum(node, 0)], -1)
     scope_node = np.where(node >= 0, tree.scope_node[np.maximum(node, 0)], -1)
@@ -156,12 +167,13 @@ def build_kernel_table(trace: Trace) -> KernelTable:
                 attention_call[k] = call
             else:
                 attention_call[k] = _attention_call_op(trace, chain)
-    return KernelTable(trace=trace, tree=tree, launch_ns=launch_ns, op_node=op_node,
+    return KernelTable(trace=trace, tree=tree, launch_ns=launch_ns, launch_name=launch_name, op_node=op_node,
                        scope_node=scope_node, category=category, backend=backend,
                        attention_call=attention_call)
 
 
 _ATTENTION_INDEX = CATEGORIES.index("attention")
+_GRAPH_LAUNCH = re.compile(r"^(cuda|hip|cu)GraphLaunch")
 _VANILLA_INDEX = BACKENDS.index("vanilla") + 1
 _SDPA_OP = re.compile(r"aten::(scaled_dot_product|_scaled_dot_product)")
 

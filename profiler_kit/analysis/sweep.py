@@ -25,7 +25,7 @@ PAYOFF_MARGIN = 0.05
 
 def group_of(row: SweepRow | SweepJob) -> str:
     return " · ".join(str(x) for x in (row.model or "?", row.card or "?", row.dtype or "?",
-                                       f"batch {row.batch}" if row.batch else "batch ?"))
+                                       f"batch {row.batch}" if row.batch else "batch ?", row.execution))
 
 
 def _tokens(summary: Summary) -> int | None:
@@ -41,6 +41,7 @@ def job_record(job: str, summary: Summary, overrides: list[str], report: str | N
                     card=summary.card or ("CPU" if summary.run and summary.run.device == "cpu" else None),
                     dtype=summary.run.dtype if summary.run else cfg.get("dtype"),
                     batch=summary.run.batch if summary.run else None,
+                    execution=summary.run.execution if summary.run else str(cfg.get("execution", "eager")),
                     reference_mode=summary.reference_mode, efficient_mode=summary.efficient_mode, report=report)
 
 
@@ -49,7 +50,9 @@ def mode_rows(job: SweepJob, summary: Summary) -> list[SweepRow]:
     for mode, rec in summary.modes.items():
         cmp = summary.comparison.get(mode)
         row = dict(job=job.job, model=job.model, resolution=job.resolution, card=job.card, dtype=job.dtype,
-                   batch=job.batch, tokens=_tokens(summary), mode=mode, status=rec.status, reason=rec.reason,
+                   batch=job.batch, execution=job.execution, tokens=_tokens(summary), mode=mode,
+                   status=rec.status, reason=rec.reason, setup_s=rec.setup_s,
+                   eager_step_median_ms=rec.eager_step_ms.median_ms if rec.eager_step_ms else None,
                    peak_allocated_bytes=rec.peak_allocated_bytes, oom_requested_bytes=rec.oom_requested_bytes)
         if rec.step_ms is not None:
             row.update(step_median_ms=rec.step_ms.median_ms, step_iqr_ms=rec.step_ms.iqr_ms,
@@ -58,7 +61,8 @@ def mode_rows(job: SweepJob, summary: Summary) -> list[SweepRow]:
             row.update(speedup=1.0, min_speedup=1.0,
                        kernel_speedup=1.0 if rec.analysis and rec.analysis.kernels.total_us else None)
         elif cmp is not None:
-            row.update(speedup=cmp.speedup, min_speedup=cmp.min_speedup, kernel_speedup=cmp.kernel_speedup)
+            row.update(speedup=cmp.speedup, min_speedup=cmp.min_speedup, kernel_speedup=cmp.kernel_speedup,
+                       eager_speedup=cmp.eager_speedup)
         a = rec.analysis
         if a is not None and a.kernels.total_us:
             per_step = a.steps * 1e3

@@ -19,6 +19,7 @@ from profiler_kit.records import NOISE_IQR_FRACTION, Analysis, Comparison, GpuSp
 from . import figures
 
 TOP_KERNELS_SHOWN = 100
+EXECUTION_LABELS = {"eager": "eager", "cuda_graphs": "CUDA-graph replay", "compile": "torch.compile"}
 
 
 def spec_view(spec: GpuSpecRecord | None, analyses: dict[str, Analysis]) -> dict | None:
@@ -101,6 +102,8 @@ def mode_rows(modes: dict[str, ModeRecord]) -> list[dict]:
                      "iqr": fmt.duration_ms(step.iqr_ms if step else None),
                      "iqr_share": fmt.percent(step.iqr_fraction if step else None),
                      "min": fmt.duration_ms(step.min_ms if step else None), "n": step.n if step else None,
+                     "eager": fmt.duration_ms(r.eager_step_ms.median_ms if r.eager_step_ms else None),
+                     "setup": fmt.duration_us(r.setup_s * 1e6 if r.setup_s is not None else None),
                      "noisy": bool(step and step.noisy),
                      "it_per_s": f"{r.loop_it_per_s:.2f} it/s" if r.loop_it_per_s else "–",
                      "peak_alloc": fmt.bytes_binary(r.peak_allocated_bytes),
@@ -157,6 +160,8 @@ def run_context(summary: Summary) -> dict:
         "verdict": {"speedup": fmt.speedup(cmp.speedup if cmp else None), "noisy": noisy,
                     "min_speedup": fmt.speedup(cmp.min_speedup if cmp else None),
                     "kernel_speedup": fmt.speedup(cmp.kernel_speedup if cmp else None),
+                    "eager_speedup": fmt.speedup(cmp.eager_speedup if cmp else None),
+                    "execution": EXECUTION_LABELS.get(run.execution if run else "eager", "eager"),
                     "attention_pair": [(m, fmt.percent(analysed[m].attention_share)) for m in pair],
                     "memory_saved": fmt.bytes_binary(cmp.memory_saved_bytes if cmp else None),
                     "memory_saved_share": fmt.percent(cmp.memory_saved_fraction if cmp else None),
@@ -168,6 +173,7 @@ def run_context(summary: Summary) -> dict:
         "spec": spec_view(summary.gpu_spec, pair), "findings": summary.findings,
         "findings_missing": not summary.analyzed,
         "noise_threshold": fmt.percent(NOISE_IQR_FRACTION, 0),
+        "execution": run.execution if run else "eager",
         "modes": mode_rows(modes), "views": [analysis_view(m, a) for m, a in analysed.items()],
         "pair": list(pair), "figs": figure_divs(figs),
         "attention_rows": attention_rows(pair), "kernel_rows": kernel_rows(pair),

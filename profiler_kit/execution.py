@@ -1,0 +1,117 @@
+"""Execution modes of the UNet call: eager, CUDA-graph replay, torch.compile.
+
+The eager step of this UNet is partly host-bound on fast GPUs (Python and ~1,000 kernel launches
+per step): a faster attention kernel then buys less step time than kernel time. CUDA graphs
+replay the captured kernels with one launch, torch.compile(mode="reduce-overhead") compiles and
+replays them; both show what attention buys once the host stops hiding it.
+
+Each runner is built per attention mode (the processors are part of what is captured or
+compiled) and called as `runner(sample, timestep) -> noise prediction`, the same way the timed
+denoising loop, the correctness check and the profiler call it. A mode that cannot be captured or
+compiled raises `ExecutionUnavailable` with the reason; the experiment records it as
+`unavailable` and the other modes still run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, Callable, Dict, Optional
+
+import torch
+
+EXECUTIONS = ("eager", "cuda_graphs", "compile")
+# Warm-up calls on a side stream before capture, as PyTorch's CUDA-graph docs do: lazy
+# initialisation (cuBLAS handles, cuDNN autotuning, allocator pools) must not be captured.
+GRAPH_WARMUP_CALLS = 3
+
+
+class ExecutionUnavailable(RuntimeError):
+    """This mode cannot run in this execution here; the message says why, in one line."""
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+
+
+class Runner:
+    """One UNet call in one execution mode; `setup_s` is what building it cost (capture, compile)."""
+
+    execution = "eager"
+
+    def __init__(self, unet: Any, inputs: Dict[str, Any]):
+        self.unet = unet
+        self.extra = {k: v for k, v in inputs.items() if k not in ("sample", "timestep")}
+        self.setup_s: Optional[float] = None
+
+    def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
+        return self.unet(sample, timestep, **self.extra, return_dict=False)[0]
+
+
+class GraphRunner(Runner):
+    """The UNet call captured once into a torch.cuda.CUDAGraph on static inputs, then replayed:
+    new latents and timesteps are copied into the static tensors before each replay."""
+
+    execution = "cuda_graphs"
+
+    def __init__(self, unet: Any, inputs: Dict[str, Any]):
+        super().__init__(unet, inputs)
+        sample = inputs["sample"]
+        if sample.device.type != "cuda":
+            raise ExecutionUnavailable(f"CUDA graphs need a CUDA device (this run is on {sample.device.type})")
+        start = time.perf_counter()
+        self.static_sample = sample.clone()
+        self.static_t = torch.as_tensor(inputs["timestep"], device=sample.device).clone()
+        try:
+            side = torch.cuda.Stream(device=sample.device)
+            side.wait_stream(torch.cuda.current_stream(sample.device))
+            with torch.cuda.stream(side):
+                for _ in range(GRAPH_WARMUP_CALLS):
+                    super().__call__(self.static_sample, self.static_t)
+            torch.cuda.current_stream(sample.device).wait_stream(side)
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self.static_out = super().__call__(self.static_sample, self.static_t)
+            torch.cuda.synchronize(sample.device)
+        except Exception as exc:   # e.g. an op that synchronises or allocates on the host
+            raise ExecutionUnavailable(f"CUDA graph capture failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        self.setup_s = time.perf_counter() - start
+
+    def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
+        self.static_sample.copy_(sample, non_blocking=True)
+        self.static_t.copy_(torch.as_tensor(timestep), non_blocking=True)
+        self.graph.replay()
+        return self.static_out
+
+
+class CompiledRunner(Runner):
+    """torch.compile of the UNet (per attention mode: the processors are part of the graph).
+    The first call compiles; its duration is `setup_s`, reported apart from step time."""
+
+    execution = "compile"
+
+    def __init__(self, unet: Any, inputs: Dict[str, Any], compile_mode: str):
+        super().__init__(unet, inputs)
+        start = time.perf_counter()
+        try:
+            self.compiled = torch.compile(unet, mode=compile_mode, dynamic=False)
+            out = self.compiled(inputs["sample"], inputs["timestep"], **self.extra, return_dict=False)[0]
+            if out.device.type == "cuda":
+                torch.cuda.synchronize(out.device)
+        except Exception as exc:
+            raise ExecutionUnavailable(f"torch.compile failed: {type(exc).__name__}: {_first_line(exc)}") from exc
+        self.setup_s = time.perf_counter() - start
+
+    def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
+        return self.compiled(sample, timestep, **self.extra, return_dict=False)[0]
+
+
+def make_runner(execution: str, unet: Any, inputs: Dict[str, Any], compile_mode: str) -> Runner:
+    """The runner of one attention mode; call it inside that mode's attention context."""
+    if execution == "cuda_graphs":
+        return GraphRunner(unet, inputs)
+    if execution == "compile":
+        return CompiledRunner(unet, inputs, compile_mode)
+    return Runner(unet, inputs)
+
+
+Call = Callable[[torch.Tensor, Any], torch.Tensor]

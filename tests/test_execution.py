@@ -1,0 +1,56 @@
+"""Execution modes on this CPU: validation, the unavailable path of CUDA graphs (no CUDA here),
+and torch.compile end to end with the tiny UNet (compile time apart, eager steps beside).
+CUDA-graph replay itself is measured on the GPU (docs/gpu-results.md); its trace is analysed in
+tests/test_records.py-style tests once committed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from test_experiment import TINY, run_cli
+
+
+@pytest.mark.parametrize("override, expect", [("execution=graphs", "eager, cuda_graphs, compile"),
+                                              ("compile_mode=fast", "reduce-overhead")])
+def test_bad_execution_settings_get_one_line(tmp_path, override, expect):
+    proc = run_cli([override], cwd=tmp_path, timeout=60)
+    assert proc.returncode == 2 and expect in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cuda_graphs_without_cuda_say_why_for_every_mode(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli([*TINY, "execution=cuda_graphs", "modes=[vanilla,sdpa]", "report.enabled=false",
+                    f"hydra.run.dir={run_dir}"], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    s = json.loads((run_dir / "summary.json").read_text())
+    assert s["status"] == "complete" and s["run"]["execution"] == "cuda_graphs"
+    for mode in ("vanilla", "sdpa"):
+        assert s["modes"][mode]["status"] == "unavailable"
+        assert "CUDA graphs need a CUDA device" in s["modes"][mode]["reason"]
+
+
+def test_compile_runs_reports_compile_time_apart_and_eager_steps_beside(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = run_cli(["model=tiny", "resolution=128", "warmup=1", "iterations=2", "execution=compile",
+                    "modes=[vanilla,sdpa]", "profiler.enabled=false", f"hydra.run.dir={run_dir}"],
+                   cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    from profiler_kit.records import read_summary
+    s = read_summary(run_dir / "summary.json")
+    assert s.run.execution == "compile" and s.run.compile_mode == "reduce-overhead"
+    for mode in ("vanilla", "sdpa"):
+        rec = s.modes[mode]
+        assert rec.status == "ok" and rec.output_match
+        assert rec.setup_s > 0 and rec.step_ms.n == 2 and rec.eager_step_ms.n == 2
+    cmp = s.comparison["sdpa"]
+    assert cmp.eager_speedup == pytest.approx(s.modes["vanilla"].eager_step_ms.median_ms
+                                              / s.modes["sdpa"].eager_step_ms.median_ms)
+    gain = next(f for f in s.findings if f.rule == "execution_gain")
+    assert "torch.compile" in gain.title and "eager" in gain.detail
+    html = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert "eager step" in html and "capture / compile" in html and "torch.compile" in html
