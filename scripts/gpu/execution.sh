@@ -18,10 +18,12 @@ run() {   # limit_s, name, then the overrides
 }
 MODES="modes=[vanilla,xformers,sdpa_cudnn]"
 for point in sd15_512 sd15_768 sd15_1024 sdxl_1024; do
-  run 110 "graphs-$point" point=$point execution=cuda_graphs $MODES hydra.run.dir="$RUNS/graphs-$point"
+  run 100 "graphs-$point" point=$point execution=cuda_graphs $MODES hydra.run.dir="$RUNS/graphs-$point"
 done
 run 90 graphs-sd15_512-repeat point=sd15_512 execution=cuda_graphs $MODES hydra.run.dir="$RUNS/graphs-sd15_512-repeat"
-run "${COMPILE_LIMIT:-120}" compile-sd15_512 point=sd15_512 execution=compile "modes=[vanilla,sdpa_cudnn]" \
+# pack what is measured so far: if the call runs out of time later, this much still comes back
+python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}" > "$RUNS/collect.log" 2>&1
+run "${COMPILE_LIMIT:-100}" compile-sd15_512 point=sd15_512 execution=compile "modes=[vanilla,sdpa_cudnn]" \
   warmup=3 iterations=10 hydra.run.dir="$RUNS/compile-sd15_512"
 PAIR="point=sd15_512,sd15_768 modes=[vanilla,sdpa] warmup=3 iterations=5 profiler.enabled=false"
 # shellcheck disable=SC2086
