@@ -54,3 +54,35 @@ def test_compile_runs_reports_compile_time_apart_and_eager_steps_beside(tmp_path
     assert "torch.compile" in gain.title and "eager" in gain.detail
     html = (run_dir / "report.html").read_text(encoding="utf-8")
     assert "eager step" in html and "capture / compile" in html and "torch.compile" in html
+
+
+GRAPHS = __import__("pathlib").Path(__file__).parent / "data" / "sd-graphs"
+
+
+def test_graph_replay_trace_is_attributed_and_its_limits_said(tmp_path):
+    """A real CUDA-graph run (H200, SD 1.5 512 px): every kernel is known to come from a graph
+    replay, the analysis says what that costs (no ops, shapes, modules), categories and fused
+    attention backends still come from kernel names, and the replayed step is the kernel time."""
+    import shutil
+
+    from profiler_kit.analysis.run import analyze_run
+    run = tmp_path / "run"
+    shutil.copytree(GRAPHS, run)
+    s = analyze_run(str(run))
+    assert s.run.execution == "cuda_graphs"
+    for mode, rec in s.modes.items():
+        a = rec.analysis
+        assert a.kernels.graph_replay_count >= a.kernels.count > 1000       # every kernel replayed
+        assert any("replayed from CUDA graphs" in w for w in a.warnings)
+        assert not any("no launching aten op" in w for w in a.warnings)   # said once, as replay
+        kernel_ms = a.kernel_us_per_step / 1e3
+        assert rec.step_ms.median_ms == pytest.approx(kernel_ms, rel=0.03)   # the host is gone
+        assert rec.step_ms.iqr_ms < 0.01 * rec.step_ms.median_ms
+        assert rec.eager_step_ms.median_ms > 1.5 * rec.step_ms.median_ms      # eager 512 px: host-bound
+    assert s.modes["sdpa_cudnn"].analysis.attention.backends["cudnn"] > 0
+    assert s.modes["xformers"].analysis.attention.total_us > 0
+    assert s.modes["vanilla"].analysis.categories_us["softmax"] > 0          # by name, without ops
+    cmp = s.comparison["xformers"]
+    assert cmp.speedup > 1.3 > 1.0 > cmp.eager_speedup                     # graphs 1.36x, eager 0.89x
+    gain = next(f for f in s.findings if f.rule == "execution_gain")
+    assert "CUDA-graph replay" in gain.title and gain.figures["eager_speedup"] == cmp.eager_speedup
