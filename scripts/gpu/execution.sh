@@ -4,11 +4,7 @@
 # into $RUNS/NAME with its own time limit; collect.py packs the folders into $OUT.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/gpu/setup.sh
-set +e
-RUNS=${RUNS_DIR:-/tmp/pk-exec}
-mkdir -p "$RUNS"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$RUNS/nvidia-smi.csv"
+source scripts/gpu/begin.sh /tmp/pk-exec
 run() {   # limit_s, name, then the overrides
   local limit=$1 name=$2; shift 2
   local start=$(date +%s)

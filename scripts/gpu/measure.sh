@@ -5,11 +5,7 @@
 # pair, then packs what fits into $OUT and prints a short table last (collect.py).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/gpu/setup.sh
-set +e                       # a failed run must not stop the next one or the collection
-RUNS=${RUNS_DIR:-/tmp/pk-runs}
-mkdir -p "$RUNS"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$RUNS/nvidia-smi.csv"
+source scripts/gpu/begin.sh /tmp/pk-runs
 while [ $# -ge 2 ]; do
   name=$1; overrides=$2; shift 2
   echo "=== $name: python -m profiler_kit $overrides"

@@ -7,11 +7,7 @@
 # development machine: python -m profiler_kit.analyze JOB_DIR ...; python -m profiler_kit.aggregate SWEEP_DIR
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-source scripts/gpu/setup.sh
-set +e
-RUNS=${RUNS_DIR:-/tmp/pk-sweep}
-mkdir -p "$RUNS"
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv | tee "$RUNS/nvidia-smi.csv"
+source scripts/gpu/begin.sh /tmp/pk-sweep
 run() {   # name, then the overrides
   local name=$1; shift
   local start=$(date +%s)
