@@ -161,18 +161,25 @@ def module_scopes(unet: Any, enabled: bool):
             stack.pop().__exit__(None, None, None)
 
 
+# Profiler warm-up calls before the recorded ones: on a GPU, CUPTI's start-up would otherwise
+# land in the first recorded kernels. A CPU trace has no CUPTI; there a UNet call of seconds
+# makes the profiler's own start-up negligible, and a warm-up call would only cost time.
+PROFILER_WARMUP_CALLS = {"cuda": 1, "cpu": 0}
+
+
 def profile_calls(call: Callable[[], Any], unet: Any, steps: int, trace_path: str, opts: Any,
                   device: torch.device) -> str:
-    """Record `steps` UNet calls (after one profiler warm-up call) and write gzipped Kineto JSON
-    atomically: the file appears whole or not at all."""
+    """Record `steps` UNet calls (after the profiler's warm-up calls) and write gzipped Kineto
+    JSON atomically: the file appears whole or not at all."""
     from torch.profiler import ProfilerActivity, profile, schedule
 
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    warmup = PROFILER_WARMUP_CALLS["cuda" if device.type == "cuda" else "cpu"]
     with module_scopes(unet, bool(opts.module_scopes)), profile(
-            activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
+            activities=activities, schedule=schedule(wait=0, warmup=warmup, active=steps, repeat=1),
             record_shapes=bool(opts.record_shapes), profile_memory=bool(opts.profile_memory),
             with_stack=bool(opts.with_stack), with_modules=bool(opts.with_stack)) as prof:
-        for _ in range(steps + 1):
+        for _ in range(steps + warmup):
             call()
             synchronize(device)
             prof.step()

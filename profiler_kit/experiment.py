@@ -116,10 +116,13 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         del out
         for _ in range(max(0, run.warmup - 1)):
             runner(inputs["sample"], inputs["timestep"])
-        # One untimed step of the denoising loop: warms the scheduler and guidance path, and the
-        # peak memory then covers everything a timed step allocates (every step allocates alike).
-        capture.timed_denoising_loop(runner, inputs, capture.make_scheduler(cfg.scheduler),
-                                     1, cfg.guidance, device)
+        # One untimed step of the denoising loop on a GPU: warms the scheduler and guidance path,
+        # and the peak memory then covers everything a timed step allocates (every step allocates
+        # alike). A CPU run measures no peak memory, and a UNet call of seconds dwarfs the
+        # scheduler's warm-up: there the step would only cost time (10-17 s per mode, SD 1.5).
+        if device.type == "cuda":
+            capture.timed_denoising_loop(runner, inputs, capture.make_scheduler(cfg.scheduler),
+                                         1, cfg.guidance, device)
         peak_allocated, peak_reserved = meter.read()
         trace = None
         if cfg.profiler.enabled:
