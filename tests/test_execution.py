@@ -86,3 +86,27 @@ def test_graph_replay_trace_is_attributed_and_its_limits_said(tmp_path):
     assert cmp.speedup > 1.3 > 1.0 > cmp.eager_speedup                     # graphs 1.36x, eager 0.89x
     gain = next(f for f in s.findings if f.rule == "execution_gain")
     assert "CUDA-graph replay" in gain.title and gain.figures["eager_speedup"] == cmp.eager_speedup
+
+
+COMPILED = GRAPHS.parent / "sd-compile"
+
+
+def test_compiled_traces_categorise_inductor_kernels_and_find_fused_attention():
+    """torch.compile on the H200: Inductor's Triton kernels are categorised by what their prefix
+    says they do (a fused conv epilogue in a group norm is a norm, not a convolution), the cuDNN
+    attention Inductor kept as an SDPA call is still found, and nothing is left uncategorised."""
+    from profiler_kit.analysis import analyze_trace
+    for mode in ("vanilla", "sdpa_cudnn"):
+        t = analyze_trace(COMPILED / f"trace_{mode}.json.gz")
+        rows = list(t.kernel_rows())
+        triton = [r for r in rows if r["name"].startswith("triton_")]
+        assert len(triton) > 300
+        assert all(r["category"] in ("elementwise", "norm", "softmax") for r in triton)
+        # a group norm's statistics (a reduction) are the norm; applying them (a pointwise pass,
+        # fused with the SiLU) is element-wise work, whatever ops the name lists
+        assert all(r["category"] == "norm" for r in triton
+                   if "group_norm" in r["name"] and r["name"].startswith(("triton_per_", "triton_red_")))
+        assert any(r["category"] == "norm" for r in triton)
+        assert t.record.categories_us["other"] < 0.01 * t.record.kernels.total_us
+    cudnn = analyze_trace(COMPILED / "trace_sdpa_cudnn.json.gz").record.attention
+    assert cudnn.backends["cudnn"] == pytest.approx(cudnn.total_us) and cudnn.total_us > 500

@@ -88,6 +88,17 @@ RULES: tuple[Rule, ...] = (
     Rule("attention", "the vanilla chain: QK^T GEMM, softmax, PV GEMM inside an attention "
          "module (diffusers AttnProcessor); its N^2 traffic is what fused kernels remove",
          op=_VANILLA_OPS, in_attention=True, backend="vanilla"),
+    # --- Inductor's generated kernels, by their prefix, before the name rules below: their names
+    # list the aten ops fused into them (triton_per_fused_add_convolution_div_native_group_norm:
+    # a conv's bias epilogue fused into a group norm), so "convolution" in such a name is an
+    # epilogue, not a convolution. What the kernel does is its prefix: poi(ntwise), red(uction),
+    # per(sistent reduction), for(each); a reduction that computes a norm or softmax is that.
+    Rule("norm", "Inductor reductions that compute a normalisation (group/layer/batch norm)",
+         kernel=r"^triton_(red|per)_fused.*norm"),
+    Rule("softmax", "Inductor reductions that compute a softmax (outside attention)",
+         kernel=r"^triton_(red|per)_fused.*softmax"),
+    Rule("elementwise", "Inductor's other generated kernels: one pass over memory each",
+         kernel=r"^triton_(poi|red|per|for)_"),
     # --- layout before conv: cuDNN wraps NHWC-only convolution kernels in transposes --------
     Rule("layout", "cuDNN's NCHW<->NHWC conversions around convolutions (remedy: "
          "channels_last)", kernel=r"nchwtonhwc|nhwctonchw|nchw2nhwc|nhwc2nchw"),
