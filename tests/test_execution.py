@@ -6,9 +6,6 @@ tests/test_records.py-style tests once committed."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 

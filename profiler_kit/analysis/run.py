@@ -19,8 +19,8 @@ import msgspec
 
 from profiler_kit.analysis import analyze_trace
 from profiler_kit.analysis.findings import run_findings
-from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, RecordError, Summary, read_summary,
-                                  write_atomic, write_record)
+from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, Summary, read_summary, write_atomic,
+                                  write_record)
 from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name
 
 log = logging.getLogger("profiler_kit")
@@ -92,5 +92,3 @@ def analyze_run(run_dir: str) -> Summary:
     write_record(os.path.join(run_dir, SUMMARY_FILE), summary)
     return summary
 
-
-__all__ = ["analyze_run", "compare_modes", "RecordError"]

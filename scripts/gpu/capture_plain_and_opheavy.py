@@ -2,7 +2,7 @@
 fp16, batch 2, random weights (seed 0). In ONE process: a plain trace (no module scopes, no stacks,
 record_shapes + profile_memory) and a scoped trace of the same calls, then an op-heavy multi-step
 trace without scopes or stacks. Writes gzipped Kineto JSON into $OUT."""
-import contextlib, gzip, os, shutil, sys, time
+import contextlib, gzip, os, shutil, time
 import torch, yaml
 from diffusers import UNet2DConditionModel
 from diffusers.models.attention_processor import AttnProcessor
