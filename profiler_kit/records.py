@@ -308,9 +308,19 @@ class Analysis(Record, kw_only=True):
         return self.kernels.total_us / self.steps
 
     @property
+    def ops_attributed(self) -> bool:
+        """False when most GPU activity was replayed from CUDA graphs: the trace then holds no
+        aten op or module for it, so unfused attention (found by its op pattern) cannot be seen."""
+        k = self.kernels
+        return k.graph_replay_count * 2 < k.count + k.memcpy_count + k.memset_count
+
+    @property
     def attention_share(self) -> float | None:
-        """Attention's share of GPU kernel time; None without kernel time."""
-        return self.attention.total_us / self.kernels.total_us if self.kernels.total_us else None
+        """Attention's share of GPU kernel time; None without kernel time, and None where no
+        attention was found in a graph replay (unknown there, not zero)."""
+        if not self.kernels.total_us or (not self.attention.total_us and not self.ops_attributed):
+            return None
+        return self.attention.total_us / self.kernels.total_us
 
 
 # --------------------------------------------------------------------------------------------

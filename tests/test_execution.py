@@ -107,3 +107,16 @@ def test_compiled_traces_categorise_inductor_kernels_and_find_fused_attention():
         assert t.record.categories_us["other"] < 0.01 * t.record.kernels.total_us
     cudnn = analyze_trace(COMPILED / "trace_sdpa_cudnn.json.gz").record.attention
     assert cudnn.backends["cudnn"] == pytest.approx(cudnn.total_us) and cudnn.total_us > 500
+
+
+def test_unfused_attention_in_a_graph_replay_is_unknown_not_zero(tmp_path):
+    import shutil
+
+    from profiler_kit.analysis.run import analyze_run
+    run = tmp_path / "run"
+    shutil.copytree(GRAPHS, run)
+    s = analyze_run(str(run))
+    vanilla, xformers = s.modes["vanilla"].analysis, s.modes["xformers"].analysis
+    assert not vanilla.ops_attributed and vanilla.attention.total_us == 0
+    assert vanilla.attention_share is None                  # shown as "–", never as 0 %
+    assert xformers.attention_share > 0.1                   # fused kernels are found by name
