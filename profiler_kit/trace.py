@@ -477,8 +477,10 @@ def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> 
             for r in raws:
                 try:
                     batch.append(decoder.decode(r))
-                except (msgspec.ValidationError, UnicodeDecodeError):
+                except msgspec.ValidationError:
                     reader.skipped += 1
+                except UnicodeDecodeError:
+                    reader.counts[tv.NOT_UTF8] += 1
         except RecursionError:
             raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
                              "written by torch.profiler") from None

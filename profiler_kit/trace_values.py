@@ -33,6 +33,7 @@ BAD_TIMESTAMP = "timestamp negative or past 2100"
 OUTSIDE_WINDOW = "more than a day away from the rest of the trace"
 BAD_MEMORY = "memory figure negative or over a petabyte"
 ID_OUT_OF_RANGE = "id past 64 bits, read as unknown"
+NOT_UTF8 = "text not UTF-8"
 BAD_LAUNCH_DIMS = "grid/block not 1..2^31-1, read as unknown"
 
 

@@ -121,7 +121,7 @@ def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: lis
 def _device_names(trace: Trace) -> list[str]:
     used = set(np.unique(trace.gpu.device).tolist())
     props = trace.device_properties
-    chosen = [p for p in props if p.get("id") in used] or list(props)
+    chosen = [p for p in props if type(p.get("id")) is int and p["id"] in used] or list(props)
     return list(dict.fromkeys(str(p.get("name", "")) for p in chosen if p.get("name")))
 
 
