@@ -91,6 +91,22 @@ def _sweep_combinations(overrides: list[str], limit: int = 64) -> tuple[list[lis
     return [list(c) for c in combos], math.prod(len(c) for c in choices)
 
 
+def _check_device_here(device: str) -> None:
+    """A single run runs on this machine: a CUDA device it lacks is refused here, before Hydra
+    makes the run folder. Not for a multirun, whose jobs may run on other machines (a launcher
+    such as SLURM): there each job records why it could not run. torch is imported only when
+    the command asks for CUDA by name."""
+    if not device.startswith("cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    index = int(device.partition(":")[2] or 0)
+    if index >= count:
+        have = f"{count} CUDA device(s)" if count else "no CUDA device"
+        raise ConfigError(f"device={device}: this machine has {have}; use device=auto or device=cpu")
+
+
 def preflight(argv: list[str]) -> None:
     """Compose and validate every run the command line asks for; raise ConfigError if one is bad."""
     from hydra import compose, initialize_config_dir, initialize_config_module
@@ -116,7 +132,10 @@ def preflight(argv: list[str]) -> None:
                 runs, count = _sweep_combinations(combo + extra) if extra else ([combo], 1)
                 jobs += count
                 for run in runs:
-                    validate(compose(config_name="config", overrides=run) if extra else cfg)
+                    run_cfg = compose(config_name="config", overrides=run) if extra else cfg
+                    validate(run_cfg)
+                    if not multirun:
+                        _check_device_here(str(run_cfg.device))
             except ConfigError:
                 raise
             except Exception as exc:

@@ -16,12 +16,15 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import traceback
 from pathlib import Path
 
 from profiler_kit.records import RecordError, write_atomic, write_record
 from profiler_kit.run_folder import SUMMARY_FILE
 
 EXIT_BAD_INPUT = 2
+EXIT_INTERNAL = 1
+EXIT_INTERRUPTED = 130
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -49,7 +52,25 @@ def _parser() -> argparse.ArgumentParser:
                    "the file names)")
     p.add_argument("--no-report", action="store_true",
                    help="write analysis.json and kernels.csv only, no report.html")
+    p.add_argument("--max-trace-mb", type=float, metavar="MB",
+                   help="refuse a trace whose JSON text (decompressed) is larger "
+                   "(default: 1250 MiB: keeps the analyzer under about 2 GB RSS)")
+    p.add_argument("--max-events", type=int, metavar="N",
+                   help="refuse a trace with more events (default: 8,000,000)")
+    p.add_argument("--debug", action="store_true",
+                   help="on an unexpected error, print the traceback")
     return p
+
+
+def _limits(args):
+    from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
+    if args.max_trace_mb is not None and not args.max_trace_mb > 0:
+        raise _BadInput("--max-trace-mb takes a positive size in MiB")
+    if args.max_events is not None and args.max_events <= 0:
+        raise _BadInput("--max-events takes a positive count")
+    return ReadLimits(
+        max_bytes=int(args.max_trace_mb * 2**20) if args.max_trace_mb else DEFAULT_LIMITS.max_bytes,
+        max_events=args.max_events or DEFAULT_LIMITS.max_events)
 
 
 def _write_analysis(analysis, folder: Path) -> None:
@@ -62,14 +83,14 @@ def _write_report(analyses, comparison, out: Path) -> None:
     render_trace_report({a.label: a.record for a in analyses}, comparison, out / "report.html")
 
 
-def _run_folder(run_dir: Path, no_report: bool) -> int:
+def _run_folder(run_dir: Path, no_report: bool, limits) -> int:
     """Re-analyse an experiment's run folder in place, then re-render its report."""
     from profiler_kit.analysis.run import analyze_run
     from profiler_kit.run_folder import log_table
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
-        summary = analyze_run(str(run_dir))
+        summary = analyze_run(str(run_dir), limits=limits)
         if not no_report:
             from profiler_kit.report import render_run_folder
             render_run_folder(run_dir)
@@ -94,22 +115,23 @@ def run(argv: list[str] | None = None) -> int:
         if args.gpu or args.label:
             raise _BadInput("a run folder is analysed against the GPU spec and mode names it recorded: "
                             "drop --gpu / --label")
-        return _run_folder(Path(args.traces[0]), args.no_report)
+        return _run_folder(Path(args.traces[0]), args.no_report, _limits(args))
     if len(args.traces) > 2:
         raise _BadInput(f"got {len(args.traces)} traces; give one trace, or two to compare")
     if args.label and len(args.label) != len(args.traces):
         raise _BadInput(f"got {len(args.label)} --label for {len(args.traces)} traces; give "
                         "one --label per trace or none")
+    limits = _limits(args)
     from profiler_kit import tracefile
     for path in args.traces:          # inflate on the second core while the imports run
-        tracefile.prefetch(path)
+        tracefile.prefetch(path, limits)
     from profiler_kit.analysis import TraceError, analyze_trace, compare
 
     labels = args.label or _default_labels(args.traces)
     analyses = []
     for path, label in zip(args.traces, labels):
         try:
-            analyses.append(analyze_trace(path, spec=args.gpu, label=label,
+            analyses.append(analyze_trace(path, spec=args.gpu, label=label, limits=limits,
                                           spec_source="--gpu" if args.gpu else None))
         except TraceError as exc:
             raise _BadInput(str(exc)) from None
@@ -117,15 +139,17 @@ def run(argv: list[str] | None = None) -> int:
             raise _BadInput(f"--gpu {args.gpu}: {exc}") from None
     out = Path(args.out)
     comparison = compare(analyses[0].record, analyses[1].record) if len(analyses) == 2 else None
+    from profiler_kit.out_folder import staged_outputs
     try:
-        if comparison is None:
-            _write_analysis(analyses[0], out)
-        else:
-            for analysis, sub in zip(analyses, ("a", "b")):
-                _write_analysis(analysis, out / sub)
-            write_record(out / "comparison.json", comparison)
-        if not args.no_report:
-            _write_report(analyses, comparison, out)
+        with staged_outputs(out) as stage:     # the outputs replace the old ones as a whole
+            if comparison is None:
+                _write_analysis(analyses[0], stage)
+            else:
+                for analysis, sub in zip(analyses, ("a", "b")):
+                    _write_analysis(analysis, stage / sub)
+                write_record(stage / "comparison.json", comparison)
+            if not args.no_report:
+                _write_report(analyses, comparison, stage)
     except OSError as exc:
         raise _BadInput(f"cannot write to {out} ({exc.strerror}); pick a writable --out "
                         "folder") from None
@@ -138,11 +162,24 @@ def run(argv: list[str] | None = None) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Exit 0 with the outputs written, 2 with one line for bad input, 130 on Ctrl-C, 1 with
+    one line for a bug (the traceback only with --debug: a user needs the cause, not the stack)."""
+    argv = sys.argv[1:] if argv is None else argv
     try:
         return run(argv)
     except _BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("error: interrupted; no output was replaced", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except Exception as exc:
+        if "--debug" in argv:
+            traceback.print_exc()
+        first = (str(exc).strip().splitlines() or [""])[0][:300]
+        print(f"error: internal error ({type(exc).__name__}: {first}); please report it, "
+              "with the traceback from --debug", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -19,15 +19,18 @@ from __future__ import annotations
 import functools
 import math
 import os
+import re
+from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
 import numpy as np
 
-from profiler_kit.tracefile import TraceError, load_trace_bytes
+from profiler_kit import trace_values as tv
+from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits, TraceError, load_trace_bytes
 
 __all__ = [
-    "TraceError", "Trace", "GpuActivities", "CpuSpans", "RuntimeCalls", "MemoryEvents",
+    "TraceError", "ReadLimits", "Trace", "GpuActivities", "CpuSpans", "RuntimeCalls", "MemoryEvents",
     "GpuAnnotations", "read_trace", "decode_raw", "compact_raw",
     "KERNEL", "MEMCPY", "MEMSET", "OP", "ANNOTATION", "MODULE",
 ]
@@ -73,7 +76,7 @@ class _Event(msgspec.Struct, gc=False):
 
 
 class _TraceFile(msgspec.Struct, gc=False):
-    traceEvents: list[msgspec.Raw] = []   # one raw slice per event: decoded in batches
+    traceEvents: msgspec.Raw = _NO_RAW    # the event array's text: sliced and decoded in batches
     deviceProperties: list[dict] = []
     schemaVersion: int | str | None = None
 
@@ -92,6 +95,7 @@ _SPAN_CATS = {"cpu_op": OP, "user_annotation": ANNOTATION, "python_function": MO
 _RUNTIME_CATS = {"cuda_runtime", "cuda_driver", "Runtime"}
 _GPU_ANNOTATION_CATS = {"gpu_user_annotation"}
 _LEGACY_CATS = {"Kernel", "Memcpy", "Memset", "Operator", "Runtime", "Python"}
+_KNOWN_CATS = set(_GPU_CATS) | set(_SPAN_CATS) | _RUNTIME_CATS | _GPU_ANNOTATION_CATS
 NN_MODULE_PREFIX = "nn.Module: "       # torch.profiler(with_modules=True) python frames
 
 
@@ -188,6 +192,8 @@ class Trace:
     runtime: RuntimeCalls
     memory: MemoryEvents
     gpu_annotations: GpuAnnotations
+    # why events were dropped or values read as unknown (trace_values.py): reason -> count
+    value_warnings: tuple[tuple[str, int], ...] = ()
 
     @property
     def has_gpu(self) -> bool:
@@ -205,39 +211,75 @@ def compact_raw(raw: bytes) -> str:
     return msgspec.json.encode(msgspec.json.decode(raw)).decode() if raw else ""
 
 
-def _decode(path: str, data: bytes) -> _TraceFile:
-    head = data[:4096].lstrip()
-    if not head:
+_FIRST_TEXT = re.compile(rb"\S")
+
+
+def _decode(path: str, data) -> tuple[_TraceFile, memoryview]:
+    """The trace's top level and the text of its event array (validated as JSON, not yet
+    decoded: no object per event exists yet)."""
+    first = _FIRST_TEXT.search(data)
+    if first is None:
         raise TraceError(f"{path}: file is empty; re-export the trace with "
                          "prof.export_chrome_trace(...) or tensorboard_trace_handler")
     try:
-        if head[:1] == b"[":       # bare Chrome-trace array of events
-            return _TraceFile(traceEvents=msgspec.json.decode(data, type=list[msgspec.Raw]))
-        return msgspec.json.decode(data, type=_TraceFile)
+        if data[first.start()] == ord("["):       # bare Chrome-trace array of events
+            top, events = _TraceFile(), msgspec.json.decode(data, type=msgspec.Raw)
+        else:
+            top = msgspec.json.decode(data, type=_TraceFile)
+            events = top.traceEvents
     except msgspec.ValidationError as exc:
         raise TraceError(f"{path}: not a Kineto trace ({exc}); pass a trace written by "
                          "torch.profiler") from None
     except msgspec.DecodeError as exc:
         raise TraceError(f"{path}: not valid JSON ({exc}); the trace may be truncated, "
                          "re-export it") from None
+    except RecursionError:
+        raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace written "
+                         "by torch.profiler") from None
+    except UnicodeDecodeError as exc:
+        raise TraceError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); pass a "
+                         "trace written by torch.profiler") from None
+    view = memoryview(events).cast("B") if len(events) else memoryview(b"[]")
+    if view[:1] != b"[":
+        raise TraceError(f"{path}: not a Kineto trace (traceEvents is not an array); pass a "
+                         "trace written by torch.profiler")
+    return top, view
 
 
-def _int_or(values, default: int = -1) -> np.ndarray:
-    return np.asarray([v if type(v) is int else default for v in values], dtype=np.int64)
+# Where one event object may end and the next begin. A match inside a string is possible (a name
+# holding "},{"): the batch that ends there fails to decode and is extended to the next match.
+_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
+_BATCH_BYTES = 1 << 20    # text per typed decode: about 3,000 real events, a few MB of structs
 
 
-def _external_ids(args: list[_Args]) -> np.ndarray:
-    # "External id" in current traces, "external id" in legacy ones.
-    return _int_or([a.external_id if a.external_id is not None else a.legacy_external_id
-                    for a in args])
-
-
-def _dim3(values) -> np.ndarray:
-    out = np.zeros((len(values), 3), dtype=np.int32)
-    for i, v in enumerate(values):
-        if type(v) is list and v:
-            out[i, :len(v[:3])] = v[:3]
-    return out
+def _event_batches(path: str, events: memoryview, limits: ReadLimits):
+    """The event array's text in slices of about _BATCH_BYTES that hold whole elements, each as
+    a JSON array: no per-event object of the whole trace ever exists at once, so memory stays
+    bounded whatever the events hold (a million empty "{}" events cost no more than their text).
+    """
+    end = len(events) - 1            # the closing "]"
+    start = 1
+    while start < end:
+        cut = end
+        probe = start + _BATCH_BYTES
+        while True:
+            m = _BOUNDARY.search(events, probe) if probe < end else None
+            cut = m.start() + 1 if m else end
+            text = b"[" + events[start:cut] + b"]"
+            try:
+                yield msgspec.json.decode(text, type=list[msgspec.Raw]), text
+                break
+            except msgspec.DecodeError:
+                if cut >= end:
+                    raise TraceError(f"{path}: not valid JSON in the event array; the trace "
+                                     "may be truncated, re-export it") from None
+                probe = cut + 1      # the boundary was inside a string: extend the batch
+            except RecursionError:
+                raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
+                                 "written by torch.profiler") from None
+        start = cut + 1 if cut < end else end
+        if start < end:
+            start = m.end() - 1      # the "{" that opens the next event
 
 
 class _Columns:
@@ -249,6 +291,10 @@ class _Columns:
     def add(self, **columns: np.ndarray) -> None:
         for key, values in columns.items():
             self.parts.setdefault(key, []).append(values)
+
+    def join(self) -> None:
+        """One array per column (what window masks apply to)."""
+        self.parts = {k: [np.concatenate(v)] for k, v in self.parts.items()}
 
     def get(self, key: str, dtype, width: int = 0) -> np.ndarray:
         parts = self.parts.get(key)
@@ -269,7 +315,16 @@ class _Reader:
         self.memory, self.gpu_annotations = _Columns(), _Columns()
         self.legacy = False
         self.skipped = 0
+        self.counts: Counter = Counter()    # trace_values reasons
         self.min_ts = math.inf
+
+    def _int_or(self, values, default: int = -1) -> np.ndarray:
+        return tv.int64_or(values, self.counts, default)
+
+    def _external_ids(self, args: list[_Args]) -> np.ndarray:
+        # "External id" in current traces, "external id" in legacy ones.
+        return self._int_or([a.external_id if a.external_id is not None else a.legacy_external_id
+                             for a in args])
 
     def _name_ids(self, evs) -> np.ndarray:
         names = self.names
@@ -315,9 +370,12 @@ class _Reader:
 
     def add_batch(self, events: list[_Event]) -> None:
         gpu_ev, span_ev, rt_ev, mem_ev, gann_ev = [], [], [], [], []
+        counts = self.counts
         for e in events:
             cat = e.cat
             if e.ph == "X":
+                if cat not in _KNOWN_CATS or not tv.event_time_ok(e.ts, e.dur, counts):
+                    continue
                 if cat in _GPU_CATS:
                     gpu_ev.append(e)
                 elif cat in _SPAN_CATS:
@@ -332,7 +390,10 @@ class _Reader:
                 if cat in _LEGACY_CATS:
                     self.legacy = True
             elif e.ph == "i" and e.name == "[memory]" and e.args is not None:
-                mem_ev.append(e)
+                a = e.args
+                if (tv.event_time_ok(e.ts, 0.0, counts)
+                        and tv.memory_ok(a.mem_bytes, a.total_allocated, a.total_reserved, counts)):
+                    mem_ev.append(e)
         empty = _Args()
         if gpu_ev:
             args = [e.args or empty for e in gpu_ev]
@@ -340,13 +401,14 @@ class _Reader:
             self.gpu.add(
                 kind=np.asarray([_GPU_CATS[e.cat] for e in gpu_ev], dtype=np.int8),
                 name_id=self._name_ids(gpu_ev), ts=ts, dur=dur,
-                device=_int_or([a.device for a in args]),
-                stream=_int_or([a.stream if a.stream is not None else _stream_from_tid(e.tid)
+                device=self._int_or([a.device for a in args]),
+                stream=self._int_or([a.stream if a.stream is not None else _stream_from_tid(e.tid)
                                 for a, e in zip(args, gpu_ev)]),
-                correlation=_int_or([a.correlation for a in args]),
-                external_id=_external_ids(args),
-                grid=_dim3([a.grid for a in args]), block=_dim3([a.block for a in args]),
-                nbytes=_int_or([a.nbytes for a in args]))
+                correlation=self._int_or([a.correlation for a in args]),
+                external_id=self._external_ids(args),
+                grid=tv.dim3([a.grid for a in args], counts),
+                block=tv.dim3([a.block for a in args], counts),
+                nbytes=self._int_or([a.nbytes for a in args]))
         if span_ev:
             args = [e.args or empty for e in span_ev]
             ts, dur = self._times(span_ev)
@@ -355,23 +417,23 @@ class _Reader:
                 kind=np.asarray([_SPAN_CATS[e.cat] for e in span_ev], dtype=np.int8),
                 name_id=self._name_ids(span_ev), ts=ts, dur=dur,
                 thread=self._thread_ids(span_ev),
-                external_id=_external_ids(args),
+                external_id=self._external_ids(args),
                 input_dims=dims, input_types=types, concrete_inputs=concrete)
         if rt_ev:
             ts, dur = self._times(rt_ev)
             self.runtime.add(
                 name_id=self._name_ids(rt_ev), ts=ts, dur=dur, thread=self._thread_ids(rt_ev),
-                correlation=_int_or([(e.args or empty).correlation for e in rt_ev]))
+                correlation=self._int_or([(e.args or empty).correlation for e in rt_ev]))
         if mem_ev:
             args = [e.args for e in mem_ev]
             ts, _ = self._times(mem_ev)
             self.memory.add(
                 ts=ts, thread=self._thread_ids(mem_ev),
-                device_id=_int_or([a.device_id for a in args]),
-                nbytes=_int_or([a.mem_bytes for a in args], 0),
-                total_allocated=_int_or([a.total_allocated for a in args]),
-                total_reserved=_int_or([a.total_reserved for a in args]),
-                addr=np.asarray([a.addr if type(a.addr) is int and a.addr >= 0 else 0
+                device_id=self._int_or([a.device_id for a in args]),
+                nbytes=self._int_or([a.mem_bytes for a in args], 0),
+                total_allocated=self._int_or([a.total_allocated for a in args]),
+                total_reserved=self._int_or([a.total_reserved for a in args]),
+                addr=np.asarray([a.addr if type(a.addr) is int and 0 <= a.addr < 2**64 else 0
                                  for a in args], dtype=np.uint64))
         if gann_ev:
             ts, dur = self._times(gann_ev)
@@ -386,37 +448,55 @@ def _ns(values: np.ndarray, base_us: int) -> np.ndarray:
 _BATCH = 4096     # events per typed decode: small enough that a batch's structs stay a few MB
 
 
-def read_trace(path: str | os.PathLike) -> Trace:
-    """Read a Kineto trace into column tables. Raises TraceError with a one-line reason."""
+def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> Trace:
+    """Read a Kineto trace into column tables. Raises TraceError with a one-line reason: for
+    unreadable input, for input past ``limits`` and for a file with no event the analysis can
+    use. Values no real capture holds are dropped or read as unknown and counted
+    (Trace.value_warnings)."""
     path = os.fspath(path)
-    data = load_trace_bytes(path)
+    data = load_trace_bytes(path, limits)
     size_bytes = os.path.getsize(path)
-    decoded = _decode(path, data)
-    raws = decoded.traceEvents
-    if not raws:
-        raise TraceError(f"{path}: the trace holds no events; was the profiler schedule "
-                         "active (did prof.step() run)?")
+    decoded, events = _decode(path, data)
     # Events are decoded in batches, each batch turned into columns and dropped, so the
     # per-event objects of the whole trace never exist at once (peak memory ~ file size).
-    # One typed decode per batch: the batch's raw slices joined into one JSON array (a copy of
-    # the batch's bytes, cheap) and decoded by a single call, instead of one call per event.
+    # One typed decode per batch (a copy of the batch's bytes, cheap) instead of one per event.
     decoder = msgspec.json.Decoder(_Event)
     batch_decoder = msgspec.json.Decoder(list[_Event])
     reader = _Reader()
-    for start in range(0, len(raws), _BATCH):
-        chunk = raws[start:start + _BATCH]
+    n_events, raws, text = 0, None, None
+    for raws, text in _event_batches(path, events, limits):
+        n_events += len(raws)
+        if n_events > limits.max_events:
+            raise TraceError(f"{path}: holds more than {limits.max_events:,} events; if the trace "
+                             "is real, raise the limit with --max-events")
         try:
-            batch = batch_decoder.decode(b"[" + b",".join(chunk) + b"]")
-        except msgspec.ValidationError:
+            batch = batch_decoder.decode(text)
+        except (msgspec.ValidationError, UnicodeDecodeError):
             # Another tool's event with an odd field type: skip that event, keep the rest.
             batch = []
-            for r in chunk:
+            for r in raws:
                 try:
                     batch.append(decoder.decode(r))
                 except msgspec.ValidationError:
                     reader.skipped += 1
+                except UnicodeDecodeError:
+                    reader.counts[tv.NOT_UTF8] += 1
+        except RecursionError:
+            raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
+                             "written by torch.profiler") from None
         reader.add_batch(batch)
-    del raws, decoded.traceEvents, data
+    del events, data, raws, text
+    if not n_events:
+        raise TraceError(f"{path}: the trace holds no events; was the profiler schedule "
+                         "active (did prof.step() run)?")
+    tables = (reader.gpu, reader.spans, reader.runtime, reader.memory, reader.gpu_annotations)
+    _drop_outside_window(tables, reader)
+    if not any(t.parts for t in tables):
+        causes = "; ".join(tv.warning_lines(reader.counts)) or (
+            f"{reader.skipped} events of wrong types" if reader.skipped else
+            "no kernel, op, runtime, annotation or memory event")
+        raise TraceError(f"{path}: no usable event among {n_events:,} ({causes}); pass a trace "
+                         "written by torch.profiler")
 
     base_us = int(math.floor(reader.min_ts)) if math.isfinite(reader.min_ts) else 0
     g, sp, rt, mem, ga = (reader.gpu, reader.spans, reader.runtime, reader.memory,
@@ -450,12 +530,31 @@ def read_trace(path: str | os.PathLike) -> Trace:
         path=path, size_bytes=size_bytes, schema="legacy" if reader.legacy else "kineto",
         base_us=base_us, skipped_events=reader.skipped, names=tuple(reader.names), threads=tuple(reader.threads),
         arg_texts=tuple(reader.arg_texts), device_properties=tuple(decoded.deviceProperties),
-        gpu=gpu, spans=spans, runtime=runtime, memory=memory, gpu_annotations=gpu_annotations)
+        gpu=gpu, spans=spans, runtime=runtime, memory=memory, gpu_annotations=gpu_annotations,
+        value_warnings=tuple(reader.counts.most_common()))
+
+
+def _drop_outside_window(tables: tuple[_Columns, ...], reader: _Reader) -> None:
+    """Drop the events more than half a day from the median stamp, when the trace spans more
+    than MAX_WINDOW_US (one event stamped 0 among 2026 stamps); sets reader.min_ts anew."""
+    for t in tables:
+        t.join()
+    ts = [t.parts["ts"][0] if t.parts else np.empty(0) for t in tables]
+    masks = tv.window_keep(ts, reader.counts)
+    if masks is None:
+        return
+    for t, keep in zip(tables, masks):
+        if t.parts:
+            t.parts = {k: [v[0][keep]] for k, v in t.parts.items()}
+            if not keep.any():
+                t.parts = {}
+    kept = [t.parts["ts"][0] for t in tables if t.parts]
+    reader.min_ts = min((float(c.min()) for c in kept), default=math.inf)
 
 
 def _stream_from_tid(tid):
     # Legacy traces put the stream only in the GPU lane name: tid "stream 7".
     if isinstance(tid, str) and tid.startswith("stream "):
         tail = tid[7:].split()[0]
-        return int(tail) if tail.isdigit() else None
+        return int(tail) if tail.isascii() and tail.isdigit() else None
     return tid if isinstance(tid, int) else None

@@ -1,17 +1,52 @@
-"""A trace file's JSON text: read whole, gunzipped when it is gzip, errors as one-line TraceError."""
+"""A trace file's JSON text: read whole, gunzipped when it is gzip, errors as one-line TraceError.
+
+Bounded: a file (or what it decompresses to) past ``ReadLimits.max_bytes`` is refused before it
+is held, so a small gzip bomb cannot take the analyzer's memory; only regular files are opened,
+so a named pipe or a device never blocks the reader.
+"""
 
 from __future__ import annotations
 
 import os
+import stat
 import threading
 import zlib
 
 
 class TraceError(ValueError):
     """The file is not a readable Kineto trace; the message says what to do."""
+from dataclasses import dataclass
+
+# The largest JSON text read by default. The reader peaks at about 1.4x the text on a real trace
+# (docs/benchmarks.md: a 1.01 GB trace peaked at 1.41 GB RSS), so 1.25 GiB of text keeps any
+# accepted input under about 2 GB RSS while a real 1 GB trace still reads without an option.
+DEFAULT_MAX_BYTES = 1_250 * 2**20
+# The most events read by default. A real trace averages 300-400 bytes an event (3M events in
+# the 1 GB benchmark trace); each event costs the reader about 100 bytes of columns and a slice
+# of its batch, so 8M events bound the columns to under 1 GB whatever the events hold (a gzip
+# of millions of empty "{}" events is refused here, not after it filled the memory).
+DEFAULT_MAX_EVENTS = 8_000_000
 
 
-def _gunzip(f, path: str) -> bytearray:
+@dataclass(frozen=True)
+class ReadLimits:
+    """How much a trace may hold before the reader refuses it (the CLI's --max-trace-mb and
+    --max-events raise them)."""
+    max_bytes: int = DEFAULT_MAX_BYTES
+    max_events: int = DEFAULT_MAX_EVENTS
+
+
+DEFAULT_LIMITS = ReadLimits()
+
+
+def _too_big(path: str, what: str, limits: ReadLimits) -> TraceError:
+    return TraceError(f"{path}: {what} is over the {limits.max_bytes / 2**20:.0f} MiB limit of "
+                      "JSON text; if the trace is real, raise it with --max-trace-mb")
+
+
+
+
+def _gunzip(f, path: str, limits: ReadLimits) -> bytearray:
     """The decompressed text in one buffer sized up front from the gzip trailer (ISIZE: the
     uncompressed size mod 2**32), filled in 1 MiB pieces: peak memory is the text plus a piece.
     Growing a buffer instead over-allocates and copies on realloc (about 1.5x the text at peak
@@ -21,7 +56,8 @@ def _gunzip(f, path: str) -> bytearray:
     f.seek(-4, os.SEEK_END)
     size_hint = int.from_bytes(f.read(4), "little")
     f.seek(0)
-    out = bytearray(size_hint)
+    # the trailer is the file's word, not a fact: never allocate more than the limit from it
+    out = bytearray(min(size_hint, limits.max_bytes))
     pos = 0
     z = zlib.decompressobj(wbits=31)
     piece_size = 1 << 20
@@ -29,6 +65,8 @@ def _gunzip(f, path: str) -> bytearray:
     def put(piece: bytes) -> None:
         nonlocal pos
         end = pos + len(piece)
+        if end > limits.max_bytes:
+            raise _too_big(path, "the decompressed text", limits)
         if end <= len(out):
             out[pos:end] = piece
         else:
@@ -56,13 +94,13 @@ def _gunzip(f, path: str) -> bytearray:
 
 
 class _Prefetch(threading.Thread):
-    def __init__(self, path: str):
+    def __init__(self, path: str, limits: ReadLimits):
         super().__init__(daemon=True, name=f"prefetch {path}")
-        self.path, self.data, self.error = path, None, None
+        self.path, self.limits, self.data, self.error = path, limits, None, None
 
     def run(self) -> None:
         try:
-            self.data = _load(self.path)
+            self.data = _load(self.path, self.limits)
         except BaseException as exc:          # handed to the reader, raised there
             self.error = exc
 
@@ -70,18 +108,18 @@ class _Prefetch(threading.Thread):
 _prefetched: dict[str, _Prefetch] = {}
 
 
-def prefetch(path: str) -> None:
+def prefetch(path: str, limits: ReadLimits = DEFAULT_LIMITS) -> None:
     """Start reading (and gunzipping) a trace in a background thread; ``load_trace_bytes``
     of the same path then waits for it. Why: zlib inflates without holding the GIL, so a
     command-line run inflates the trace on the second core while the main thread imports
     numpy and the analysis modules (about 0.1 s each on the development machine)."""
     path = os.fspath(path)
     if path not in _prefetched:
-        _prefetched[path] = t = _Prefetch(path)
+        _prefetched[path] = t = _Prefetch(path, limits)
         t.start()
 
 
-def load_trace_bytes(path: str) -> bytes | bytearray:
+def load_trace_bytes(path: str, limits: ReadLimits = DEFAULT_LIMITS) -> bytes | bytearray:
     """The trace file's JSON text, gunzipped if it is gzip. Raises TraceError."""
     pending = _prefetched.pop(os.fspath(path), None)
     if pending is not None:
@@ -89,17 +127,28 @@ def load_trace_bytes(path: str) -> bytes | bytearray:
         if pending.error is not None:
             raise pending.error
         return pending.data
-    return _load(path)
+    return _load(path, limits)
 
 
-def _load(path: str) -> bytes | bytearray:
+def _load(path: str, limits: ReadLimits) -> bytes | bytearray:
     try:
-        with open(path, "rb") as f:
+        # O_NONBLOCK: opening a named pipe with no writer would otherwise wait forever; the
+        # fstat below then refuses anything that is not a regular file.
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+        with open(fd, "rb") as f:
+            st = os.fstat(fd)
+            if stat.S_ISDIR(st.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(st.st_mode):
+                raise TraceError(f"{path}: not a regular file (a pipe, socket or device); save "
+                                 "the trace to a file and pass that")
             if f.read(2) == b"\x1f\x8b":
                 f.seek(0)
-                return _gunzip(f, path)
+                return _gunzip(f, path, limits)
+            if st.st_size > limits.max_bytes:
+                raise _too_big(path, f"the file ({st.st_size / 2**20:.0f} MiB)", limits)
             # readinto one buffer of the file's size: read() may over-allocate and copy.
-            data = bytearray(os.fstat(f.fileno()).st_size)
+            data = bytearray(st.st_size)
             f.seek(0)
             f.readinto(data)
             return data

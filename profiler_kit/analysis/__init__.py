@@ -14,7 +14,10 @@ from dataclasses import dataclass, field
 import msgspec
 import numpy as np
 
-from profiler_kit import specs
+from collections import Counter
+
+from profiler_kit import specs, trace_values
+from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
 from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord
 from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
@@ -118,25 +121,26 @@ def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: lis
 def _device_names(trace: Trace) -> list[str]:
     used = set(np.unique(trace.gpu.device).tolist())
     props = trace.device_properties
-    chosen = [p for p in props if p.get("id") in used] or list(props)
+    chosen = [p for p in props if type(p.get("id")) is int and p["id"] in used] or list(props)
     return list(dict.fromkeys(str(p.get("name", "")) for p in chosen if p.get("name")))
 
 
 def analyze_trace(path, spec=None, label: str | None = None, *,
                   spec_source: str | None = None, allow_tf32: bool | None = None,
-                  spec_record: GpuSpecRecord | None = None) -> TraceAnalysis:
+                  spec_record: GpuSpecRecord | None = None,
+                  limits: ReadLimits = DEFAULT_LIMITS) -> TraceAnalysis:
     """Analyse one Kineto trace.
 
     spec: a GpuSpec, a spec key/alias such as "h100", or None to match the trace's
     deviceProperties. spec_source names where a given spec came from ("--gpu"); it lands in
     gpu_spec.matched_from. spec_record: the spec a run already resolved and recorded (its
     summary's gpu_spec), used as it is, never resolved again. allow_tf32: the run's TF32 setting
-    (None: PyTorch's defaults). Raises TraceError for unreadable input and ValueError for an
+    (None: PyTorch's defaults). limits: how big a trace is read (tracefile.ReadLimits). Raises TraceError for unreadable input and ValueError for an
     unknown spec key.
     """
     if spec_record is not None:
         spec = specs.spec_from_record(spec_record)
-    trace = read_trace(path)
+    trace = read_trace(path, limits)
     warnings: list[str] = []
     device_names = _device_names(trace)
     gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, device_names, warnings)
@@ -158,6 +162,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     if unlinked > 0:
         warnings.append(f"{unlinked} of {len(gpu)} GPU activities have no launching aten op "
                         "(no runtime call or External id links them)")
+    warnings.extend(trace_values.warning_lines(Counter(dict(trace.value_warnings))))
     if trace.skipped_events:
         warnings.append(f"skipped {trace.skipped_events} events whose fields have types no "
                         "Kineto event has")

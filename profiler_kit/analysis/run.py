@@ -17,11 +17,12 @@ import traceback
 
 import msgspec
 
-from profiler_kit.analysis import analyze_trace
+from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.analysis.findings import run_findings
 from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, Summary, read_summary, write_atomic,
                                   write_record)
 from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name
+from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
 
 log = logging.getLogger("profiler_kit")
 ATTENTION_KERNELS_LISTED = 5
@@ -63,14 +64,19 @@ def compare_modes(modes: dict[str, ModeRecord], reference: str) -> dict[str, Mod
 
 
 def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
-                  warnings: list[str]) -> ModeRecord:
+                  warnings: list[str], limits: ReadLimits) -> ModeRecord:
     start = time.perf_counter()
     try:
         result = analyze_trace(os.path.join(run_dir, rec.trace), label=mode, spec_record=summary.gpu_spec,
-                               allow_tf32=summary.allow_tf32)
+                               allow_tf32=summary.allow_tf32, limits=limits)
         write_atomic(os.path.join(run_dir, kernels_csv_name(mode)), result.write_kernels_csv)
+    except TraceError as exc:  # a missing or unreadable trace: its one line says why
+        log.error("%s: analysis failed: %s", mode, exc)
+        warnings.append(f"{mode}: {ANALYSIS_FAILED} ({exc})")
+        return msgspec.structs.replace(rec, analysis=None)
     except Exception as exc:  # the measurement is kept; the analysis can be redone
-        log.error("%s: analysis failed: %s\n%s", mode, exc, traceback.format_exc())
+        log.error("%s: analysis failed: %s", mode, exc)
+        log.debug("%s", traceback.format_exc())
         warnings.append(f"{mode}: {ANALYSIS_FAILED} ({type(exc).__name__}: {exc}); "
                         f"rerun: python -m profiler_kit.analyze {run_dir}")
         return msgspec.structs.replace(rec, analysis=None)
@@ -79,12 +85,34 @@ def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
                                    attention_kernels=_attention_kernels(result.record))
 
 
-def analyze_run(run_dir: str) -> Summary:
+class RunNotAnalysable(RecordError):
+    """The run folder's summary says the run did not get far enough to analyse; nothing is
+    rewritten."""
+
+
+def _check_analysable(summary: Summary, run_dir: str) -> None:
+    """A run still marked "running" was killed (or is still going): its modes may be half
+    written, so the folder is refused rather than passed off as complete. Interrupted and failed
+    runs are analysed: the modes they finished are whole (experiment.py writes a mode only once
+    it is measured), and their status stays what it is."""
+    if summary.status == "running":
+        raise RunNotAnalysable(f"{run_dir}: the run is still marked running (killed, or not "
+                               "finished yet): its summary cannot be trusted; rerun the "
+                               "experiment")
+    for mode, rec in summary.modes.items():
+        if rec.ok and rec.step_ms is None:
+            raise RunNotAnalysable(f"{run_dir}: mode {mode} is marked ok but has no step times "
+                                   "(a partial summary); rerun the experiment")
+
+
+def analyze_run(run_dir: str, limits: ReadLimits = DEFAULT_LIMITS) -> Summary:
     """Analyse the run folder's traces and write its summary.json back; returns the summary.
-    Raises RecordError when the folder holds no readable summary.json."""
+    Raises RecordError when the folder holds no readable summary.json, RunNotAnalysable (a
+    RecordError) when the summary is of a run that did not finish; neither rewrites a file."""
     summary = read_summary(os.path.join(run_dir, SUMMARY_FILE))
+    _check_analysable(summary, run_dir)
     warnings = [w for w in summary.warnings if ANALYSIS_FAILED not in w]
-    modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings) if rec.ok and rec.trace else rec)
+    modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings, limits) if rec.ok and rec.trace else rec)
              for mode, rec in summary.modes.items()}
     summary = msgspec.structs.replace(summary, modes=modes, warnings=warnings, analyzed=True,
                                       comparison=compare_modes(modes, summary.reference_mode))
