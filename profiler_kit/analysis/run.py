@@ -19,8 +19,8 @@ import msgspec
 
 from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.analysis.findings import run_findings
-from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, Summary, read_summary, write_atomic,
-                                  write_record)
+from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, RecordError, Summary, read_summary,
+                                  write_atomic, write_record)
 from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name
 from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
 
