@@ -9,6 +9,7 @@ what to type (never a traceback) and nothing is left half-written.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
@@ -26,6 +27,7 @@ CONFIG_MODULE = "profiler_kit.conf"
 _SOURCE_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "conf")
 CONFIG_DIR = _SOURCE_CONF if os.path.isfile(os.path.join(_SOURCE_CONF, "config.yaml")) else None
 EXIT_BAD_CONFIG = 2
+EXIT_INTERRUPTED = 130     # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 KNOWN_SETTINGS = ("resolution, images_per_prompt, guidance, dtype, device, seed, warmup, iterations, "
@@ -151,6 +153,26 @@ def _one_line_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (a scheduler's time limit, `kill`) ends the capture the way Ctrl-C does: the
+    experiment records the run as interrupted, keeping the modes measured so far."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def run_pipeline(cfg: DictConfig, hydra_cfg=None):
     """Capture, then analyse the run folder, then render its report; returns the summary.
 
@@ -171,7 +193,8 @@ def run_pipeline(cfg: DictConfig, hydra_cfg=None):
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
     try:
         from profiler_kit.experiment import run_experiment
-        run_experiment(cfg, hydra_cfg)
+        with _sigterm_as_interrupt():
+            run_experiment(cfg, hydra_cfg)
     except Exception as exc:  # recorded in the run folder; the sweep goes on
         if isinstance(exc, ConfigError) and not multirun:
             raise
@@ -205,6 +228,10 @@ def _hydra_main(cfg: DictConfig) -> None:
     except ConfigError as exc:
         print(f"profiler_kit: {exc}", file=sys.stderr)
         sys.exit(EXIT_BAD_CONFIG)
+    except KeyboardInterrupt as exc:   # experiment.RunInterrupted says what was kept
+        print(f"profiler_kit: {exc or 'interrupted before any mode was measured'}; "
+              f"run folder: {HydraConfig.get().runtime.output_dir}", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
 
 
 def main() -> None:

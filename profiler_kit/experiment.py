@@ -36,6 +36,12 @@ AUTO_COUNTS = {"cuda": (10, 20), "cpu": (1, 3)}
 TIMING_BLOCK = 5          # timed denoising steps per mode per round of the interleaved timing
 
 
+class RunInterrupted(KeyboardInterrupt):
+    """The capture was interrupted; summary.json says so (status "interrupted") and keeps the
+    modes prepared before. The message is one line for the user. A KeyboardInterrupt, so that no
+    `except Exception` on the way (the pipeline's failure recording) mistakes it for a failure."""
+
+
 @dataclass
 class _Run:
     """What every mode of one run shares."""
@@ -131,7 +137,7 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
                                   os.path.join(run.run_dir, trace), cfg.profiler, device)
     record = ModeRecord(status="ok", description=ATTENTION_MODES[mode], peak_allocated_bytes=peak_allocated,
                         peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace,
-                        setup_s=runner.setup_s, **check)
+                        setup_s=runner.setup_s, phase="prepared", **check)
     return record, out_copy
 
 
@@ -209,7 +215,7 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
             continue
         stats = StepStats.of(samples[mode])
         records[mode] = msgspec.structs.replace(
-            records[mode], step_ms=stats, step_ms_samples=samples[mode],
+            records[mode], step_ms=stats, step_ms_samples=samples[mode], phase="timed",
             eager_step_ms=StepStats.of(eager_samples[mode]) if eager_samples[mode] else None,
             loop_it_per_s=len(samples[mode]) / loop_s[mode])
         if stats.noisy:
@@ -270,19 +276,28 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
     summary_path = os.path.join(run_dir, SUMMARY_FILE)
     records: Dict[str, ModeRecord] = {}
     reference_out = None
-    for i, mode in enumerate(modes):
-        log.info("[%d/%d] mode %s", i + 1, len(modes), mode)
-        record, out = _run_mode(mode, run, reference_out)
-        if mode == cfg.reference_mode:
-            reference_out = out
-            if out is None:
-                warnings.append(f"the reference mode {mode} did not run ({record.status}): "
-                                "outputs are not compared")
-        records[mode] = record
-        # progress survives a crash
-        write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings)))
-    del reference_out
-    records = _time_interleaved(records, run)
+    doing = "starting"
+    try:
+        for i, mode in enumerate(modes):
+            log.info("[%d/%d] mode %s", i + 1, len(modes), mode)
+            doing = f"preparing mode {mode} ({i + 1} of {len(modes)})"
+            record, out = _run_mode(mode, run, reference_out)
+            if mode == cfg.reference_mode:
+                reference_out = out
+                if out is None:
+                    warnings.append(f"the reference mode {mode} did not run ({record.status}): "
+                                    "outputs are not compared")
+            records[mode] = record
+            # progress survives a crash
+            write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings)))
+        del reference_out
+        doing = "timing the modes"
+        records = _time_interleaved(records, run)
+    except KeyboardInterrupt:    # Ctrl-C, or SIGTERM (run_pipeline turns it into one)
+        reason = f"interrupted while {doing}: the modes prepared before are kept, none is timed"
+        write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings),
+                                                           status="interrupted", reason=reason))
+        raise RunInterrupted(reason) from None
     run.runners.clear()          # CUDA graphs hold their memory pools until released
     write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings),
                                                        status="complete"))

@@ -100,7 +100,7 @@ def _check_analysable(summary: Summary, run_dir: str) -> None:
                                "finished yet): its summary cannot be trusted; rerun the "
                                "experiment")
     for mode, rec in summary.modes.items():
-        if rec.ok and rec.step_ms is None:
+        if rec.ok and rec.step_ms is None and rec.phase != "prepared":
             raise RunNotAnalysable(f"{run_dir}: mode {mode} is marked ok but has no step times "
                                    "(a partial summary); rerun the experiment")
 
