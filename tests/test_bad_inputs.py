@@ -175,3 +175,26 @@ def test_single_run_on_cuda_without_cuda_is_refused_before_any_folder(tmp_path, 
         preflight(["device=cuda"])
     preflight(["-m", "device=cuda"])                  # a multirun's jobs may run elsewhere
     assert not any(tmp_path.iterdir())
+
+
+def test_two_analyses_into_one_folder_at_once_never_mix(tmp_path):
+    """Two processes analysing different traces into the same --out at the same moment: each
+    publishes its whole set under the lock, so the folder ends with one trace's files, never
+    analysis.json of one beside kernels.csv or report.html of the other."""
+    import csv
+    import subprocess
+    import sys
+
+    third = Path(__file__).parent / "data" / "third_party" / "tracelens"
+    traces = sorted(third.glob("*.json.gz"))[:2]
+    out = tmp_path / "out"
+    for _ in range(3):                                  # a few rounds: the race must never show
+        procs = [subprocess.Popen([sys.executable, "-m", "profiler_kit.analyze", str(t), "--out", str(out)],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for t in traces]
+        assert all(p.wait(timeout=120) == 0 for p in procs)
+        analysis = json.loads((out / "analysis.json").read_text())
+        with open(out / "kernels.csv", newline="") as f:
+            rows = sum(1 for _ in csv.reader(f)) - 1
+        counts = analysis["kernels"]
+        assert rows == counts["count"] + counts["memcpy_count"] + counts["memset_count"]
+        assert Path(analysis["source"]["path"]).name in (out / "report.html").read_text(encoding="utf-8")
