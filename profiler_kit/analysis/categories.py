@@ -97,8 +97,9 @@ RULES: tuple[Rule, ...] = (
          kernel=r"^triton_(red|per)_fused.*norm"),
     Rule("softmax", "Inductor reductions that compute a softmax (outside attention)",
          kernel=r"^triton_(red|per)_fused.*softmax"),
-    Rule("elementwise", "Inductor's other generated kernels: one pass over memory each",
-         kernel=r"^triton_(poi|red|per|for)_"),
+    Rule("elementwise", "Inductor's other generated pointwise and reduction kernels: one pass "
+         "over memory each (its foreach combos, triton_for_*, are left to the optimizer rule)",
+         kernel=r"^triton_(poi|red|per)_"),
     # --- layout before conv: cuDNN wraps NHWC-only convolution kernels in transposes --------
     Rule("layout", "cuDNN's NCHW<->NHWC conversions around convolutions (remedy: "
          "channels_last)", kernel=r"nchwtonhwc|nhwctonchw|nchw2nhwc|nhwc2nchw"),
@@ -132,9 +133,9 @@ RULES: tuple[Rule, ...] = (
     Rule("gemm", "Inductor's Triton template kernels (triton_tem_*) are its matmul templates "
          "(convolution templates carry 'conv' and were taken above)", kernel=r"^triton_tem_"),
     Rule("elementwise", "pointwise and reduction kernels: one pass over memory each; "
-         "Inductor's Triton prefixes poi (pointwise), red/per (reductions), for (foreach "
-         "combo); pooling and dropout are windowed/pointwise passes over memory too",
-         kernel=r"elementwise|reduce_kernel|reduction|^triton_(poi|red|per|for)_|activation|"
+         "Inductor's foreach combos (triton_for_*) that are no optimizer step; pooling and "
+         "dropout are windowed/pointwise passes over memory too",
+         kernel=r"elementwise|reduce_kernel|reduction|^triton_for_|activation|"
          r"gelu|silu|pointwise|fill|pool|dropout"),
     # --- by launching op: kernels whose names say nothing (after the name rules, so that a
     # copy or elementwise kernel inside a matmul op is still a copy or elementwise) ---------
