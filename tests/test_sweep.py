@@ -137,3 +137,17 @@ def test_the_published_h200_sweep_reads_and_says_what_it_found():
     for job in sweep.jobs:
         assert (PUBLISHED / job.report).exists()
         assert json.loads((PUBLISHED / job.job / "summary.json").read_text())["schema_version"] == 2
+
+
+def test_the_slurm_launcher_config_asks_one_gpu_per_job(tmp_path):
+    """No cluster here: the shipped config composes into hydra-submitit-launcher's SLURM launcher
+    with one GPU and one task per job, and takes the partition and account from the command line."""
+    import yaml
+    proc = subprocess.run([sys.executable, "-m", "profiler_kit", "--cfg", "hydra", "hydra/launcher=slurm",
+                           "hydra.launcher.partition=gpu", "hydra.launcher.account=proj"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    launcher = yaml.safe_load(proc.stdout)["hydra"]["launcher"]
+    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
+    assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["nodes"]) == (1, 1, 1)
+    assert (launcher["partition"], launcher["account"], launcher["timeout_min"]) == ("gpu", "proj", 120)
