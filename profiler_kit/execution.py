@@ -94,7 +94,7 @@ class CompiledRunner(Runner):
         start = time.perf_counter()
         try:
             self.compiled = torch.compile(unet, mode=compile_mode, dynamic=False)
-            out = self.compiled(inputs["sample"], inputs["timestep"], **self.extra, return_dict=False)[0]
+            out = self(inputs["sample"], inputs["timestep"])
             if out.device.type == "cuda":
                 torch.cuda.synchronize(out.device)
         except Exception as exc:
@@ -102,7 +102,16 @@ class CompiledRunner(Runner):
         self.setup_s = time.perf_counter() - start
 
     def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
-        return self.compiled(sample, timestep, **self.extra, return_dict=False)[0]
+        # One timestep form for every call (a float32 scalar on the sample's device): the check
+        # passes the inputs' int64 999, the denoising loop the scheduler's float timesteps, and
+        # each new form fails Dynamo's guards and recompiles, inside the timed steps.
+        # Likewise one tensor kind: the loop's latents are made under torch.inference_mode (no
+        # autograd dispatch keys), the prepared inputs are not; a copy made here, always inside
+        # inference mode, is.
+        t = torch.as_tensor(timestep).to(device=sample.device, dtype=torch.float32)
+        if not sample.is_inference():
+            sample = sample.clone()
+        return self.compiled(sample, t, **self.extra, return_dict=False)[0]
 
 
 def make_runner(execution: str, unet: Any, inputs: Dict[str, Any], compile_mode: str) -> Runner:
