@@ -120,3 +120,30 @@ def test_unfused_attention_in_a_graph_replay_is_unknown_not_zero(tmp_path):
     assert not vanilla.ops_attributed and vanilla.attention.total_us == 0
     assert vanilla.attention_share is None                  # shown as "–", never as 0 %
     assert xformers.attention_share > 0.1                   # fused kernels are found by name
+
+
+def test_the_compiled_runner_compiles_once_for_the_check_and_the_loop():
+    """The check calls the runner with the prepared inputs (an int timestep, ordinary tensors),
+    the denoising loop with the scheduler's float timesteps and tensors made in inference mode:
+    neither may recompile the UNet inside the timed steps."""
+    import torch
+    from hydra import compose, initialize_config_dir
+    from torch._dynamo.utils import counters
+
+    from profiler_kit import capture, config, execution, models
+    from test_experiment import REPO
+
+    config.register()
+    with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["model=tiny", "resolution=64"])
+    device = torch.device("cpu")
+    unet = models.build_unet(cfg.model, device, torch.float32, 0).unet
+    inputs = models.make_inputs(unet, cfg.model, 64, 2, device, torch.float32, 0)
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.inference_mode():
+        runner = execution.make_runner("compile", unet, inputs, "default")
+        compiled = counters["stats"]["unique_graphs"]
+        runner(inputs["sample"], inputs["timestep"])                    # as the check does
+        capture.timed_denoising_loop(runner, inputs, capture.make_scheduler("euler"), 3, True, device)
+    assert compiled >= 1 and counters["stats"]["unique_graphs"] == compiled
