@@ -19,7 +19,6 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 
-EXECUTIONS = ("eager", "cuda_graphs", "compile")
 # Warm-up calls on a side stream before capture, as PyTorch's CUDA-graph docs do: lazy
 # initialisation (cuBLAS handles, cuDNN autotuning, allocator pools) must not be captured.
 GRAPH_WARMUP_CALLS = 3

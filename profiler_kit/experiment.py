@@ -59,7 +59,7 @@ class _Run:
     runners: Dict[str, execution.Runner]
 
     @property
-    def execution(self) -> str:
+    def execution_mode(self) -> str:
         return str(self.cfg.execution)
 
     @property
@@ -105,7 +105,7 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
     with attention_modes.attention_mode(unet, mode), torch.inference_mode():
         # the UNet call in the run's execution mode: a graph captured or a UNet compiled for this
         # mode (raises ExecutionUnavailable where that cannot be done here)
-        runner = execution.make_runner(run.execution, unet, inputs, str(cfg.compile_mode))
+        runner = execution.make_runner(run.execution_mode, unet, inputs, str(cfg.compile_mode))
         run.runners[mode] = runner
         out = runner(inputs["sample"], inputs["timestep"])   # first call: warm-up and correctness
         capture.synchronize(device)
@@ -163,7 +163,7 @@ def _run_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor]) -> 
     try:
         record, out = _prepare_mode(mode, run, reference_out)
     except execution.ExecutionUnavailable as exc:   # e.g. an op that breaks CUDA-graph capture
-        log.warning("%s: unavailable in execution=%s: %s", mode, run.execution, exc)
+        log.warning("%s: unavailable in execution=%s: %s", mode, run.execution_mode, exc)
         run.runners.pop(mode, None)
         record, out = ModeRecord(status="unavailable", reason=str(exc), description=ATTENTION_MODES[mode]), None
     except Exception as exc:  # a backend failing mid-run must not cost the other modes
@@ -186,9 +186,9 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
     loop_s: Dict[str, float] = {m: 0.0 for m in modes}
     # Outside eager, each block of replayed/compiled steps is followed by a block of eager steps
     # of the same mode: the host's share is measured, not assumed, and drifts hit both alike.
-    also_eager = run.execution != "eager"
+    also_eager = run.execution_mode != "eager"
     rounds = -(-run.iterations // run.block)
-    log.info("timing %s (%s%s): %d rounds of %d denoising steps each", ", ".join(modes), run.execution,
+    log.info("timing %s (%s%s): %d rounds of %d denoising steps each", ", ".join(modes), run.execution_mode,
              ", and eager" if also_eager else "", rounds, run.block)
     for r in range(rounds):
         block = min(run.block, run.iterations - r * run.block)

@@ -147,6 +147,10 @@ def short_kernel_name(name: str | None) -> str:
     return text
 
 
+# How each execution mode (config `execution`) is named in findings and reports.
+EXECUTION_LABELS = {"eager": "eager", "cuda_graphs": "CUDA-graph replay", "compile": "torch.compile"}
+
+
 _ATTENTION_KERNEL_WORDS = ("flash", "fmha", "attention", "sdpa", "softmax", "attn", "cutlass")
 
 

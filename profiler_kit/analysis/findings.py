@@ -205,16 +205,13 @@ def host_bound_steps(summary: Summary) -> list[Finding]:
                            "to remove launch overhead that attention fusion cannot")]
 
 
-EXECUTION_NAMES = {"cuda_graphs": "CUDA-graph replay", "compile": "torch.compile"}
-
-
 def execution_gain(summary: Summary) -> list[Finding]:
     """Outside eager, each mode was also timed eagerly: what replay/compile buys per step, and
     which speed-up the run reports (the one of its own execution: the kernel-bound figure)."""
     execution = summary.run.execution if summary.run else "eager"
     if execution == "eager":
         return []
-    name = EXECUTION_NAMES.get(execution, execution)
+    name = fmt.EXECUTION_LABELS.get(execution, execution)
     rows = {m: r for m, r in summary.ok_modes().items() if r.step_ms and r.eager_step_ms}
     if not rows:
         return []

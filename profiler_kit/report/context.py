@@ -19,7 +19,6 @@ from profiler_kit.records import NOISE_IQR_FRACTION, Analysis, Comparison, GpuSp
 from . import figures
 
 TOP_KERNELS_SHOWN = 100
-EXECUTION_LABELS = {"eager": "eager", "cuda_graphs": "CUDA-graph replay", "compile": "torch.compile"}
 
 
 def spec_view(spec: GpuSpecRecord | None, analyses: dict[str, Analysis]) -> dict | None:
@@ -161,7 +160,7 @@ def run_context(summary: Summary) -> dict:
                     "min_speedup": fmt.speedup(cmp.min_speedup if cmp else None),
                     "kernel_speedup": fmt.speedup(cmp.kernel_speedup if cmp else None),
                     "eager_speedup": fmt.speedup(cmp.eager_speedup if cmp else None),
-                    "execution": EXECUTION_LABELS.get(run.execution if run else "eager", "eager"),
+                    "execution": fmt.EXECUTION_LABELS.get(run.execution if run else "eager", "eager"),
                     "attention_pair": [(m, fmt.percent(analysed[m].attention_share)) for m in pair],
                     "memory_saved": fmt.bytes_binary(cmp.memory_saved_bytes if cmp else None),
                     "memory_saved_share": fmt.percent(cmp.memory_saved_fraction if cmp else None),
