@@ -1,6 +1,6 @@
 """Analyse any Kineto trace, or an experiment's run folder:
 
-    python -m profiler_kit.analyze TRACE [TRACE2] [--gpu NAME] [--out DIR]
+    python -m profiler_kit.analyze TRACE [TRACE2] [--gpu NAME] [--out DIR] [--ncu MEASUREMENT]
     python -m profiler_kit.analyze RUN_DIR          # redo a run folder's analysis and report
 
 With traces: writes ``analysis.json`` and ``kernels.csv`` into --out (with two traces: ``a/``
@@ -50,6 +50,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--label", action="append", default=[], metavar="LABEL",
                    help="name of each trace in the outputs (repeat once per trace; default: "
                    "the file names)")
+    p.add_argument("--ncu", action="append", default=[], metavar="MEASUREMENT",
+                   help="an Nsight Compute measurement of the same call (ncu_<mode>.json, from "
+                   "measure=ncu) to join to the trace: estimated beside measured HBM bytes per "
+                   "kernel, category and attention layer (repeat once per trace)")
     p.add_argument("--no-report", action="store_true",
                    help="write analysis.json and kernels.csv only, no report.html")
     p.add_argument("--max-trace-mb", type=float, metavar="MB",
@@ -104,6 +108,27 @@ def _run_folder(run_dir: Path, no_report: bool, limits) -> int:
     return 0
 
 
+def _read_measurement(path: str):
+    """(NcuMeasurement, path) or a one-line error."""
+    from profiler_kit.records import read_ncu_measurement
+    try:
+        return read_ncu_measurement(path), path
+    except RecordError as exc:
+        raise _BadInput(f"--ncu: {exc}; give an ncu_<mode>.json written by measure=ncu") from None
+
+
+def measured_line(m) -> str:
+    """One line: the join's coverage and the estimate's error on the whole call and attention."""
+    from profiler_kit import units
+    parts = [f"ncu {m.measurement}: joined {m.joined_kernels} of {m.trace_kernels} kernels "
+             f"({units.percent(m.joined_time_fraction, 1)} of kernel time)"]
+    for check in (m.total, m.attention):
+        if check is not None and check.error is not None:
+            parts.append(f"{check.label} bytes estimated {units.bytes_decimal(check.hbm_bytes_estimate)}, "
+                         f"measured {units.bytes_decimal(check.hbm_bytes_measured)} ({check.error:+.1%})")
+    return "; ".join(parts)
+
+
 def _default_labels(paths: list[str]) -> list[str]:
     names = [Path(p).name.removesuffix(".gz").removesuffix(".json") for p in paths]
     return names if len(set(names)) == len(names) else ["a", "b"][:len(paths)]
@@ -112,15 +137,19 @@ def _default_labels(paths: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if len(args.traces) == 1 and (Path(args.traces[0]) / SUMMARY_FILE).is_file():
-        if args.gpu or args.label:
-            raise _BadInput("a run folder is analysed against the GPU spec and mode names it recorded: "
-                            "drop --gpu / --label")
+        if args.gpu or args.label or args.ncu:
+            raise _BadInput("a run folder is analysed against the GPU spec, mode names and Nsight Compute "
+                            "measurements it holds: drop --gpu / --label / --ncu")
         return _run_folder(Path(args.traces[0]), args.no_report, _limits(args))
     if len(args.traces) > 2:
         raise _BadInput(f"got {len(args.traces)} traces; give one trace, or two to compare")
     if args.label and len(args.label) != len(args.traces):
         raise _BadInput(f"got {len(args.label)} --label for {len(args.traces)} traces; give "
                         "one --label per trace or none")
+    if args.ncu and len(args.ncu) != len(args.traces):
+        raise _BadInput(f"got {len(args.ncu)} --ncu for {len(args.traces)} traces; give one "
+                        "measurement per trace, in the same order")
+    measurements = [_read_measurement(p) for p in args.ncu] or [(None, None)] * len(args.traces)
     limits = _limits(args)
     from profiler_kit import tracefile
     for path in args.traces:          # inflate on the second core while the imports run
@@ -129,10 +158,11 @@ def run(argv: list[str] | None = None) -> int:
 
     labels = args.label or _default_labels(args.traces)
     analyses = []
-    for path, label in zip(args.traces, labels):
+    for path, label, (measurement, source) in zip(args.traces, labels, measurements):
         try:
             analyses.append(analyze_trace(path, spec=args.gpu, label=label, limits=limits,
-                                          spec_source="--gpu" if args.gpu else None))
+                                          spec_source="--gpu" if args.gpu else None,
+                                          measurement=measurement, measurement_source=source))
         except TraceError as exc:
             raise _BadInput(str(exc)) from None
         except ValueError as exc:     # unknown --gpu key: the message lists the known ones
@@ -157,6 +187,8 @@ def run(argv: list[str] | None = None) -> int:
         r = analysis.record
         print(f"{r.source.path}: {r.kernels.count} kernels, {r.kernels.total_us / 1000:.3f} ms kernel time, "
               f"GPU busy {r.timeline.busy_us / 1000:.3f} of {r.timeline.window_us / 1000:.3f} ms")
+        if r.measured is not None:
+            print(measured_line(r.measured))
     print(f"wrote {out}")
     return 0
 

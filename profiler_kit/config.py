@@ -62,6 +62,17 @@ class ReportConfig:
     plotly_js: str = "inline"
 
 
+MEASURES = ("none", "ncu")
+NCU_METRIC_SETS = ("lean", "full")      # nsight.METRIC_SETS (not imported: that module is not config)
+
+
+@dataclass
+class NcuConfig:
+    metrics: str = "lean"
+    timeout_s: int = 1800
+    executable: str = "ncu"
+
+
 @dataclass
 class ExperimentConfig:
     model: ModelConfig = MISSING
@@ -82,6 +93,8 @@ class ExperimentConfig:
     compile_mode: str = "reduce-overhead"
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
+    measure: str = "none"
+    ncu: NcuConfig = field(default_factory=NcuConfig)
 
 
 def register() -> None:
@@ -123,6 +136,13 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"compile_mode={cfg.compile_mode} is not known: use one of {_choices(COMPILE_MODES)}")
     if cfg.report.plotly_js not in PLOTLY_JS:
         raise ConfigError(f"report.plotly_js={cfg.report.plotly_js} is not known: use one of {_choices(PLOTLY_JS)}")
+    if cfg.measure not in MEASURES:
+        raise ConfigError(f"measure={cfg.measure} is not known: use one of {_choices(MEASURES)} "
+                          "(measure=ncu: HBM bytes counted by Nsight Compute)")
+    if cfg.ncu.metrics not in NCU_METRIC_SETS:
+        raise ConfigError(f"ncu.metrics={cfg.ncu.metrics} is not known: use one of {_choices(NCU_METRIC_SETS)}")
+    if cfg.ncu.timeout_s < 1:
+        raise ConfigError(f"ncu.timeout_s={cfg.ncu.timeout_s} must be at least 1: try ncu.timeout_s=1800")
     dev = str(cfg.device)
     if not (dev in ("auto", "cpu", "cuda") or (dev.startswith("cuda:") and dev[5:].isdigit())):
         raise ConfigError(f"device={dev} is not known: use auto, cpu, cuda or cuda:N (e.g. device=cuda:1)")

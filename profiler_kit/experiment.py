@@ -22,7 +22,7 @@ import torch
 import msgspec
 from omegaconf import OmegaConf
 
-from profiler_kit import attention_modes, capture, environment, execution, models, specs
+from profiler_kit import attention_modes, capture, environment, execution, models, ncu_measure, specs
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
                                   write_record)
@@ -224,6 +224,21 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
     return records
 
 
+def _measure_with_ncu(records: Dict[str, ModeRecord], run: "_Run", summary: Summary,
+                      summary_path: str) -> Dict[str, ModeRecord]:
+    """measure=ncu, once the timing is done: the child process ncu runs rebuilds the run from
+    summary.json, so the summary is written first. The runners (CUDA graphs' memory pools) and
+    the cached blocks are released so that the child has the GPU's memory."""
+    run.runners.clear()
+    _free(run.device)
+    write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(run.warnings)))
+    measured = [m for m, rec in records.items() if rec.ok and rec.trace]
+    statuses = ncu_measure.measure_modes(run.run_dir, measured, run.cfg, run.device.type,
+                                         summary.environment.get("gpu_name"), run.warnings)
+    return {m: (msgspec.structs.replace(rec, measure=statuses[m]) if m in statuses else rec)
+            for m, rec in records.items()}
+
+
 def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
     """Capture every mode of one run into its folder; returns the folder (summary.json, traces)."""
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
@@ -293,8 +308,12 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         del reference_out
         doing = "timing the modes"
         records = _time_interleaved(records, run)
+        if str(cfg.measure) == "ncu":
+            doing = "measuring the modes with Nsight Compute"
+            records = _measure_with_ncu(records, run, summary, summary_path)
     except KeyboardInterrupt:    # Ctrl-C, or SIGTERM (run_pipeline turns it into one)
-        reason = f"interrupted while {doing}: the modes prepared before are kept, none is timed"
+        reason = (f"interrupted while {doing}: the modes measured before are kept" if doing.startswith("measuring")
+                  else f"interrupted while {doing}: the modes prepared before are kept, none is timed")
         write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings),
                                                            status="interrupted", reason=reason))
         raise RunInterrupted(reason) from None

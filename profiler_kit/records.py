@@ -13,12 +13,14 @@ migrated on read, see :func:`_migrate_v1_summary`.
 
 from __future__ import annotations
 
+import gzip
 import json
 import math
 import os
 import re
 import statistics
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any, Callable, Literal, TypeVar
 
@@ -274,6 +276,183 @@ class Roofs(Record, kw_only=True):
         return next((r for r in self.compute if r.engine == engine and r.dtype == dtype), None)
 
 
+# --------------------------------------------------------------------------------------------
+# Nsight Compute: what the hardware counted (ncu_<mode>.json) and its join to a trace
+# --------------------------------------------------------------------------------------------
+
+# The cost model's byte estimate is judged against the measurement with these tolerances (issue
+# 11's goal, argued in docs/cost-model.md "Measured against Nsight Compute"): whole totals (the
+# UNet call, attention as a whole) within 10 %; a kernel class within 20 %, judged only where it
+# holds at least 1 % of the joined GPU time (smaller classes move no total and no verdict).
+TOTAL_BYTES_TOLERANCE = 0.10
+CLASS_BYTES_TOLERANCE = 0.20
+CLASS_MIN_TIME_SHARE = 0.01
+# A join that pairs fewer of the trace's kernels than this with a measured kernel cannot speak
+# for the trace: its totals are shown, its verdict is withheld.
+MIN_JOIN_COVERAGE = 0.90
+L2_SECTOR_BYTES = 32        # lts__t_sectors_* count 32-byte sectors
+
+
+class NcuKernel(Record, kw_only=True):
+    """One kernel as Nsight Compute counted it. Counters come from ncu's own replay of the
+    kernel (caches flushed before it, clocks locked: see NcuMeasurement), so ``duration_ns`` is
+    ncu's, not the run's timing."""
+
+    index: int                               # position in the measured range (ncu's ID order)
+    name: str                                # demangled, as ncu prints it
+    grid: list[int] = []
+    block: list[int] = []
+    duration_ns: float | None = None         # gpu__time_duration.sum, under ncu
+    dram_read_bytes: float | None = None     # dram__bytes_read.sum
+    dram_write_bytes: float | None = None    # dram__bytes_write.sum: writes that left L2 during the kernel
+    l2_write_bytes: float | None = None      # lts__t_sectors_srcunit_tex_op_write.sum x 32 B: all the SMs wrote
+    dram_throughput_pct: float | None = None     # dram__throughput, % of peak sustained
+    sm_throughput_pct: float | None = None       # sm__throughput (full metric set only)
+    memory_throughput_pct: float | None = None   # gpu__compute_memory_throughput (full set only)
+    tensor_pipe_pct: float | None = None         # sm__pipe_tensor_cycles_active, % of peak
+
+    @property
+    def written_bytes(self) -> float | None:
+        """Bytes the kernel wrote to memory. L2 is write-back: a kernel's output that fits in L2
+        is still there when the kernel ends and reaches DRAM after ncu's window, so
+        ``dram__bytes_write`` misses it (0 for a 4 MiB add on an H200). What the SMs wrote into
+        L2 is the whole output (exact for a GEMM and an add, checked on the H200), all of which
+        HBM receives by write-back; without that counter, the DRAM writes seen in the window."""
+        if self.l2_write_bytes is not None:
+            return max(self.l2_write_bytes, self.dram_write_bytes or 0.0)
+        return self.dram_write_bytes
+
+    @property
+    def hbm_bytes_measured(self) -> float | None:
+        """HBM traffic the kernel caused: DRAM reads (cold caches: its own reads) + its writes."""
+        if self.dram_read_bytes is None:
+            return None
+        return self.dram_read_bytes + (self.written_bytes or 0.0)
+
+
+class NcuMeasurement(Record, kw_only=True):
+    """ncu_<mode>.json: one UNet call measured by Nsight Compute, kernel by kernel."""
+
+    schema_version: int = SCHEMA_VERSION
+    mode: str | None = None
+    device_name: str | None = None
+    tool_version: str = ""                   # "Nsight Compute 2025.3.1.0 (build ...)"
+    command: str = ""                        # the ncu command line
+    range: str = ""                          # what was measured (cudaProfilerStart/Stop around one call)
+    metric_set: str = ""                     # "lean" | "full" | "custom"
+    metrics: list[str] = []
+    cache_control: str = "all"               # "all": caches flushed before every kernel (ncu's default)
+    clock_control: str = "base"              # "base": clocks locked to base (ncu's default)
+    measured_at: str | None = None
+    wall_s: float | None = None              # how long ncu took
+    kernels: list[NcuKernel] = []
+
+
+class BytesCheck(Record, kw_only=True):
+    """Estimated against measured HBM bytes over one group of joined kernels (a category, an
+    attention layer, the attention, the whole call). The group decides its own verdict."""
+
+    label: str
+    kernels: int
+    gpu_us: float                            # the trace's time of those kernels
+    time_share: float                        # of the joined kernels' time
+    hbm_bytes_estimate: float
+    hbm_bytes_measured: float
+    dram_read_bytes: float
+    written_bytes: float
+    tolerance: float | None = None           # None: not judged (class under CLASS_MIN_TIME_SHARE)
+
+    @property
+    def error(self) -> float | None:
+        """(estimate - measured) / measured: +0.10 = the estimate is 10 % high."""
+        if self.hbm_bytes_measured <= 0:
+            return None
+        return self.hbm_bytes_estimate / self.hbm_bytes_measured - 1.0
+
+    @property
+    def within(self) -> bool | None:
+        """Within tolerance; None when not judged or not measurable."""
+        if self.tolerance is None or self.error is None:
+            return None
+        return abs(self.error) <= self.tolerance
+
+
+class MeasuredKernel(Record, kw_only=True):
+    """One trace kernel joined to its measured twin."""
+
+    trace_index: int                         # position among the window's kernels (start order)
+    ncu_index: int
+    name: str                                # the trace's name
+    category: str
+    dur_us: float                            # the trace's duration
+    ncu_duration_us: float | None
+    flops_estimate: float
+    hbm_bytes_estimate: float
+    hbm_bytes_measured: float | None
+    dram_read_bytes: float | None
+    written_bytes: float | None
+    bound_estimate: str                      # from estimated bytes (the analysis' bound)
+    bound_measured: str                      # from measured bytes (same FLOPs, same time, same roofs)
+    attention_call: str | None = None        # scope of the attention layer it belongs to
+    dram_throughput_pct: float | None = None
+    sm_throughput_pct: float | None = None
+    tensor_pipe_pct: float | None = None
+
+
+class MeasuredTraffic(Record, kw_only=True):
+    """A trace joined to an Nsight Compute measurement of the same call: coverage, and estimated
+    against measured bytes per kernel, category, attention layer, attention and in total."""
+
+    measurement: str                         # file it came from
+    tool_version: str = ""
+    device_name: str | None = None
+    cache_control: str = "all"
+    clock_control: str = "base"
+    window: str = ""                         # the trace's kernels joined: "ProfilerStep#1", "whole trace"
+    trace_kernels: int = 0
+    measured_kernels: int = 0
+    joined_kernels: int = 0
+    shape_mismatches: int = 0                # joined by name, but grid or block differ
+    joined_time_fraction: float = 0.0        # of the window's kernel time
+    total: BytesCheck | None = None
+    attention: BytesCheck | None = None
+    by_category: list[BytesCheck] = []
+    by_attention_call: list[BytesCheck] = []
+    bound_us_estimate: dict[str, float] = {}     # joined kernel time by bound from estimated bytes
+    bound_us_measured: dict[str, float] = {}     # ... from measured bytes
+    kernels: list[MeasuredKernel] = []
+
+    @property
+    def coverage(self) -> float:
+        return self.joined_kernels / self.trace_kernels if self.trace_kernels else 0.0
+
+    @property
+    def conclusive(self) -> bool:
+        """Enough of the trace joined for its totals to speak for the call."""
+        return self.coverage >= MIN_JOIN_COVERAGE
+
+    @property
+    def judged_classes(self) -> list[BytesCheck]:
+        return [c for c in self.by_category if c.tolerance is not None]
+
+    @property
+    def misses(self) -> list[BytesCheck]:
+        """Every judged group outside its tolerance (totals, then classes)."""
+        groups = [g for g in (self.total, self.attention) if g is not None] + self.judged_classes
+        return [g for g in groups if g.within is False]
+
+
+class MeasureStatus(Record, kw_only=True):
+    """How a mode's Nsight Compute measurement went (ModeRecord.measure)."""
+
+    status: Literal["measured", "unavailable", "failed"]
+    reason: str | None = None
+    file: str | None = None                  # ncu_<mode>.json in the run folder
+    report_file: str | None = None           # the raw .ncu-rep (opens in Nsight Compute)
+    kernels: int = 0
+    wall_s: float | None = None
+
+
 class Analysis(Record, kw_only=True):
     """analysis.json: the figures of one Kineto trace (docs/data-contracts.md)."""
 
@@ -295,6 +474,7 @@ class Analysis(Record, kw_only=True):
     memory: MemoryFigures = MemoryFigures()
     top_kernels: list[TopKernel] | None = None
     roofline_points: list[RooflineOp] | None = None
+    measured: MeasuredTraffic | None = None  # joined Nsight Compute measurement (analyze --ncu, measure=ncu)
     findings: list[Finding] = []
     warnings: list[str] = []
 
@@ -438,6 +618,7 @@ class ModeRecord(Record, kw_only=True):
     # interrupted run leaves) or "timed" (step times measured). Modes that did not run: "timed".
     phase: Literal["prepared", "timed"] = "timed"
     attention_kernels: list[str] = []        # longest first (set by the analysis)
+    measure: MeasureStatus | None = None     # measure=ncu: how the Nsight Compute measurement went
     analysis: Analysis | None = None
 
     @property
@@ -673,10 +854,11 @@ R = TypeVar("R", bound=Record)
 
 def _load(path: str | os.PathLike) -> dict:
     try:
-        data = json.loads(Path(path).read_bytes())
+        raw = Path(path).read_bytes()
+        data = json.loads(gzip.decompress(raw) if raw[:2] == b"\x1f\x8b" else raw)
     except OSError as exc:
         raise RecordError(f"cannot read {path}: {exc.strerror or exc}") from None
-    except ValueError as exc:
+    except (ValueError, EOFError, zlib.error) as exc:   # EOFError, zlib.error: a damaged gzip
         raise RecordError(f"{path} is not valid JSON ({exc}): was it written by profiler_kit?") from None
     if not isinstance(data, dict):
         raise RecordError(f"{path} holds a JSON {type(data).__name__}, not a profiler_kit record")
@@ -726,6 +908,11 @@ def read_comparison(path: str | os.PathLike) -> Comparison:
 
 def read_sweep(path: str | os.PathLike) -> Sweep:
     return _convert(_load(path), Sweep, str(path))
+
+
+def read_ncu_measurement(path: str | os.PathLike) -> NcuMeasurement:
+    """ncu_<mode>.json, plain or gzipped (test data is committed gzipped)."""
+    return _convert(_load(path), NcuMeasurement, str(path))
 
 
 # --------------------------------------------------------------------------------------------

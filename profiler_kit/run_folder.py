@@ -20,6 +20,16 @@ def trace_name(mode: str) -> str:
     return f"trace_{mode}.json.gz"
 
 
+def ncu_name(mode: str) -> str:
+    """The mode's Nsight Compute measurement (records.NcuMeasurement)."""
+    return f"ncu_{mode}.json"
+
+
+def ncu_report_name(mode: str) -> str:
+    """ncu's own report of the same measurement (opens in the Nsight Compute GUI)."""
+    return f"ncu_{mode}.ncu-rep"
+
+
 def kernels_csv_name(mode: str) -> str:
     return f"kernels_{mode}.csv"
 

@@ -18,7 +18,7 @@ from collections import Counter
 
 from profiler_kit import specs, trace_values
 from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
-from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord
+from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord, NcuMeasurement
 from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
@@ -28,6 +28,7 @@ from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
 from profiler_kit.analysis.links import host_link_figures
 from profiler_kit.analysis.memory import analyze_memory
+from profiler_kit.analysis.ncu_join import join_measurement
 from profiler_kit.analysis.timeline import analyze_timeline
 from profiler_kit.trace import KERNEL, MEMCPY, MEMSET, Trace, TraceError, compact_raw, read_trace
 
@@ -128,15 +129,19 @@ def _device_names(trace: Trace) -> list[str]:
 def analyze_trace(path, spec=None, label: str | None = None, *,
                   spec_source: str | None = None, allow_tf32: bool | None = None,
                   spec_record: GpuSpecRecord | None = None,
-                  limits: ReadLimits = DEFAULT_LIMITS) -> TraceAnalysis:
+                  limits: ReadLimits = DEFAULT_LIMITS,
+                  measurement: NcuMeasurement | None = None,
+                  measurement_source: str | None = None) -> TraceAnalysis:
     """Analyse one Kineto trace.
 
     spec: a GpuSpec, a spec key/alias such as "h100", or None to match the trace's
     deviceProperties. spec_source names where a given spec came from ("--gpu"); it lands in
     gpu_spec.matched_from. spec_record: the spec a run already resolved and recorded (its
     summary's gpu_spec), used as it is, never resolved again. allow_tf32: the run's TF32 setting
-    (None: PyTorch's defaults). limits: how big a trace is read (tracefile.ReadLimits). Raises TraceError for unreadable input and ValueError for an
-    unknown spec key.
+    (None: PyTorch's defaults). limits: how big a trace is read (tracefile.ReadLimits).
+    measurement: an Nsight Compute measurement of the same call (ncu_<mode>.json), joined to the
+    trace's kernels (analysis/ncu_join.py) into ``record.measured``; measurement_source names its
+    file. Raises TraceError for unreadable input and ValueError for an unknown spec key.
     """
     if spec_record is not None:
         spec = specs.spec_from_record(spec_record)
@@ -219,5 +224,8 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         "warnings": warnings,
     }
     record = msgspec.convert(data, Analysis, strict=False)
+    if measurement is not None:
+        record = msgspec.structs.replace(record, measured=join_measurement(
+            table, costs, record, gpu_spec, measurement, measurement_source or "measurement"))
     record = msgspec.structs.replace(record, findings=trace_findings({label or os.path.basename(os.fspath(path)): record}))
     return TraceAnalysis(label=label, record=record, table=table, costs=costs)

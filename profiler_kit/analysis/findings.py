@@ -168,10 +168,56 @@ def fallback_backends(analyses: dict[str, Analysis]) -> list[Finding]:
     return out
 
 
+def _error_text(check) -> str:
+    return f"{check.label} {check.error:+.0%}" if check.error is not None else f"{check.label} (nothing measured)"
+
+
+def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
+    """How far the cost model's byte estimates are from what Nsight Compute counted, for each
+    trace joined to a measurement: the verdicts are MeasuredTraffic's / BytesCheck's own."""
+    out = []
+    for label, a in analyses.items():
+        m = a.measured
+        if m is None or m.total is None:
+            continue
+        figures = {"coverage": m.coverage, "joined_time_fraction": m.joined_time_fraction,
+                   "total_error": m.total.error if m.total.error is not None else float("nan")}
+        if m.attention is not None and m.attention.error is not None:
+            figures["attention_error"] = m.attention.error
+        head = (f"total {fmt.bytes_decimal(m.total.hbm_bytes_estimate)} estimated against "
+                f"{fmt.bytes_decimal(m.total.hbm_bytes_measured)} measured ({m.total.error:+.1%})"
+                if m.total.error is not None else "no bytes measured")
+        if m.attention is not None and m.attention.error is not None:
+            head += f", attention {m.attention.error:+.1%}"
+        where = (f"{m.joined_kernels} of {m.trace_kernels} kernels joined "
+                 f"({fmt.percent(m.joined_time_fraction)} of their time) to {m.measurement}")
+        if not m.conclusive:
+            out.append(Finding(rule="measurement_join_incomplete", level="warn", subject=label, figures=figures,
+                               title=f"Only {fmt.percent(m.coverage)} of {label}'s kernels joined the Nsight "
+                                     "Compute measurement: no verdict on the estimates",
+                               detail=f"{where}. The measurement may be of another call, model or configuration.",
+                               remedy="measure the same call as the trace (measure=ncu does)"))
+            continue
+        misses = m.misses
+        if not misses:
+            out.append(Finding(rule="estimate_vs_measured", level="info", subject=label, figures=figures,
+                               title=f"{label}: byte estimates hold against Nsight Compute ({head})",
+                               detail=f"{where}; every kernel class above {fmt.percent(0.01, 0)} of GPU time is "
+                                      "within its tolerance."))
+            continue
+        out.append(Finding(rule="estimate_vs_measured", level="warn", subject=label, figures=figures,
+                           title=f"{label}: byte estimates miss Nsight Compute's count in "
+                                 f"{', '.join(_error_text(g) for g in misses[:4])}",
+                           detail=f"{head}; {where}. A miss means the cost model's ideal traffic is not what "
+                                  "these kernels move (see 'Measured HBM traffic').",
+                           remedy="judge those kernels by their measured bytes (the measured bound column)"))
+    return out
+
+
 def trace_findings(analyses: dict[str, Analysis]) -> list[Finding]:
     """Findings of one or two traces of unknown origin (analysis.json, comparison.json)."""
     return (memory_bound_attention(analyses) + softmax_on_top(analyses) + idle_gpu(analyses)
-            + layout_conversions(analyses) + fallback_backends(analyses))
+            + layout_conversions(analyses) + fallback_backends(analyses) + estimate_vs_measured(analyses))
 
 
 # --------------------------------------------------------------------------------------------
@@ -319,5 +365,5 @@ def run_findings(summary: Summary) -> list[Finding]:
     return (peak_memory(summary) + fastest_mode(summary.modes, summary.card or "this GPU")
             + memory_bound_attention(analyses, summary.efficient_mode) + softmax_on_top(analyses)
             + execution_gain(summary) + host_bound_steps(summary) + layout_conversions(analyses)
-            + fallback_backends(analyses)
+            + fallback_backends(analyses) + estimate_vs_measured(analyses)
             + noisy_timings(summary.modes))

@@ -19,14 +19,15 @@ import msgspec
 
 from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.analysis.findings import run_findings
-from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, RecordError, Summary, read_summary,
-                                  write_atomic, write_record)
-from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name
+from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, NcuMeasurement, RecordError, Summary,
+                                  read_ncu_measurement, read_summary, write_atomic, write_record)
+from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name, ncu_name
 from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
 
 log = logging.getLogger("profiler_kit")
 ATTENTION_KERNELS_LISTED = 5
 ANALYSIS_FAILED = "trace analysis failed"
+MEASUREMENT_UNREADABLE = "Nsight Compute measurement unreadable"
 
 
 def _attention_kernels(analysis: Analysis) -> list[str]:
@@ -63,12 +64,27 @@ def compare_modes(modes: dict[str, ModeRecord], reference: str) -> dict[str, Mod
     return out
 
 
+def _measurement(mode: str, rec: ModeRecord, run_dir: str,
+                 warnings: list[str]) -> tuple[NcuMeasurement | None, str | None]:
+    """The mode's Nsight Compute measurement (measure=ncu), when the folder holds one."""
+    path = os.path.join(run_dir, ncu_name(mode))
+    if not os.path.exists(path):
+        return None, None
+    try:
+        return read_ncu_measurement(path), path
+    except RecordError as exc:     # the trace is still analysed; the join is what is lost
+        warnings.append(f"{mode}: {MEASUREMENT_UNREADABLE}: {exc}")
+        return None, None
+
+
 def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
                   warnings: list[str], limits: ReadLimits) -> ModeRecord:
     start = time.perf_counter()
+    measurement, source = _measurement(mode, rec, run_dir, warnings)
     try:
         result = analyze_trace(os.path.join(run_dir, rec.trace), label=mode, spec_record=summary.gpu_spec,
-                               allow_tf32=summary.allow_tf32, limits=limits)
+                               allow_tf32=summary.allow_tf32, limits=limits,
+                               measurement=measurement, measurement_source=source)
         write_atomic(os.path.join(run_dir, kernels_csv_name(mode)), result.write_kernels_csv)
     except TraceError as exc:  # a missing or unreadable trace: its one line says why
         log.error("%s: analysis failed: %s", mode, exc)
@@ -111,7 +127,7 @@ def analyze_run(run_dir: str, limits: ReadLimits = DEFAULT_LIMITS) -> Summary:
     RecordError) when the summary is of a run that did not finish; neither rewrites a file."""
     summary = read_summary(os.path.join(run_dir, SUMMARY_FILE))
     _check_analysable(summary, run_dir)
-    warnings = [w for w in summary.warnings if ANALYSIS_FAILED not in w]
+    warnings = [w for w in summary.warnings if ANALYSIS_FAILED not in w and MEASUREMENT_UNREADABLE not in w]
     modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings, limits) if rec.ok and rec.trace else rec)
              for mode, rec in summary.modes.items()}
     summary = msgspec.structs.replace(summary, modes=modes, warnings=warnings, analyzed=True,

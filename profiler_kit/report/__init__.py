@@ -43,7 +43,8 @@ PLOTLY_FILE = "plotly.min.js"
 # left out of the copy first when it does not fit.
 MAX_PAGE_BYTES = 6_000_000
 EMBED_MARGIN_BYTES = 150_000
-_BULKY = (("memory", "timeline"), ("roofline_points",), ("attention", "calls"), ("top_kernels",))
+_BULKY = (("measured", "kernels"), ("memory", "timeline"), ("roofline_points",), ("attention", "calls"),
+          ("top_kernels",))
 
 _env = jinja2.Environment(
     loader=jinja2.PackageLoader("profiler_kit.report", "templates"),

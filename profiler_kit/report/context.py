@@ -16,7 +16,7 @@ from typing import Any
 from profiler_kit import units as fmt
 from profiler_kit.records import NOISE_IQR_FRACTION, Analysis, Comparison, GpuSpecRecord, ModeRecord, Summary
 
-from . import figures
+from . import figures, measured
 
 TOP_KERNELS_SHOWN = 100
 
@@ -145,7 +145,7 @@ def run_context(summary: Summary) -> dict:
             "attention": figures.attention_layers(pair),
             "roofline": figures.roofline(pair),
             "memory_peaks": figures.memory_peaks(ok) if ok else None,
-            "memory_timeline": figures.memory_timeline(pair)}
+            "memory_timeline": figures.memory_timeline(pair), **measured.measured_figures(analysed)}
     warnings = list(summary.warnings) + analysis_warnings(analysed)
     if summary.status != "complete":
         warnings.insert(0, f"the run is {summary.status}: {summary.reason or 'no reason recorded'}")
@@ -179,6 +179,7 @@ def run_context(summary: Summary) -> dict:
         "live_at_peak": live_at_peak(pair), "warnings": warnings,
         "environment": environment_rows(env), "config_json": pretty_json(config), "command": summary.command,
         "traces": [(m, r.trace) for m, r in modes.items() if r.trace],
+        "measured_views": measured.measured_views(analysed),
     }
 
 
@@ -253,7 +254,8 @@ def trace_context(analyses: dict[str, Analysis], comparison: Comparison | None, 
             "attention": figures.attention_layers(with_gpu),
             "roofline": figures.roofline(with_gpu),
             "memory_timeline": figures.memory_timeline(analyses),
-            "comparison": figures.comparison_deltas(comparison) if comparison else None}
+            "comparison": figures.comparison_deltas(comparison) if comparison else None,
+            **measured.measured_figures(with_gpu)}
     # The findings stored with what is shown: the comparison's over both traces, or the one trace's.
     found = comparison.findings if comparison is not None else [f for a in analyses.values() for f in a.findings]
     labels = list(analyses)
@@ -263,4 +265,4 @@ def trace_context(analyses: dict[str, Analysis], comparison: Comparison | None, 
             "figs": figure_divs(figs), "attention_rows": attention_rows(with_gpu),
             "kernel_rows": kernel_rows(with_gpu), "live_at_peak": live_at_peak(with_gpu),
             "warnings": analysis_warnings(analyses), "comparison": comparison_view(comparison) if comparison else None,
-            "traces": trace_links(analyses, out_dir)}
+            "traces": trace_links(analyses, out_dir), "measured_views": measured.measured_views(with_gpu)}

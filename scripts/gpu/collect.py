@@ -23,7 +23,8 @@ def main(runs: str, out: str) -> None:
     small, traces = [], []
     for root, _dirs, files in os.walk(runs):
         for name in files:
-            if name.startswith("kernels_") or name == "report.html":
+            # ncu's own .ncu-rep reports are large (tens of MB); ncu_<mode>.json holds their figures
+            if name.startswith("kernels_") or name == "report.html" or name.endswith(".ncu-rep"):
                 continue
             path = os.path.join(root, name)
             (traces if name.startswith("trace_") else small).append(path)
