@@ -38,11 +38,12 @@ from profiler_kit.run_folder import ROOFS_MEASURED_FILE
 
 log = logging.getLogger("profiler_kit")
 
-# 1 GiB per streamed operand: 17x the largest L2 of any card in conf/gpu (H200: 60 MiB), so
-# after the first few MiB every byte comes from DRAM; and ~0.25 ms per copy on an H200, long
-# enough that launch and ramp (a few µs) cost well under 1 %.
+# 1 GiB per streamed operand: over 10x the largest L2 of any card in conf/gpu (L40S: 96 MiB; H200:
+# 60 MiB), so at most a tenth of the bytes could be L2 hits (in practice far fewer: each byte is
+# touched once per call); and ~0.5 ms per copy on an H200, long enough that launch and ramp (a
+# few µs) cost under 1 %.
 STREAM_BYTES = 1 << 30
-# Halving on out-of-memory stops here: 4x the H200's L2 still keeps L2 hits a small share.
+# Halving on out-of-memory stops here: still 2.7x the largest L2 (L40S), 4x an H200's.
 MIN_STREAM_BYTES = 256 << 20
 # 8192^3: 1.1 TFLOP, ~1.1 ms in fp16 on an H200 (many waves on every SM, tile-aligned for every
 # tensor-core kernel); the three fp32 operands take 768 MiB.

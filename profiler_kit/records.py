@@ -289,6 +289,12 @@ class Roofs(Record, kw_only=True):
     def roof(self, engine: str, dtype: str) -> Roof | None:
         return next((r for r in self.compute if r.engine == engine and r.dtype == dtype), None)
 
+    @property
+    def memory_basis(self) -> Literal["datasheet", "measured"]:
+        """Which figure ``memory_bandwidth_bytes_per_s`` is (as Roof.basis for a compute roof)."""
+        return ("measured" if self.memory_bandwidth_measured_bytes_per_s == self.memory_bandwidth_bytes_per_s
+                else "datasheet")
+
 
 class Analysis(Record, kw_only=True):
     """analysis.json: the figures of one Kineto trace (docs/data-contracts.md)."""
