@@ -250,6 +250,11 @@ class RooflineOp(Record, kw_only=True):
     formula: str
 
 
+def _same_figure(a: float | None, b: float | None) -> bool:
+    """The same rate, up to the rounding of a trip through TFLOP/s or GB/s (GpuSpec's units)."""
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9)
+
+
 class Roof(Record, kw_only=True):
     """A compute roof the analysis judged kernels against."""
 
@@ -267,7 +272,7 @@ class Roof(Record, kw_only=True):
     @property
     def basis(self) -> Literal["datasheet", "measured"]:
         """Which figure ``peak_flops_per_s`` is: measured only where a measurement fed it."""
-        return "measured" if self.measured_flops_per_s == self.peak_flops_per_s else "datasheet"
+        return "measured" if _same_figure(self.measured_flops_per_s, self.peak_flops_per_s) else "datasheet"
 
 
 class Roofs(Record, kw_only=True):
@@ -292,8 +297,8 @@ class Roofs(Record, kw_only=True):
     @property
     def memory_basis(self) -> Literal["datasheet", "measured"]:
         """Which figure ``memory_bandwidth_bytes_per_s`` is (as Roof.basis for a compute roof)."""
-        return ("measured" if self.memory_bandwidth_measured_bytes_per_s == self.memory_bandwidth_bytes_per_s
-                else "datasheet")
+        return ("measured" if _same_figure(self.memory_bandwidth_measured_bytes_per_s,
+                                           self.memory_bandwidth_bytes_per_s) else "datasheet")
 
 
 class Analysis(Record, kw_only=True):

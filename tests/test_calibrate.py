@@ -366,3 +366,23 @@ def test_roofs_measured_without_a_calibration_is_refused_before_the_run(tmp_path
         assert proc.returncode == 2 and proc.stderr.count("\n") == 1, proc.stderr
         assert "roofs=measured needs measured roofs" in proc.stderr and "roofs=datasheet" in proc.stderr
         assert not (tmp_path / "outputs").exists()
+
+
+def test_a_measured_roof_is_marked_measured_whatever_its_digits():
+    """Measured figures pass through GpuSpec's TFLOP/s and GB/s: the basis must survive the rounding."""
+    from profiler_kit.analysis.cost_model import estimate_op
+    from profiler_kit.analysis.roofline import judging_spec, roofline, roofs_used
+    cal = read_roof_calibration(HAND)
+    odd = {("memory", "copy"): 3.9876543e12, ("tensor", "fp16"): 7.123456789e14}
+    cal = msgspec.structs.replace(cal, roofs=[msgspec.structs.replace(r, measured_per_s=odd.get((r.engine, r.dtype),
+                                                                                             r.measured_per_s))
+                                              for r in cal.roofs])
+    spec = load_spec("h200")
+    cost = estimate_op("aten::mm", [[8192, 8192], [8192, 8192]], ["c10::Half"] * 2, ["", ""])
+    point = roofline(cost, 2000.0, judging_spec(spec, cal, "measured"))
+    assert point.compute_us == pytest.approx(2 * 8192**3 / 7.123456789e14 * 1e6)
+    roofs = roofs_used([point], spec, None, cal, "measured")
+    assert roofs.roof("tensor", "fp16").basis == "measured" and roofs.memory_basis == "measured"
+    assert judging_spec(spec, cal, "datasheet") is spec and judging_spec(spec, None, "measured") is spec
+    with pytest.raises(ValueError, match="unknown roof basis"):
+        judging_spec(spec, cal, "guessed")

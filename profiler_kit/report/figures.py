@@ -304,11 +304,11 @@ def other_roofs_drawn(analyses: dict[str, Analysis]) -> tuple[str, float | None,
         basis = "datasheet" if a.roofs.basis == "measured" else "measured"
         other = (a.roofs.memory_bandwidth_datasheet_bytes_per_s if basis == "datasheet"
                  else a.roofs.memory_bandwidth_measured_bytes_per_s)
-        if other and other != a.roofs.memory_bandwidth_bytes_per_s:
+        if other and not math.isclose(other, a.roofs.memory_bandwidth_bytes_per_s, rel_tol=1e-9):
             bandwidth = other
         for roof in a.roofs.compute:
             peak = roof.datasheet_flops_per_s if basis == "datasheet" else roof.measured_flops_per_s
-            if peak and peak != roof.peak_flops_per_s:
+            if peak and not math.isclose(peak, roof.peak_flops_per_s, rel_tol=1e-9):
                 labels = by_peak.setdefault(peak, [])
                 if roof.label not in labels:
                     labels.append(roof.label)
