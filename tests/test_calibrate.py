@@ -386,3 +386,41 @@ def test_a_measured_roof_is_marked_measured_whatever_its_digits():
     assert judging_spec(spec, cal, "datasheet") is spec and judging_spec(spec, None, "measured") is spec
     with pytest.raises(ValueError, match="unknown roof basis"):
         judging_spec(spec, cal, "guessed")
+
+
+def _tiny_cfg(*overrides):
+    from hydra import compose, initialize_config_dir
+
+    from profiler_kit import config
+    config.register()
+    with initialize_config_dir(config_dir=str(Path(__file__).parents[1] / "conf"), version_base="1.3"):
+        return compose("config", overrides=["model=tiny", "resolution=256", "warmup=0", "iterations=1",
+                                            "modes=[vanilla]", "profiler.enabled=false", "report.enabled=false",
+                                            *overrides])
+
+
+def test_the_run_records_the_calibration_it_used(tmp_path, monkeypatch):
+    """run_experiment asks calibrate.calibration_for_run before the modes (faked here: no GPU),
+    and the summary names the run folder's file and the basis; without one, roofs=measured warns
+    and falls back to the datasheet."""
+    from profiler_kit import experiment
+    from profiler_kit.__main__ import run_pipeline
+
+    asked = []
+
+    def fake(mode, device, env, run_dir, warnings):
+        asked.append(mode)
+        shutil.copy(HAND, Path(run_dir) / "roofs_measured.json")
+        return read_roof_calibration(HAND)
+    monkeypatch.setattr(experiment.calibrate, "calibration_for_run", fake)
+    monkeypatch.chdir(tmp_path)
+    summary = run_pipeline(_tiny_cfg("roofs=measured", "calibrate=always"))
+    assert asked == ["always"]
+    assert (summary.roof_calibration, summary.roof_basis) == ("roofs_measured.json", "measured")
+    assert summary.config["roofs"] == "measured" and summary.config["calibrate"] == "always"
+
+    monkeypatch.setattr(experiment.calibrate, "calibration_for_run", lambda *a: None)
+    (tmp_path / "roofs_measured.json").unlink()
+    summary = run_pipeline(_tiny_cfg("roofs=measured"))
+    assert (summary.roof_calibration, summary.roof_basis) == (None, "datasheet")
+    assert any("roofs=measured but no roofs were measured" in w for w in summary.warnings)
