@@ -31,7 +31,8 @@ EXIT_INTERRUPTED = 130     # 128 + SIGINT, what a shell reports for Ctrl-C
 
 
 KNOWN_SETTINGS = ("resolution, images_per_prompt, guidance, dtype, device, seed, warmup, iterations, "
-                  "modes, reference_mode, scheduler, tf32, execution, compile_mode, model.*, profiler.*, "
+                  "modes, reference_mode, scheduler, tf32, execution, compile_mode, roofs, calibrate, model.*, "
+                  "profiler.*, "
                   "report.*, +gpu=NAME, point, +sweep=standard")
 
 

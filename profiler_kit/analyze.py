@@ -1,6 +1,7 @@
 """Analyse any Kineto trace, or an experiment's run folder:
 
     python -m profiler_kit.analyze TRACE [TRACE2] [--gpu NAME] [--out DIR] [--ncu MEASUREMENT]
+                                   [--roofs roofs_measured.json [--roof-basis measured]]
     python -m profiler_kit.analyze RUN_DIR          # redo a run folder's analysis and report
 
 With traces: writes ``analysis.json`` and ``kernels.csv`` into --out (with two traces: ``a/``
@@ -46,6 +47,11 @@ def _parser() -> argparse.ArgumentParser:
                    "folder of python -m profiler_kit (re-analysed in place)")
     p.add_argument("--gpu", metavar="NAME", help="GPU spec key or alias (e.g. h100, a100-80gb)"
                    "; default: matched from the trace's deviceProperties")
+    p.add_argument("--roofs", metavar="FILE", help="measured roofs (a run folder's roofs_measured.json, "
+                   "or the cache's roofs/<card>.json): shown beside the datasheet's")
+    p.add_argument("--roof-basis", choices=("datasheet", "measured"), default=None,
+                   help="what bounds and %% of roof are judged against (default: datasheet; "
+                   "measured needs --roofs)")
     p.add_argument("--out", metavar="DIR", default=".", help="output folder (default: .)")
     p.add_argument("--label", action="append", default=[], metavar="LABEL",
                    help="name of each trace in the outputs (repeat once per trace; default: "
@@ -75,6 +81,19 @@ def _limits(args):
     return ReadLimits(
         max_bytes=int(args.max_trace_mb * 2**20) if args.max_trace_mb else DEFAULT_LIMITS.max_bytes,
         max_events=args.max_events or DEFAULT_LIMITS.max_events)
+
+
+def _calibration(args):
+    """The --roofs file, read once (None without it); --roof-basis measured needs one."""
+    if args.roofs is None:
+        if args.roof_basis == "measured":
+            raise _BadInput("--roof-basis measured needs --roofs FILE (a run folder's roofs_measured.json)")
+        return None
+    from profiler_kit.records import read_roof_calibration
+    try:
+        return read_roof_calibration(args.roofs)
+    except RecordError as exc:
+        raise _BadInput(f"--roofs: {exc}") from None
 
 
 def _write_analysis(analysis, folder: Path) -> None:
@@ -137,9 +156,10 @@ def _default_labels(paths: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if len(args.traces) == 1 and (Path(args.traces[0]) / SUMMARY_FILE).is_file():
-        if args.gpu or args.label or args.ncu:
-            raise _BadInput("a run folder is analysed against the GPU spec, mode names and Nsight Compute "
-                            "measurements it holds: drop --gpu / --label / --ncu")
+        if args.gpu or args.label or args.roofs or args.roof_basis or args.ncu:
+            raise _BadInput("a run folder is analysed against the GPU spec, measured roofs, roof basis, "
+                            "Nsight Compute measurements and mode names it holds: drop --gpu / --label / "
+                            "--roofs / --roof-basis / --ncu")
         return _run_folder(Path(args.traces[0]), args.no_report, _limits(args))
     if len(args.traces) > 2:
         raise _BadInput(f"got {len(args.traces)} traces; give one trace, or two to compare")
@@ -151,6 +171,7 @@ def run(argv: list[str] | None = None) -> int:
                         "measurement per trace, in the same order")
     measurements = [_read_measurement(p) for p in args.ncu] or [(None, None)] * len(args.traces)
     limits = _limits(args)
+    calibration = _calibration(args)
     from profiler_kit import tracefile
     for path in args.traces:          # inflate on the second core while the imports run
         tracefile.prefetch(path, limits)
@@ -162,6 +183,7 @@ def run(argv: list[str] | None = None) -> int:
         try:
             analyses.append(analyze_trace(path, spec=args.gpu, label=label, limits=limits,
                                           spec_source="--gpu" if args.gpu else None,
+                                          calibration=calibration, roof_basis=args.roof_basis or "datasheet",
                                           measurement=measurement, measurement_source=source))
         except TraceError as exc:
             raise _BadInput(str(exc)) from None

@@ -30,6 +30,10 @@ SCHEDULERS = ("euler", "ddim", "pndm")
 PLOTLY_JS = ("inline", "directory")
 EXECUTIONS = ("eager", "cuda_graphs", "compile")
 COMPILE_MODES = ("reduce-overhead", "max-autotune-no-cudagraphs", "default", "max-autotune")
+# What bounds and "% of roof" are judged against, and when the card's roofs are measured
+# (analysis/roofline.py judging_spec, calibrate.py calibration_for_run).
+ROOF_BASES = ("datasheet", "measured")
+CALIBRATE_MODES = ("auto", "always", "never")
 
 
 class ConfigError(ValueError):
@@ -91,6 +95,8 @@ class ExperimentConfig:
     tf32: bool = False
     execution: str = "eager"
     compile_mode: str = "reduce-overhead"
+    roofs: str = "datasheet"
+    calibrate: str = "auto"
     profiler: ProfilerConfig = field(default_factory=ProfilerConfig)
     report: ReportConfig = field(default_factory=ReportConfig)
     measure: str = "none"
@@ -134,6 +140,14 @@ def validate(cfg: Any) -> None:
         raise ConfigError(f"execution={cfg.execution} is not known: use one of {_choices(EXECUTIONS)}")
     if cfg.compile_mode not in COMPILE_MODES:
         raise ConfigError(f"compile_mode={cfg.compile_mode} is not known: use one of {_choices(COMPILE_MODES)}")
+    if cfg.roofs not in ROOF_BASES:
+        raise ConfigError(f"roofs={cfg.roofs} is not known: use one of {_choices(ROOF_BASES)}")
+    if cfg.calibrate not in CALIBRATE_MODES:
+        raise ConfigError(f"calibrate={cfg.calibrate} is not known: use one of {_choices(CALIBRATE_MODES)}")
+    if cfg.roofs == "measured" and (cfg.calibrate == "never" or str(cfg.device) == "cpu"):
+        why = "calibrate=never" if cfg.calibrate == "never" else "device=cpu (roofs are measured on CUDA devices)"
+        raise ConfigError(f"roofs=measured needs measured roofs, but {why}: use calibrate=auto on a GPU, "
+                          "or roofs=datasheet")
     if cfg.report.plotly_js not in PLOTLY_JS:
         raise ConfigError(f"report.plotly_js={cfg.report.plotly_js} is not known: use one of {_choices(PLOTLY_JS)}")
     if cfg.measure not in MEASURES:

@@ -22,11 +22,12 @@ import torch
 import msgspec
 from omegaconf import OmegaConf
 
-from profiler_kit import attention_modes, capture, environment, execution, models, ncu_measure, specs
+from profiler_kit import (attention_modes, calibrate, capture, environment, execution, models, ncu_measure,
+                          specs)
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
                                   write_record)
-from profiler_kit.run_folder import SUMMARY_FILE, reproduce_command, trace_name
+from profiler_kit.run_folder import ROOFS_MEASURED_FILE, SUMMARY_FILE, reproduce_command, trace_name
 
 log = logging.getLogger("profiler_kit")
 
@@ -256,6 +257,13 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
              device, env["gpu_name"] or env["cpu"], environment.dtype_name(dtype), cfg.model.name,
              cfg.resolution, warmup, iterations)
 
+    # Before the UNet takes its memory: the 1 GiB streams and 8192^3 GEMMs then fit any 16 GB card.
+    roof_cal = calibrate.calibration_for_run(str(cfg.calibrate), device, env, run_dir, warnings)
+    roof_basis = "measured" if cfg.roofs == "measured" and roof_cal is not None else "datasheet"
+    if cfg.roofs == "measured" and roof_cal is None:
+        warnings.append("roofs=measured but no roofs were measured on this device: judged against the datasheet")
+        log.warning("%s", warnings[-1])
+
     start = time.perf_counter()
     log.info("building the UNet (%s)...", cfg.model.display_name or cfg.model.name)
     built = models.build_unet(cfg.model, device, dtype, int(cfg.seed))
@@ -284,7 +292,8 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
                     started=time.strftime("%Y-%m-%dT%H:%M:%S%z")),
         gpu_spec=resolve_gpu_spec(cfg, hydra_cfg, env.get("gpu_name"), warnings),
         reference_mode=str(cfg.reference_mode), efficient_mode=efficient, efficient_mode_reason=why,
-        status="running", warnings=warnings)
+        status="running", warnings=warnings, roof_basis=roof_basis,
+        roof_calibration=ROOFS_MEASURED_FILE if roof_cal is not None else None)
     run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
                warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
                warnings=warnings, runners={})

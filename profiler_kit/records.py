@@ -252,6 +252,11 @@ class RooflineOp(Record, kw_only=True):
     formula: str
 
 
+def _same_figure(a: float | None, b: float | None) -> bool:
+    """The same rate, up to the rounding of a trip through TFLOP/s or GB/s (GpuSpec's units)."""
+    return a is not None and b is not None and math.isclose(a, b, rel_tol=1e-9)
+
+
 class Roof(Record, kw_only=True):
     """A compute roof the analysis judged kernels against."""
 
@@ -261,6 +266,15 @@ class Roof(Record, kw_only=True):
     peak_flops_per_s: float
     ridge_flops_per_byte: float          # where this roof meets the memory roof
     judged_us: float                     # kernel time judged against this roof
+    # Both figures of this roof, whichever judged (Roofs.basis): the spec's datasheet peak and
+    # the calibration's measured one (None: not measured, or an analysis from before 2026-12).
+    datasheet_flops_per_s: float | None = None
+    measured_flops_per_s: float | None = None
+
+    @property
+    def basis(self) -> Literal["datasheet", "measured"]:
+        """Which figure ``peak_flops_per_s`` is: measured only where a measurement fed it."""
+        return "measured" if _same_figure(self.measured_flops_per_s, self.peak_flops_per_s) else "datasheet"
 
 
 class Roofs(Record, kw_only=True):
@@ -271,9 +285,22 @@ class Roofs(Record, kw_only=True):
     memory_bandwidth_bytes_per_s: float
     allow_tf32: bool | None              # None: PyTorch's defaults (matmul off, cuDNN conv on)
     compute: list[Roof] = []
+    # What every bound and "% of roof" was judged against: the datasheet peaks, or the ones
+    # measured on the card (RoofCalibration). A roof the calibration lacks keeps its datasheet
+    # figure either way (Roof.basis says which each one is).
+    basis: Literal["datasheet", "measured"] = "datasheet"
+    memory_bandwidth_datasheet_bytes_per_s: float | None = None
+    memory_bandwidth_measured_bytes_per_s: float | None = None   # the device-to-device copy's
+    calibration: RoofCalibration | None = None     # the measurements, shown beside the datasheet
 
     def roof(self, engine: str, dtype: str) -> Roof | None:
         return next((r for r in self.compute if r.engine == engine and r.dtype == dtype), None)
+
+    @property
+    def memory_basis(self) -> Literal["datasheet", "measured"]:
+        """Which figure ``memory_bandwidth_bytes_per_s`` is (as Roof.basis for a compute roof)."""
+        return ("measured" if _same_figure(self.memory_bandwidth_measured_bytes_per_s,
+                                           self.memory_bandwidth_bytes_per_s) else "datasheet")
 
 
 # --------------------------------------------------------------------------------------------
@@ -674,6 +701,8 @@ class Summary(Record, kw_only=True):
     findings: list[Finding] = []
     analyzed: bool = False                   # the analysis step has run on this folder
     warnings: list[str] = []
+    roof_calibration: str | None = None      # the run folder's measured roofs (roofs_measured.json)
+    roof_basis: Literal["datasheet", "measured"] = "datasheet"   # what the analysis judges against
 
     @property
     def card(self) -> str | None:
@@ -791,6 +820,79 @@ class Sweep(Record, kw_only=True):
     oom_frontier: list[OomFrontier] = []
     findings: list[Finding] = []
     warnings: list[str] = []
+
+
+# --------------------------------------------------------------------------------------------
+# roofs_measured.json: the practical ceilings measured on one card (profiler_kit/calibrate.py)
+# --------------------------------------------------------------------------------------------
+
+RoofEngine = Literal["tensor", "cuda", "memory"]
+
+
+class MeasuredRoof(Record, kw_only=True):
+    """One ceiling measured on the card by a kernel that should reach it, next to its datasheet
+    figure. Compute roofs carry the engine and dtype keys of the roofline (``("tensor", "fp16")``,
+    ``("tensor", "bf16")``, ``("tensor", "tf32")``, ``("cuda", "fp32")``); memory ones have
+    engine "memory" and dtype "copy" (the memory roof) or "elementwise" (shown beside it)."""
+
+    engine: RoofEngine
+    dtype: str
+    measured_per_s: float                    # FLOP/s (compute) or B/s (memory), from the median time
+    datasheet_per_s: float | None = None     # the matched conf/gpu spec's figure; None: no spec
+    work_per_call: float                     # FLOPs or bytes moved by one timed call
+    time_ms: StepStats                       # per call, CUDA events: median, IQR, min, n
+    method: str                              # the kernel and its size, e.g. "dst.copy_(src), 1 GiB fp16"
+
+    @property
+    def unit(self) -> str:
+        return "B" if self.engine == "memory" else "FLOP"
+
+    @property
+    def measured_fraction(self) -> float | None:
+        """measured / datasheet (typically 0.7-0.95: datasheets print boost-clock peaks)."""
+        return self.measured_per_s / self.datasheet_per_s if self.datasheet_per_s else None
+
+
+class SkippedRoof(Record, kw_only=True):
+    """A roof not measured on this card, and why (no BF16 tensor cores, out of memory, ...)."""
+
+    engine: RoofEngine
+    dtype: str
+    reason: str
+
+
+class RoofCalibration(Record, kw_only=True):
+    """roofs_measured.json: the card's measured ceilings, cached per card in the user's cache
+    and copied into each run folder that used them. Valid for the exact software it was
+    measured with (device name, driver, torch and CUDA versions): anything else re-measures."""
+
+    schema_version: int = SCHEMA_VERSION
+    device_name: str
+    driver: str | None = None
+    torch: str
+    cuda: str | None = None
+    measured_at: str                         # ISO 8601, local time with its offset
+    gpu_key: str | None = None               # the conf/gpu spec the datasheet figures come from
+    roofs: list[MeasuredRoof] = []
+    skipped: list[SkippedRoof] = []
+    calibration_s: float = 0.0               # wall time of the whole measurement
+
+    def roof(self, engine: str, dtype: str) -> MeasuredRoof | None:
+        return next((r for r in self.roofs if r.engine == engine and r.dtype == dtype), None)
+
+    @property
+    def memory_roof(self) -> MeasuredRoof | None:
+        """The device-to-device copy: the memory roof (the elementwise kernel is shown beside)."""
+        return self.roof("memory", "copy")
+
+    def identity(self) -> tuple[str, str | None, str, str | None]:
+        """What a cached calibration must match to be reused."""
+        return (self.device_name, self.driver, self.torch, self.cuda)
+
+
+def read_roof_calibration(path: str | os.PathLike) -> RoofCalibration:
+    """The one reader of roofs_measured.json (run folder or cache); RecordError on a bad file."""
+    return _convert(_load(path), RoofCalibration, str(path))
 
 
 # --------------------------------------------------------------------------------------------

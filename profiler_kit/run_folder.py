@@ -14,6 +14,7 @@ from profiler_kit.records import NOISE_IQR_FRACTION, RecordError, Summary, read_
 
 SUMMARY_FILE = "summary.json"
 REPORT_FILE = "report.html"
+ROOFS_MEASURED_FILE = "roofs_measured.json"   # the measured roofs the run used (calibrate.py)
 
 
 def trace_name(mode: str) -> str:

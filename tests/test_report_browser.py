@@ -215,3 +215,16 @@ def test_planted_html_in_a_sweep_report_never_runs(tmp_path, open_report):
     assert opened.page.evaluate("typeof window.__pwned") == "undefined"
     assert opened.page.locator("img").count() == 0
     assert SCRIPT_PAYLOAD in opened.page.locator("#jobs").inner_text()
+
+
+def test_a_report_judged_against_measured_roofs_renders(tmp_path, open_report):
+    """The Roofs table (datasheet beside measured) and the dotted roofs of the other basis."""
+    from profiler_kit.analysis import analyze_trace
+    from profiler_kit.records import read_roof_calibration
+    data = Path(__file__).parent / "data"
+    record = analyze_trace(data / "sd" / "trace_vanilla.json.gz", label="vanilla", roof_basis="measured",
+                           calibration=read_roof_calibration(data / "roofs" / "h200_hand_written.json")).record
+    opened = open_report(render_trace_report({"vanilla": record}, None, tmp_path / "report.html"))
+    assert_clean(opened)
+    assert opened.page.locator("table.roofs tbody tr").count() >= 5
+    assert opened.page.locator("#fig-roofline .main-svg").count() > 0

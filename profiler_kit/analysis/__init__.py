@@ -18,7 +18,7 @@ from collections import Counter
 
 from profiler_kit import specs, trace_values
 from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
-from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord, NcuMeasurement
+from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord, NcuMeasurement, RoofCalibration
 from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
@@ -119,6 +119,20 @@ def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: lis
     return None, None
 
 
+def _calibration_warnings(calibration: RoofCalibration | None, roof_basis: str, gpu_spec,
+                          device_names: list[str]) -> list[str]:
+    """Measured roofs of another card than the trace's, or none to judge against: said, not hidden."""
+    if calibration is None:
+        return (["roof basis 'measured' without measured roofs: judged against the datasheet"]
+                if roof_basis == "measured" and gpu_spec is not None else [])
+    if gpu_spec is None:
+        return [f"measured roofs of {calibration.device_name} given, but no GPU spec: no roofline figures"]
+    if device_names and calibration.device_name not in device_names:
+        return [f"the measured roofs are of {calibration.device_name}, the trace ran on "
+                f"{', '.join(device_names)}"]
+    return []
+
+
 def _device_names(trace: Trace) -> list[str]:
     used = set(np.unique(trace.gpu.device).tolist())
     props = trace.device_properties
@@ -129,7 +143,8 @@ def _device_names(trace: Trace) -> list[str]:
 def analyze_trace(path, spec=None, label: str | None = None, *,
                   spec_source: str | None = None, allow_tf32: bool | None = None,
                   spec_record: GpuSpecRecord | None = None,
-                  limits: ReadLimits = DEFAULT_LIMITS,
+                  limits: ReadLimits = DEFAULT_LIMITS, calibration: RoofCalibration | None = None,
+                  roof_basis: str = "datasheet",
                   measurement: NcuMeasurement | None = None,
                   measurement_source: str | None = None) -> TraceAnalysis:
     """Analyse one Kineto trace.
@@ -139,6 +154,8 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     gpu_spec.matched_from. spec_record: the spec a run already resolved and recorded (its
     summary's gpu_spec), used as it is, never resolved again. allow_tf32: the run's TF32 setting
     (None: PyTorch's defaults). limits: how big a trace is read (tracefile.ReadLimits).
+    calibration: measured roofs (roofs_measured.json), recorded beside the datasheet's;
+    roof_basis "measured" judges every kernel against them (roofline.judging_spec).
     measurement: an Nsight Compute measurement of the same call (ncu_<mode>.json), joined to the
     trace's kernels (analysis/ncu_join.py) into ``record.measured``; measurement_source names its
     file. Raises TraceError for unreadable input and ValueError for an unknown spec key.
@@ -150,7 +167,8 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     device_names = _device_names(trace)
     gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, device_names, warnings)
     table = build_kernel_table(trace)
-    costs = cost_kernels(table, gpu_spec, allow_tf32)
+    costs = cost_kernels(table, gpu_spec, allow_tf32, calibration, roof_basis)
+    warnings.extend(_calibration_warnings(calibration, roof_basis, gpu_spec, device_names))
     timeline = analyze_timeline(table)
     gpu = trace.gpu
     kernel_mask = gpu.kind == KERNEL

@@ -29,8 +29,9 @@ from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.cost_model.op_args import DTYPES, FLOAT_DTYPES
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.links import apply_link_bounds
-from profiler_kit.analysis.roofline import BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, roofline, roofs_used
-from profiler_kit.records import Roofs
+from profiler_kit.analysis.roofline import (BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, judging_spec, roofline,
+                                            roofs_used)
+from profiler_kit.records import RoofCalibration, Roofs
 from profiler_kit.trace import compact_raw, decode_raw
 
 # Ops that run as a chain of ordinary aten ops: their kernels are costed by those ops (the walk
@@ -94,11 +95,16 @@ def _dominant_float_dtype(trace) -> str | None:
     return max(tally, key=tally.get) if tally else None
 
 
-def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None) -> KernelCosts:
+def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
+                 calibration: RoofCalibration | None = None, roof_basis: str = "datasheet") -> KernelCosts:
     """Cost and judge every kernel of ``table`` against ``spec`` (a GpuSpec, or None: no bounds).
 
     ``allow_tf32``: whether fp32 matmuls and convolutions ran as TF32 (the run's ``tf32=``); None
-    for PyTorch's defaults, which is all a trace of unknown origin tells (see cost_model)."""
+    for PyTorch's defaults, which is all a trace of unknown origin tells (see cost_model).
+    ``calibration`` / ``roof_basis``: the card's measured roofs and whether they judge ("measured")
+    or are only recorded beside the datasheet's ("datasheet"); see roofline.judging_spec."""
+    datasheet = spec
+    spec = judging_spec(spec, calibration, roof_basis) if spec is not None else None
     trace, tree = table.trace, table.tree
     spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
@@ -184,7 +190,7 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None) 
             bound[helpers] = np.where(dur_us[helpers] < LATENCY_THRESHOLD_US,
                                       BOUNDS.index("latency"), BOUNDS.index("memory"))
     apply_link_bounds(table, bound)
-    roofs = (roofs_used((p.point for p in points if p.point is not None), spec, allow_tf32)
-             if spec is not None else None)
+    roofs = (roofs_used((p.point for p in points if p.point is not None), datasheet, allow_tf32,
+                        calibration, roof_basis) if spec is not None else None)
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
                        points=tuple(points), roofs=roofs)

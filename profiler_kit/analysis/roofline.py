@@ -11,11 +11,12 @@ not contain (launch latency, tail effects, too few blocks to fill the SMs) and a
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterable
 
-from profiler_kit.records import Roof, Roofs
-from profiler_kit.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_flops
+from profiler_kit.records import Roof, RoofCalibration, Roofs
+from profiler_kit.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_field, peak_flops
 
 from .cost_model.op_cost import OpCost
 
@@ -127,10 +128,50 @@ ROOF_LABELS = {
 _ENGINE_NAMES = {"tensor": "tensor", "cuda": "CUDA cores"}
 
 
-def roofs_used(points: Iterable[RooflinePoint], spec: GpuSpec, allow_tf32: bool | None) -> Roofs:
+# The GpuSpec field each measured roof replaces (calibrate.py measures exactly these keys).
+MEASURED_FIELDS = {("tensor", "fp16"): "fp16_tensor_tflops", ("tensor", "bf16"): "bf16_tensor_tflops",
+                   ("tensor", "tf32"): "tf32_tensor_tflops", ("cuda", "fp32"): "fp32_tflops"}
+ROOF_BASES = ("datasheet", "measured")
+
+
+def judging_spec(spec: GpuSpec, calibration: RoofCalibration | None, basis: str) -> GpuSpec:
+    """The spec every kernel is judged against: ``spec`` itself (basis "datasheet"), or a copy
+    whose peaks are the calibration's measured ones (basis "measured"). The one place that
+    decides; a roof the calibration lacks (fp16 CUDA cores, fp8, a skipped dtype) keeps its
+    datasheet figure, so the fallbacks of specs.peak_field stay those of the datasheet."""
+    if basis not in ROOF_BASES:
+        raise ValueError(f"unknown roof basis {basis!r}; use one of {', '.join(ROOF_BASES)}")
+    if basis == "datasheet" or calibration is None:
+        return spec
+    changes = {field: calibration.roof(*key).measured_per_s / 1e12
+               for key, field in MEASURED_FIELDS.items() if calibration.roof(*key) is not None}
+    if calibration.memory_roof is not None:
+        changes["memory_bandwidth_gbps"] = calibration.memory_roof.measured_per_s / 1e9
+    return dataclasses.replace(spec, **changes)
+
+
+def _measured_flops(judge: GpuSpec, calibration: RoofCalibration | None, engine: str,
+                    dtype: str) -> float | None:
+    """The measured figure of the roof (engine, dtype) meets: the measurement behind the spec
+    field it reads (specs.peak_field), None where no measurement feeds that field."""
+    if calibration is None:
+        return None
+    field = peak_field(judge, dtype, engine)
+    key = next((k for k, f in MEASURED_FIELDS.items() if f == field), None)
+    measured = calibration.roof(*key) if key else None
+    return measured.measured_per_s if measured else None
+
+
+def roofs_used(points: Iterable[RooflinePoint], spec: GpuSpec, allow_tf32: bool | None,
+               calibration: RoofCalibration | None = None, basis: str = "datasheet") -> Roofs:
     """The memory roof and every compute roof that judged at least one op, with the kernel time
-    judged against each (highest roof first): what the analysis records and the chart draws."""
-    bandwidth = memory_bandwidth_bytes_per_s(spec)
+    judged against each (highest roof first): what the analysis records and the chart draws.
+
+    ``spec`` is the datasheet spec; the points were judged against
+    ``judging_spec(spec, calibration, basis)``. Each roof carries both figures and the record
+    says which basis judged."""
+    judge = judging_spec(spec, calibration, basis)
+    bandwidth = memory_bandwidth_bytes_per_s(judge)
     judged: dict[tuple[str, str], list] = {}
     for p in points:
         if p.peak_tflops:
@@ -138,8 +179,13 @@ def roofs_used(points: Iterable[RooflinePoint], spec: GpuSpec, allow_tf32: bool 
             entry[1] += p.duration_us
     compute = [Roof(label=ROOF_LABELS.get(key, f"{key[1].upper()} {_ENGINE_NAMES[key[0]]}"), engine=key[0],
                     dtype=key[1], peak_flops_per_s=peak, ridge_flops_per_byte=peak / bandwidth,
-                    judged_us=us)
+                    judged_us=us, datasheet_flops_per_s=peak_flops(spec, key[1], key[0]),
+                    measured_flops_per_s=_measured_flops(judge, calibration, *key))
                for key, (peak, us) in judged.items()]
     compute.sort(key=lambda r: -r.peak_flops_per_s)
+    memory = calibration.memory_roof if calibration is not None else None
     return Roofs(gpu_key=spec.key, memory_bandwidth_bytes_per_s=bandwidth, allow_tf32=allow_tf32,
-                 compute=compute)
+                 compute=compute, basis="measured" if judge is not spec else "datasheet",
+                 memory_bandwidth_datasheet_bytes_per_s=memory_bandwidth_bytes_per_s(spec),
+                 memory_bandwidth_measured_bytes_per_s=memory.measured_per_s if memory else None,
+                 calibration=calibration)

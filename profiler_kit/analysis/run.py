@@ -19,8 +19,9 @@ import msgspec
 
 from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.analysis.findings import run_findings
-from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, NcuMeasurement, RecordError, Summary,
-                                  read_ncu_measurement, read_summary, write_atomic, write_record)
+from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, NcuMeasurement, RecordError,
+                                  RoofCalibration, Summary, read_ncu_measurement, read_roof_calibration,
+                                  read_summary, write_atomic, write_record)
 from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name, ncu_name
 from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
 
@@ -77,13 +78,30 @@ def _measurement(mode: str, rec: ModeRecord, run_dir: str,
         return None, None
 
 
+def _roof_calibration(summary: Summary, run_dir: str, warnings: list[str]) -> RoofCalibration | None:
+    """The measured roofs the run copied into its folder (summary.roof_calibration), or None;
+    a missing or unreadable file is a warning and the datasheet then judges."""
+    if summary.roof_calibration is None:
+        return None
+    try:
+        return read_roof_calibration(os.path.join(run_dir, summary.roof_calibration))
+    except RecordError as exc:
+        warnings.append(f"{MEASURED_ROOFS_UNREADABLE} ({exc}): judged against the datasheet")
+        return None
+
+
+MEASURED_ROOFS_UNREADABLE = "measured roofs unreadable"
+
+
 def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
-                  warnings: list[str], limits: ReadLimits) -> ModeRecord:
+                  warnings: list[str], limits: ReadLimits,
+                  calibration: RoofCalibration | None = None) -> ModeRecord:
     start = time.perf_counter()
     measurement, source = _measurement(mode, rec, run_dir, warnings)
     try:
         result = analyze_trace(os.path.join(run_dir, rec.trace), label=mode, spec_record=summary.gpu_spec,
-                               allow_tf32=summary.allow_tf32, limits=limits,
+                               allow_tf32=summary.allow_tf32, limits=limits, calibration=calibration,
+                               roof_basis=summary.roof_basis if calibration is not None else "datasheet",
                                measurement=measurement, measurement_source=source)
         write_atomic(os.path.join(run_dir, kernels_csv_name(mode)), result.write_kernels_csv)
     except TraceError as exc:  # a missing or unreadable trace: its one line says why
@@ -127,8 +145,11 @@ def analyze_run(run_dir: str, limits: ReadLimits = DEFAULT_LIMITS) -> Summary:
     RecordError) when the summary is of a run that did not finish; neither rewrites a file."""
     summary = read_summary(os.path.join(run_dir, SUMMARY_FILE))
     _check_analysable(summary, run_dir)
-    warnings = [w for w in summary.warnings if ANALYSIS_FAILED not in w and MEASUREMENT_UNREADABLE not in w]
-    modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings, limits) if rec.ok and rec.trace else rec)
+    warnings = [w for w in summary.warnings if ANALYSIS_FAILED not in w and MEASURED_ROOFS_UNREADABLE not in w
+                and MEASUREMENT_UNREADABLE not in w]
+    calibration = _roof_calibration(summary, run_dir, warnings)
+    modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings, limits, calibration)
+                    if rec.ok and rec.trace else rec)
              for mode, rec in summary.modes.items()}
     summary = msgspec.structs.replace(summary, modes=modes, warnings=warnings, analyzed=True,
                                       comparison=compare_modes(modes, summary.reference_mode))

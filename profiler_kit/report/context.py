@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from profiler_kit import units as fmt
-from profiler_kit.records import NOISE_IQR_FRACTION, Analysis, Comparison, GpuSpecRecord, ModeRecord, Summary
+from profiler_kit.records import (NOISE_IQR_FRACTION, Analysis, Comparison, GpuSpecRecord, MeasuredRoof, ModeRecord,
+                                  Roofs, Summary)
 
 from . import figures, measured
 
@@ -31,7 +32,60 @@ def spec_view(spec: GpuSpecRecord | None, analyses: dict[str, Analysis]) -> dict
             "bandwidth": fmt.gb_per_s((bandwidth or spec.memory_bandwidth_gbps * 1e9) / 1e9),
             "roofs": [(label, fmt.tflops_per_s(peak / 1e12)) for label, peak in roofs],
             "allow_tf32": next((a.roofs.allow_tf32 for a in analyses.values() if a.roofs), None),
-            "memory": fmt.bytes_binary(spec.memory_bytes)}
+            "memory": fmt.bytes_binary(spec.memory_bytes), "table": roof_table(spec, analyses)}
+
+
+def _rate(engine: str, per_s: float | None) -> str:
+    return fmt.gb_per_s(per_s / 1e9 if per_s else None) if engine == "memory" else \
+        fmt.tflops_per_s(per_s / 1e12 if per_s else None)
+
+
+def _roof_row(label: str, engine: str, datasheet: float | None, measured: MeasuredRoof | None,
+              used: str) -> dict:
+    t = measured.time_ms if measured else None
+    return {"label": label, "datasheet": _rate(engine, datasheet),
+            "measured": _rate(engine, measured.measured_per_s if measured else None),
+            "time": (f"{fmt.duration_ms(t.median_ms)} ± {fmt.duration_ms(t.iqr_ms)} IQR, n={t.n}" if t else None),
+            "noisy": bool(t and t.noisy), "method": measured.method if measured else None,
+            "ratio": fmt.percent(measured.measured_per_s / datasheet if measured and datasheet else None, 0),
+            "used": used}
+
+
+def _feeding(roofs: Roofs, engine: str, dtype: str, measured_per_s: float | None) -> MeasuredRoof | None:
+    """The measurement behind a judged roof: its own key, else the one whose figure it carries
+    (bf16 on a card without BF16 tensor cores meets the measured FP32 CUDA-core roof)."""
+    cal = roofs.calibration
+    if cal is None or measured_per_s is None:
+        return None
+    return cal.roof(engine, dtype) or next((m for m in cal.roofs if m.measured_per_s == measured_per_s), None)
+
+
+def roof_table(spec: GpuSpecRecord, analyses: dict[str, Analysis]) -> dict | None:
+    """Datasheet and measured figure of every roof, as the analysis recorded them, and which one
+    judged (Roofs.basis, Roof.basis); None where no roof was measured."""
+    roofs = next((a.roofs for a in analyses.values() if a.roofs is not None), None)
+    if roofs is None or (roofs.calibration is None and roofs.basis == "datasheet"):
+        return None
+    cal = roofs.calibration
+    rows = [_roof_row("HBM (memory roof)", "memory",
+                      roofs.memory_bandwidth_datasheet_bytes_per_s or spec.memory_bandwidth_gbps * 1e9,
+                      cal.memory_roof if cal else None, roofs.memory_basis)]
+    if cal and cal.roof("memory", "elementwise"):
+        rows.append(_roof_row("fp32 element-wise stream (beside the memory roof)", "memory",
+                              roofs.memory_bandwidth_datasheet_bytes_per_s, cal.roof("memory", "elementwise"),
+                              "shown only"))
+    for r in roofs.compute:
+        rows.append(_roof_row(r.label, r.engine, r.datasheet_flops_per_s,
+                              _feeding(roofs, r.engine, r.dtype, r.measured_flops_per_s), r.basis))
+    judged = {(r.engine, r.dtype) for r in roofs.compute}
+    for m in cal.roofs if cal else []:
+        if m.engine != "memory" and (m.engine, m.dtype) not in judged:
+            rows.append(_roof_row(f"{m.dtype.upper()} {'tensor' if m.engine == 'tensor' else 'CUDA cores'}",
+                                  m.engine, m.datasheet_per_s, m, "judged no kernel"))
+    return {"basis": roofs.basis, "rows": rows,
+            "measured_on": cal.device_name if cal else None, "measured_at": cal.measured_at if cal else None,
+            "software": (f"driver {cal.driver or '?'}, torch {cal.torch}, CUDA {cal.cuda or '?'}" if cal else None),
+            "skipped": [f"{s.dtype} {s.engine}: {s.reason}" for s in cal.skipped] if cal else []}
 
 
 def analysis_view(label: str, a: Analysis) -> dict:

@@ -293,6 +293,53 @@ def roofs_drawn(analyses: dict[str, Analysis]) -> tuple[float | None, list[tuple
     return bandwidth, [(" / ".join(labels), peak) for peak, labels in sorted(by_peak.items(), reverse=True)]
 
 
+def other_roofs_drawn(analyses: dict[str, Analysis]) -> tuple[str, float | None, list[tuple[str, float]]]:
+    """The roofs of the basis that did NOT judge, as recorded beside the ones that did: ("measured",
+    memory B/s, [(label, FLOP/s)]) when the datasheet judged, or ("datasheet", ...) when the
+    measured roofs did. Empty where the analyses recorded no second figure."""
+    basis, bandwidth, by_peak = "measured", None, {}
+    for a in analyses.values():
+        if a.roofs is None or (a.roofs.calibration is None and a.roofs.basis == "datasheet"):
+            continue
+        basis = "datasheet" if a.roofs.basis == "measured" else "measured"
+        other = (a.roofs.memory_bandwidth_datasheet_bytes_per_s if basis == "datasheet"
+                 else a.roofs.memory_bandwidth_measured_bytes_per_s)
+        if other and not math.isclose(other, a.roofs.memory_bandwidth_bytes_per_s, rel_tol=1e-9):
+            bandwidth = other
+        for roof in a.roofs.compute:
+            peak = roof.datasheet_flops_per_s if basis == "datasheet" else roof.measured_flops_per_s
+            if peak and not math.isclose(peak, roof.peak_flops_per_s, rel_tol=1e-9):
+                labels = by_peak.setdefault(peak, [])
+                if roof.label not in labels:
+                    labels.append(roof.label)
+    return basis, bandwidth, [(" / ".join(labels), peak) for peak, labels in sorted(by_peak.items(), reverse=True)]
+
+
+OTHER_ROOF_COLOR = "#dd6b20"
+
+
+def _draw_other_roofs(fig: go.Figure, analyses: dict[str, Analysis], x_lo: float, x_hi: float) -> None:
+    """The roofs of the other basis, dashed and labelled, beside the ones that judged."""
+    basis, bandwidth, roofs = other_roofs_drawn(analyses)
+    line = dict(color=OTHER_ROOF_COLOR, width=1.5, dash="dot")
+    if bandwidth:
+        bw_tb = bandwidth / 1e12
+        top = max([t / 1e12 for _, t in roofs] + [x_hi * bw_tb / 3])
+        fig.add_scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", line=line,
+                        name=f"{basis} roofs", legendgroup="other-roofs", hoverinfo="skip")
+        fig.add_annotation(x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
+                           text=f"HBM {bandwidth / 1e9:,.4g} GB/s ({basis})", showarrow=False,
+                           textangle=-28, xanchor="left", yanchor="top", font_size=11,
+                           font_color=OTHER_ROOF_COLOR)
+    for i, (name, peak) in enumerate(roofs):
+        tflops = peak / 1e12
+        fig.add_scatter(x=[x_lo, x_hi], y=[tflops, tflops], mode="lines", line=line, hoverinfo="skip",
+                        name=f"{basis} roofs", legendgroup="other-roofs", showlegend=not bandwidth and i == 0)
+        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s ({basis})",
+                           showarrow=False, xanchor="right", yanchor="top", font_size=11,
+                           font_color=OTHER_ROOF_COLOR)
+
+
 def roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
     """Log-log roofline: achieved TFLOP/s against arithmetic intensity, both from the cost model,
     under the roofs the analysis judged each op against (and no others)."""
@@ -306,17 +353,20 @@ def roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
     x_lo = min(min(intens), min(r for _, r in roofs_tflops) / bw_tb) / 3
     x_hi = max(max(intens), max(r for _, r in roofs_tflops) / bw_tb) * 3
     top = max(r for _, r in roofs_tflops)
+    judged_by = next((a.roofs.basis for a in analyses.values() if a.roofs is not None), "datasheet")
+    suffix = " (measured)" if judged_by == "measured" else ""
     fig = go.Figure()
     fig.add_scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", name="memory roof",
                     line=dict(color="#1a202c", width=2), hoverinfo="skip", showlegend=False)
     for name, tflops in roofs_tflops:
         fig.add_scatter(x=[tflops / bw_tb, x_hi], y=[tflops, tflops], mode="lines", showlegend=False,
                         line=dict(color="#4a5568", width=1.5, dash="dash"), hoverinfo="skip")
-        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s",
+        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s{suffix}",
                            showarrow=False, xanchor="right", yanchor="bottom", font_size=11)
     fig.add_annotation(x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
-                       text=f"HBM {bandwidth / 1e9:,.4g} GB/s", showarrow=False,
+                       text=f"HBM {bandwidth / 1e9:,.4g} GB/s{suffix}", showarrow=False,
                        textangle=-28, xanchor="left", yanchor="bottom", font_size=11)
+    _draw_other_roofs(fig, analyses, x_lo, x_hi)
     t_max = max(p.time_us for _, _, p in points)
     groups: dict[tuple[int, str, str], list] = {}
     for i, label, p in points:
