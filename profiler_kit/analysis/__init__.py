@@ -244,6 +244,6 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     record = msgspec.convert(data, Analysis, strict=False)
     if measurement is not None:
         record = msgspec.structs.replace(record, measured=join_measurement(
-            table, costs, record, gpu_spec, measurement, measurement_source or "measurement"))
+            table, costs, record, costs.judge, measurement, measurement_source or "measurement"))
     record = msgspec.structs.replace(record, findings=trace_findings({label or os.path.basename(os.fspath(path)): record}))
     return TraceAnalysis(label=label, record=record, table=table, costs=costs)

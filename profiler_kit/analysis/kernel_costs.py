@@ -73,6 +73,7 @@ class KernelCosts:
     bound: np.ndarray         # int8 index into BOUNDS
     points: tuple[OpPoint, ...]
     roofs: Roofs | None       # the roofs the points were judged against; None without a spec
+    judge: object = None      # the GpuSpec the points were judged against (roofline.judging_spec)
 
     @property
     def roofline_floor_us(self) -> float:
@@ -193,4 +194,4 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
     roofs = (roofs_used((p.point for p in points if p.point is not None), datasheet, allow_tf32,
                         calibration, roof_basis) if spec is not None else None)
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
-                       points=tuple(points), roofs=roofs)
+                       points=tuple(points), roofs=roofs, judge=spec)

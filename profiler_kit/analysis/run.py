@@ -70,7 +70,9 @@ def _measurement(mode: str, rec: ModeRecord, run_dir: str,
     """The mode's Nsight Compute measurement (measure=ncu), when the folder holds one."""
     path = os.path.join(run_dir, ncu_name(mode))
     if not os.path.exists(path):
-        return None, None
+        path += ".gz"          # kept gzipped (test data, archives): read alike
+        if not os.path.exists(path):
+            return None, None
     try:
         return read_ncu_measurement(path), path
     except RecordError as exc:     # the trace is still analysed; the join is what is lost
