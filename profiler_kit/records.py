@@ -466,7 +466,8 @@ class MeasuredTraffic(Record, kw_only=True):
     def misses(self) -> list[BytesCheck]:
         """Every judged group outside its tolerance (totals, then classes)."""
         groups = [g for g in (self.total, self.attention) if g is not None] + self.judged_classes
-        return [g for g in groups if g.within is False]
+        seen: set[str] = set()          # attention is a total and a class: named once
+        return [g for g in groups if g.within is False and not (g.label in seen or seen.add(g.label))]
 
 
 class MeasureStatus(Record, kw_only=True):
