@@ -388,6 +388,8 @@ class BytesCheck(Record, kw_only=True):
     dram_read_bytes: float
     written_bytes: float
     tolerance: float | None = None           # None: not judged (class under CLASS_MIN_TIME_SHARE)
+    rewriting_kernels: int = 0               # kernels that rewrote lines in L2 (MeasuredKernel.rewrote_l2)
+    rewriting_written_bytes: float = 0.0     # what those kernels wrote into L2
 
     @property
     def error(self) -> float | None:
@@ -421,9 +423,22 @@ class MeasuredKernel(Record, kw_only=True):
     bound_estimate: str                      # from estimated bytes (the analysis' bound)
     bound_measured: str                      # from measured bytes (same FLOPs, same time, same roofs)
     attention_call: str | None = None        # scope of the attention layer it belongs to
+    # It wrote more into L2 than the L2 holds, yet less of it reached DRAM than the excess: a
+    # write-back L2 must evict unique data beyond its capacity, so it wrote the same lines again
+    # (register spills to local memory, accumulation in place). Its written_bytes then overstate
+    # its HBM writes by at least l2_rewritten_bytes_min.
+    l2_rewritten_bytes_min: float = 0.0
     dram_throughput_pct: float | None = None
     sm_throughput_pct: float | None = None
     tensor_pipe_pct: float | None = None
+
+
+def l2_rewritten_bytes_min(kernel: NcuKernel, l2_bytes: int | None) -> float:
+    """Bytes a kernel certainly wrote more than once into L2 (MeasuredKernel.l2_rewritten_bytes_min):
+    L2 writes beyond the L2's capacity plus what reached DRAM. 0 without the counters or the size."""
+    if not l2_bytes or kernel.l2_write_bytes is None or kernel.dram_write_bytes is None:
+        return 0.0
+    return max(0.0, kernel.l2_write_bytes - l2_bytes - kernel.dram_write_bytes)
 
 
 class MeasuredTraffic(Record, kw_only=True):

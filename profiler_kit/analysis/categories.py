@@ -106,6 +106,9 @@ RULES: tuple[Rule, ...] = (
     Rule("layout", "other transposes launched by a convolution are layout conversion too",
          kernel=r"transpose|permute", ancestor=r"aten::.*conv"),
     # --- convolution ----------------------------------------------------------------------
+    Rule("other", "cuDNN's workspace initialisation before a convolution (init_device_workspace_"
+         "kernel; 'fprop' is in its template arguments): a small fill, no convolution arithmetic "
+         "and ~0 bytes measured on an H200", kernel=r"init_device_workspace"),
     Rule("conv", "convolution kernels by name: implicit GEMM fprop/dgrad/wgrad, winograd, "
          "cuDNN xmma_fprop, MIOpen", kernel=r"conv|fprop|dgrad|wgrad|implicit_gemm|"
          r"implicit_convolve|winograd|miopen|igemm"),

@@ -205,11 +205,14 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
                                detail=f"{where}; every kernel class above {fmt.percent(0.01, 0)} of GPU time is "
                                       "within its tolerance."))
             continue
+        rewriting = [g for g in misses if g.rewriting_kernels]
+        why = (f" {'; '.join(f'In {g.label}, {g.rewriting_kernels} kernels wrote {fmt.bytes_decimal(g.rewriting_written_bytes)} into L2, more than it holds, while little reached DRAM: they rewrote lines (register spills, in-place accumulation), so their counted writes overstate HBM traffic' for g in rewriting)}."
+               if rewriting else "")
         out.append(Finding(rule="estimate_vs_measured", level="warn", subject=label, figures=figures,
                            title=f"{label}: byte estimates miss Nsight Compute's count in "
                                  f"{', '.join(_error_text(g) for g in misses[:4])}",
-                           detail=f"{head}; {where}. A miss means the cost model's ideal traffic is not what "
-                                  "these kernels move (see 'Measured HBM traffic').",
+                           detail=f"{head}; {where}. A miss means the cost model's traffic is not what "
+                                  f"these kernels move (see 'Measured HBM traffic').{why}",
                            remedy="judge those kernels by their measured bytes (the measured bound column)"))
     return out
 

@@ -96,6 +96,45 @@ def _dominant_float_dtype(trace) -> str | None:
     return max(tally, key=tally.get) if tally else None
 
 
+_MOVERS = frozenset(CATEGORIES.index(c) for c in ("layout", "copy"))
+_ELEMENTWISE = CATEGORIES.index("elementwise")
+
+
+def _helper_traffic(table: KernelTable, costed: np.ndarray, group: np.ndarray, work: np.ndarray,
+                    nodes: np.ndarray, op_cost: dict, hbm: np.ndarray) -> None:
+    """Give an op's helper kernels the bytes its cost says they move (OpCost.helper), in launch
+    order: layout/copy kernels before the first work kernel take the ``before`` tensors in turn
+    (a conv: the input, then the weights), one after the work converts the output back, and an
+    elementwise kernel after it adds the bias (reads the output and the bias, writes the output).
+    Each moved tensor is read once and written once. Helpers beyond those keep no bytes. Their
+    time is still judged as before (memory, or latency when short): only the bytes are added."""
+    start = table.trace.gpu.start_ns[costed]
+    has_helper = np.asarray([op_cost[int(nd)].helper is not None for nd in nodes.tolist()], dtype=bool)
+    chosen = np.flatnonzero(has_helper[group])
+    if not len(chosen) or work[chosen].all():
+        return
+    order = chosen[np.lexsort((start[chosen], group[chosen]))]      # by op, then launch order
+    for seg in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
+        if work[seg].all() or not work[seg].any():
+            continue
+        helper = op_cost[int(nodes[group[seg[0]]])].helper
+        first_work = start[seg[work[seg]]].min()
+        before = list(helper.before_bytes)
+        converted_back = bias_added = False
+        for i in seg[~work[seg]].tolist():
+            k = int(costed[i])
+            cat = int(table.category[k])
+            if start[i] < first_work:
+                if cat in _MOVERS and before:
+                    hbm[k] = 2.0 * before.pop(0)
+            elif cat in _MOVERS and not converted_back and helper.after_bytes:
+                hbm[k] = 2.0 * helper.after_bytes
+                converted_back = True
+            elif cat == _ELEMENTWISE and not bias_added and helper.bias_bytes:
+                hbm[k] = 2.0 * helper.after_bytes + helper.bias_bytes
+                bias_added = True
+
+
 def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
                  calibration: RoofCalibration | None = None, roof_basis: str = "datasheet") -> KernelCosts:
     """Cost and judge every kernel of ``table`` against ``spec`` (a GpuSpec, or None: no bounds).
@@ -185,6 +224,7 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
                 shapes=compact_raw(texts[spans.input_dims[node]]),
                 dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=t_us,
                 point=point, main_kernel=k))
+        _helper_traffic(table, costed, group, work, nodes, op_cost, hbm)
         bound[costed] = np.where(work, op_bound[group], UNKNOWN)
         if spec is not None:
             helpers = costed[~work & np.isin(table.category[costed], _LOW_INTENSITY)]

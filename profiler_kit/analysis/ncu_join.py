@@ -17,6 +17,12 @@ kernel as the analysis split them (kernel_costs: an op's bytes over its work ker
 helpers), so a helper's traffic the model does not know (cuDNN's layout conversions) shows as a
 miss of its category, which is what it is.
 
+Written bytes are what the SMs wrote into L2 (NcuKernel.written_bytes): exact for a kernel that
+writes each output byte once, an overstatement for one that rewrites lines in L2. The join flags
+those it can prove (records.l2_rewritten_bytes_min, from the card's L2 size): the xformers
+FlashAttention kernel on the H200 wrote 79 MB into L2 for a 5 MB output at 512 px, 0.05 MB of it
+reaching DRAM.
+
 The bound from measured bytes: each costed op is judged again with the same FLOPs, the same
 kernel time and the same roofs, its bytes replaced by what its work kernels measured. Where an
 op's work kernels were not all joined, its bound stays the estimate's.
@@ -36,7 +42,8 @@ from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.roofline import BOUNDS, roofline
 from profiler_kit.nsight import base_name
 from profiler_kit.records import (CLASS_BYTES_TOLERANCE, CLASS_MIN_TIME_SHARE, TOTAL_BYTES_TOLERANCE,
-                                  Analysis, BytesCheck, MeasuredKernel, MeasuredTraffic, NcuMeasurement)
+                                  Analysis, BytesCheck, MeasuredKernel, MeasuredTraffic, NcuMeasurement,
+                                  l2_rewritten_bytes_min)
 from profiler_kit.trace import KERNEL
 
 _ATTENTION = CATEGORIES.index("attention")
@@ -64,12 +71,14 @@ def _align(trace_keys: list[str], ncu_keys: list[str]) -> list[tuple[int, int]]:
 
 def _check(label: str, rows: list[MeasuredKernel], joined_us: float, tolerance: float | None) -> BytesCheck:
     gpu_us = float(sum(r.dur_us for r in rows))
+    rewriting = [r for r in rows if r.l2_rewritten_bytes_min > 0]
     return BytesCheck(
         label=label, kernels=len(rows), gpu_us=gpu_us, time_share=gpu_us / joined_us if joined_us else 0.0,
         hbm_bytes_estimate=float(sum(r.hbm_bytes_estimate for r in rows)),
         hbm_bytes_measured=float(sum(r.hbm_bytes_measured or 0.0 for r in rows)),
         dram_read_bytes=float(sum(r.dram_read_bytes or 0.0 for r in rows)),
-        written_bytes=float(sum(r.written_bytes or 0.0 for r in rows)), tolerance=tolerance)
+        written_bytes=float(sum(r.written_bytes or 0.0 for r in rows)), tolerance=tolerance,
+        rewriting_kernels=len(rewriting), rewriting_written_bytes=float(sum(r.written_bytes or 0.0 for r in rewriting)))
 
 
 def _measured_bounds(pairs: dict[int, float], table: KernelTable, costs: KernelCosts, spec) -> dict[int, str]:
@@ -126,6 +135,7 @@ def join_measurement(table: KernelTable, costs: KernelCosts, analysis: Analysis,
             written_bytes=m.written_bytes, bound_estimate=bound, bound_measured=bound_measured.get(k, bound),
             attention_call=(table.scope_of_node(call) if call in table.tree.scope_names else table.scope(k))
             if call >= 0 else None,
+            l2_rewritten_bytes_min=l2_rewritten_bytes_min(m, getattr(spec, "l2_bytes", None)),
             dram_throughput_pct=m.dram_throughput_pct, sm_throughput_pct=m.sm_throughput_pct,
             tensor_pipe_pct=m.tensor_pipe_pct))
     window_us = float(table.dur_us[kernels].sum())

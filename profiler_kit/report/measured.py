@@ -30,7 +30,9 @@ def check_row(check: BytesCheck) -> dict:
             "measured": fmt.bytes_decimal(check.hbm_bytes_measured), "read": fmt.bytes_decimal(check.dram_read_bytes),
             "written": fmt.bytes_decimal(check.written_bytes), "error": _error(check),
             "error_v": check.error if check.error is not None else 0.0,
-            "tolerance": f"±{check.tolerance:.0%}" if check.tolerance is not None else "–", "verdict": verdict}
+            "tolerance": f"±{check.tolerance:.0%}" if check.tolerance is not None else "–", "verdict": verdict,
+            "rewriting": (f"{check.rewriting_kernels} ({fmt.bytes_decimal(check.rewriting_written_bytes)})"
+                          if check.rewriting_kernels else "–")}
 
 
 def measured_view(label: str, m: MeasuredTraffic) -> dict:
@@ -43,7 +45,9 @@ def measured_view(label: str, m: MeasuredTraffic) -> dict:
             "coverage": fmt.percent(m.coverage), "time_coverage": fmt.percent(m.joined_time_fraction),
             "conclusive": m.conclusive, "mismatches": m.shape_mismatches,
             "cache_control": m.cache_control, "clock_control": m.clock_control,
-            "totals": [check_row(g) for g in groups], "categories": [check_row(c) for c in m.by_category],
+            # attention is a total and a kernel class over the same kernels: shown once, as the total
+            "totals": [check_row(g) for g in groups],
+            "categories": [check_row(c) for c in m.by_category if not (m.attention and c.label == "attention")],
             "layers": [check_row(c) for c in m.by_attention_call],
             "bounds": [(b, fmt.duration_us(m.bound_us_estimate.get(b, 0.0)),
                         fmt.duration_us(m.bound_us_measured.get(b, 0.0))) for b in bounds]}
@@ -108,8 +112,8 @@ def bytes_scatter(analyses: dict[str, Analysis]) -> go.Figure | None:
     for factor, name in ((1.2, "±20 %"), (0.8, None)):
         fig.add_scatter(x=[lo, hi], y=[lo * factor, hi * factor], mode="lines", hoverinfo="skip",
                         line=dict(color="#a0aec0", width=1, dash="dot"), name=name or "", showlegend=bool(name))
-    fig.update_xaxes(type="log", title="HBM bytes measured (Nsight Compute: DRAM reads + writes)", tickformat="~s")
-    fig.update_yaxes(type="log", title="HBM bytes estimated (cost model)", tickformat="~s")
+    fig.update_xaxes(type="log", title="bytes measured (Nsight Compute: DRAM reads + L2 writes)", tickformat="~s")
+    fig.update_yaxes(type="log", title="bytes estimated (cost model)", tickformat="~s")
     return _style(fig, 520, left=72, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
 
 

@@ -6,7 +6,7 @@ import math
 from typing import Any, Sequence
 
 from .op_args import Arg, broadcast, ints, parse_args, scalar_type
-from .op_cost import OpCost, tensor_engine
+from .op_cost import HelperTraffic, OpCost, tensor_engine
 
 # PyTorch's default for torch.backends.cuda.matmul.allow_tf32 (off since 1.12); the trace does
 # not record it, so the caller passes allow_tf32=True when the run turned it on.
@@ -225,8 +225,12 @@ def estimate_conv(name: str, args: Sequence[Arg], allow_tf32: bool | None) -> Op
     tf32 = allow_tf32 if allow_tf32 is not None else (
         recorded if isinstance(recorded, bool) else _CUDNN_TF32_DEFAULT)
     engine, label = tensor_engine(x.dtype, tf32 and name != "aten::mkldnn_convolution")
+    # cuDNN's NCHW path (module docstring of op_cost.HelperTraffic): only where helper kernels run
+    helper = HelperTraffic(before_bytes=(float(x.nbytes), float(w.nbytes)),
+                           after_bytes=float(out_numel * x.itemsize),
+                           bias_bytes=float(bias.nbytes) if bias else 0.0)
     return OpCost(flops=float(flops), bytes=float(byte_count), engine=engine, dtype=label,
-                  formula=formula, kind="conv")
+                  formula=formula, kind="conv", helper=helper)
 
 
 def conv_output_shape(name: str, input_dims: list, input_types: list,

@@ -37,6 +37,20 @@ class AttentionShape:
 
 
 @dataclass(frozen=True)
+class HelperTraffic:
+    """What an op's helper kernels move besides its ideal traffic: tensors copied or converted
+    (read once, written once) by kernels the op launches around its work kernels. Estimates, from
+    the shapes, of what the implementation does (measured on an H200 with Nsight Compute, see
+    docs/cost-model.md): cuDNN runs an fp16 NCHW convolution as NCHW->NHWC conversions of the
+    input and of the weights, the NHWC kernel, an NHWC->NCHW conversion of the output and a
+    separate bias add; layer norm copies a non-contiguous input to a contiguous one first."""
+
+    before_bytes: tuple[float, ...] = ()   # tensors copied/converted before the work, in launch order
+    after_bytes: float = 0.0               # the output, converted back after the work
+    bias_bytes: float = 0.0                # a bias added to the output by a separate kernel
+
+
+@dataclass(frozen=True)
 class OpCost:
     """Estimated work of one op call: FLOPs and ideal HBM bytes. Estimates, not measurements.
 
@@ -54,6 +68,7 @@ class OpCost:
     bytes_with_rereads: float | None = None   # fused attention: Q + O + (K + V) * ceil(Nq / tile_q)
     transcendentals: float = 0.0  # exp/rsqrt/tanh/erf evaluations (special-function unit), not in flops
     attention: AttentionShape | None = None   # set for fused attention ops
+    helper: HelperTraffic | None = None       # traffic of helper kernels, beyond ``bytes`` (kernel_costs)
 
     @property
     def intensity_flops_per_byte(self) -> float:

@@ -8,7 +8,7 @@ import math
 from typing import Sequence
 
 from .op_args import DTYPE_BYTES, Arg, broadcast, promote, scalar_type
-from .op_cost import OpCost
+from .op_cost import HelperTraffic, OpCost
 
 
 def _tensors(args: Sequence[Arg]) -> list[Arg]:
@@ -47,14 +47,19 @@ def _softmax(name: str, args: Sequence[Arg]) -> OpCost | None:
                   kind="softmax", transcendentals=float(x.numel))
 
 
+GROUP_NORM_INPUT_READS = 2
+
+
 def _norm_cost(x: Arg, params: Sequence[Arg], rows: int, stats_written: bool,
-               flops_per_elem: int, formula: str) -> OpCost:
+               flops_per_elem: int, formula: str, input_reads: int = 1,
+               helper: HelperTraffic | None = None) -> OpCost:
     param_bytes = sum(p.nbytes for p in params if p.is_tensor)
     # native_* ops also return the per-row mean and rstd (fp32) for the backward pass.
     stats = 2 * rows * 4 if stats_written else 0
-    return OpCost(flops=float(flops_per_elem * x.numel), bytes=float(2 * x.nbytes + param_bytes + stats),
+    return OpCost(flops=float(flops_per_elem * x.numel),
+                  bytes=float((input_reads + 1) * x.nbytes + param_bytes + stats),
                   engine="cuda", dtype=x.dtype or "unknown", formula=formula, kind="norm",
-                  transcendentals=float(rows))
+                  transcendentals=float(rows), helper=helper)
 
 
 def _rows(args: Sequence[Arg]) -> int:
@@ -67,8 +72,11 @@ def _rows(args: Sequence[Arg]) -> int:
 
 def _layer_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
     # layer_norm(input, normalized_shape, weight, bias, eps, cudnn_enable); native_: no cudnn_enable
+    # A row fits in registers: one pass, x read once. diffusers calls it on a permuted (B, HW, C)
+    # view of an NCHW activation: PyTorch first copies it contiguous, a helper copy of x.
     return _norm_cost(args[0], args[2:4], _rows(args), name == "aten::native_layer_norm",
-                      _NORM_FLOPS_PER_ELEM, "norm.layer")
+                      _NORM_FLOPS_PER_ELEM, "norm.layer",
+                      helper=HelperTraffic(before_bytes=(float(args[0].nbytes),)))
 
 
 def _group_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
@@ -83,8 +91,11 @@ def _group_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
         params = args[2:4]
     groups = groups if isinstance(groups, int) and groups > 0 else 1
     rows = x.shape[0] * groups
+    # Two passes over x: a group (C/groups channels x H x W) does not fit on chip, so PyTorch's
+    # CUDA kernel computes the moments (RowwiseMoments) in one pass and normalizes in a second,
+    # reading x twice: 3 |x| (measured on an H200: 3.0 |x| over the three kernels).
     return _norm_cost(x, params, rows, name == "aten::native_group_norm",
-                      _NORM_FLOPS_PER_ELEM, "norm.group")
+                      _NORM_FLOPS_PER_ELEM, "norm.group", input_reads=GROUP_NORM_INPUT_READS)
 
 
 def _batch_norm(name: str, args: Sequence[Arg]) -> OpCost | None:
