@@ -205,9 +205,12 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
                                detail=f"{where}; every kernel class above {fmt.percent(0.01, 0)} of GPU time is "
                                       "within its tolerance."))
             continue
-        rewriting = [g for g in misses if g.rewriting_kernels]
-        why = (f" {'; '.join(f'In {g.label}, {g.rewriting_kernels} kernels wrote {fmt.bytes_decimal(g.rewriting_written_bytes)} into L2, more than it holds, while little reached DRAM: they rewrote lines (register spills, in-place accumulation), so their counted writes overstate HBM traffic' for g in rewriting)}."
-               if rewriting else "")
+        # kernels that provably rewrote L2 lines: named once, with the classes they fall in
+        where_rewriting = [c.label for c in m.by_category if c.rewriting_kernels]
+        why = (f" {m.total.rewriting_kernels} kernels ({', '.join(where_rewriting)}) wrote "
+               f"{fmt.bytes_decimal(m.total.rewriting_written_bytes)} into L2, more than it holds, while little "
+               "reached DRAM: they rewrote lines (register spills, in-place accumulation), so their counted "
+               "writes overstate their HBM traffic." if any(g.rewriting_kernels for g in misses) else "")
         out.append(Finding(rule="estimate_vs_measured", level="warn", subject=label, figures=figures,
                            title=f"{label}: byte estimates miss Nsight Compute's count in "
                                  f"{', '.join(_error_text(g) for g in misses[:4])}",
