@@ -49,8 +49,21 @@ def measured_view(label: str, m: MeasuredTraffic) -> dict:
             "totals": [check_row(g) for g in groups],
             "categories": [check_row(c) for c in m.by_category if not (m.attention and c.label == "attention")],
             "layers": [check_row(c) for c in m.by_attention_call],
+            "families": _largest_gaps(m),
             "bounds": [(b, fmt.duration_us(m.bound_us_estimate.get(b, 0.0)),
                         fmt.duration_us(m.bound_us_measured.get(b, 0.0))) for b in bounds]}
+
+
+FAMILIES_LISTED = 12
+
+
+def _largest_gaps(m: MeasuredTraffic) -> list[dict]:
+    """The kernel families whose estimate is farthest, in bytes, from the count: where to look."""
+    groups = sorted(_by_name(m.kernels), key=lambda g: -abs(g["est"] - g["meas"]))[:FAMILIES_LISTED]
+    return [{"name": g["name"], "category": g["category"], "count": g["count"], "time": fmt.duration_us(g["us"]),
+             "estimate": fmt.bytes_decimal(g["est"]), "measured": fmt.bytes_decimal(g["meas"]),
+             "gap": fmt.bytes_decimal(g["est"] - g["meas"]),
+             "error": f"{g['est'] / g['meas'] - 1:+.0%}" if g["meas"] > 0 else "–"} for g in groups]
 
 
 def measured_views(analyses: dict[str, Analysis]) -> list[dict]:
