@@ -66,8 +66,21 @@ def _largest_gaps(m: MeasuredTraffic) -> list[dict]:
              "error": f"{g['est'] / g['meas'] - 1:+.0%}" if g["meas"] > 0 else "–"} for g in groups]
 
 
+_VERDICT_RULES = ("estimate_vs_measured", "measurement_join_incomplete")
+
+
 def measured_views(analyses: dict[str, Analysis]) -> list[dict]:
-    return [measured_view(label, a.measured) for label, a in analyses.items() if a.measured is not None]
+    """One view per analysis joined to a measurement, headed by the verdict the analysis stored
+    (findings.estimate_vs_measured), as it stored it."""
+    views = []
+    for label, a in analyses.items():
+        if a.measured is None:
+            continue
+        verdict = next((f for f in a.findings if f.rule in _VERDICT_RULES), None)
+        views.append({**measured_view(label, a.measured),
+                      "verdict": verdict.title if verdict else None,
+                      "verdict_level": verdict.level if verdict else None})
+    return views
 
 
 def _by_name(kernels: list[MeasuredKernel]) -> list[dict]:
