@@ -73,6 +73,12 @@ def failure_line(output: str, returncode: int) -> str:
         return ("ncu may not read the GPU's performance counters here (ERR_NVGPUCTRPERM): run as "
                 "root or allow profiling for all users (NVreg_RestrictProfilingToAdminUsers=0), see "
                 "https://developer.nvidia.com/ERR_NVGPUCTRPERM")
+    # the measured program's own failure (a Python exception: out of memory, a missing module)
+    # says more than ncu's "The application returned an error code"
+    raised = re.findall(r"^(?:[\w.]+\.)?(\w+(?:Error|Exception)): (.+)$", output, re.M)
+    if raised:
+        kind, message = raised[-1]
+        return f"the measured call failed under ncu: {kind}: {message.strip()[:300]}"
     m = re.search(r"==ERROR==\s*(.+)", output)
     if m:
         return f"ncu failed: {m.group(1).strip()[:300]}"
