@@ -73,7 +73,11 @@ def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: 
     if proc.returncode != 0 or not os.path.exists(report):
         status = "unavailable" if "ERR_NVGPUCTRPERM" in output else "failed"
         return MeasureStatus(status=status, reason=nsight.failure_line(output, proc.returncode), wall_s=wall_s)
-    export = subprocess.run(nsight.export_command(ncu, report), capture_output=True, text=True, timeout=timeout_s)
+    try:
+        export = subprocess.run(nsight.export_command(ncu, report), capture_output=True, text=True, timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        return MeasureStatus(status="failed", reason=f"ncu's CSV export took longer than ncu.timeout_s={timeout_s:g} s: "
+                             "raise it", report_file=os.path.basename(report), wall_s=wall_s)
     try:
         kernels, missing = nsight.parse_csv(export.stdout, metric_set)
     except nsight.NcuError as exc:

@@ -180,8 +180,9 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
         m = a.measured
         if m is None or m.total is None:
             continue
-        figures = {"coverage": m.coverage, "joined_time_fraction": m.joined_time_fraction,
-                   "total_error": m.total.error if m.total.error is not None else float("nan")}
+        figures = {"coverage": m.coverage, "joined_time_fraction": m.joined_time_fraction}
+        if m.total.error is not None:     # NaN would be written as null, which figures cannot read back
+            figures["total_error"] = m.total.error
         if m.attention is not None and m.attention.error is not None:
             figures["attention_error"] = m.attention.error
         head = (f"total {fmt.bytes_decimal(m.total.hbm_bytes_estimate)} estimated against "
