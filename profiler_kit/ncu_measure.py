@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -53,6 +54,24 @@ def _version(ncu: str) -> str:
     return nsight.tool_version(out.splitlines())
 
 
+def _run_in_own_group(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
+    """subprocess.run, but ncu and the child it launched form their own process group, and a
+    timeout kills the whole group: killing ncu alone would leave the measured Python process
+    holding the GPU while the next mode is measured."""
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          start_new_session=True) as proc:
+        try:
+            out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            proc.communicate()
+            raise
+    return subprocess.CompletedProcess(command, proc.returncode, out, err)
+
+
 def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: float,
                  device_name: str | None) -> MeasureStatus:
     """Measure one mode; never raises for a failed measurement (the status says why)."""
@@ -62,7 +81,7 @@ def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: 
     command = nsight.profile_command(ncu, metric_set, base, target)
     start = time.perf_counter()
     try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        proc = _run_in_own_group(command, timeout_s)
     except subprocess.TimeoutExpired:
         return MeasureStatus(status="failed", reason=f"ncu took longer than ncu.timeout_s={timeout_s:g} s: "
                              "raise it, or try ncu.metrics=lean")

@@ -672,8 +672,11 @@ def test_analyze_run_folder_joins_every_mode_and_reports_it(tmp_path):
     assert list(chunks) == MODES["512"]
     for mode, rec in summary.modes.items():
         rows = re.findall(r"<tr><td><code>([^<]*)</code></td>", chunks[mode])
-        labels = ["total", "attention"] + [c.label for c in rec.analysis.measured.by_category]
-        assert rows[:len(labels)] == labels            # one row per category, after the totals
+        # one row per category after the totals; attention, a total and a class over the same
+        # kernels, is shown once (as the total)
+        labels = ["total", "attention"] + [c.label for c in rec.analysis.measured.by_category
+                                           if c.label != "attention"]
+        assert rows[:len(labels)] == labels
         assert rows[len(labels):] == [c.label for c in rec.analysis.measured.by_attention_call]
     assert section.count("<summary>Per attention layer (32)</summary>") == 4
     assert "down_blocks.0.attentions.0.transformer_blocks.0.attn1" in section
@@ -704,3 +707,34 @@ def test_measured_section_escapes_kernel_and_tool_names(tmp_path):
     section = re.search(r'<section id="measured">(.*?)</section>', dirty, re.S).group(1)
     assert "Nsight&lt;img src=x onerror=" in section
     assert "&lt;/script&gt;&lt;script&gt;window.__pwned=1" in section
+
+
+def test_a_name_join_of_other_launches_is_not_conclusive(tmp_path):
+    """Names alone pair kernels of another configuration: when most pairs ran with another grid or
+    block the join gives no verdict, whatever its coverage."""
+    import msgspec
+    from profiler_kit.records import MeasuredTraffic
+    base = MeasuredTraffic(measurement="m.json", trace_kernels=100, measured_kernels=100, joined_kernels=100)
+    assert base.conclusive
+    assert msgspec.structs.replace(base, shape_mismatches=5).conclusive
+    assert not msgspec.structs.replace(base, shape_mismatches=60).conclusive
+
+
+def test_a_timeout_kills_ncu_and_the_process_it_launched(tmp_path):
+    """ncu.timeout_s stops the whole process group: no measured child is left on the GPU."""
+    import os
+    import time
+    from profiler_kit import ncu_measure
+    marker = tmp_path / "child.pid"
+    fake = tmp_path / "ncu"
+    fake.write_text("#!/bin/sh\n(sleep 60 & echo $! > %s; wait) \nsleep 60\n" % marker)
+    fake.chmod(0o755)
+    status = ncu_measure.measure_mode(str(tmp_path), "vanilla", str(fake), "lean", 1.5, None)
+    assert status.status == "failed" and "ncu.timeout_s" in status.reason
+    pid = int(marker.read_text())
+    time.sleep(0.2)
+    try:        # gone, or a zombie waiting for init to reap it: either way no longer running
+        state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
+    except FileNotFoundError:
+        state = "gone"
+    assert "sleeping" not in state and "running" not in state, f"the launched child outlived the timeout: {state}"

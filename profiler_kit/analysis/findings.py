@@ -11,7 +11,7 @@ reader can check why a finding fired.
 from __future__ import annotations
 
 from profiler_kit import units as fmt
-from profiler_kit.records import Analysis, Finding, ModeRecord, Summary
+from profiler_kit.records import MIN_JOIN_COVERAGE, Analysis, Finding, ModeRecord, Summary
 
 IDLE_SHARE_MIN = 0.15        # GPU idle share of the profiled window worth calling host-bound
 LAYOUT_SHARE_MIN = 0.05      # layout-conversion share of kernel time worth naming
@@ -193,9 +193,12 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
         where = (f"{m.joined_kernels} of {m.trace_kernels} kernels joined "
                  f"({fmt.percent(m.joined_time_fraction)} of their time) to {m.measurement}")
         if not m.conclusive:
+            title = (f"Only {fmt.percent(m.coverage)} of {label}'s kernels joined the Nsight Compute "
+                     "measurement: no verdict on the estimates" if m.coverage < MIN_JOIN_COVERAGE else
+                     f"{m.shape_mismatches} of the {m.joined_kernels} kernels of {label} joined to the Nsight "
+                     "Compute measurement ran with another grid or block: no verdict on the estimates")
             out.append(Finding(rule="measurement_join_incomplete", level="warn", subject=label, figures=figures,
-                               title=f"Only {fmt.percent(m.coverage)} of {label}'s kernels joined the Nsight "
-                                     "Compute measurement: no verdict on the estimates",
+                               title=title,
                                detail=f"{where}. The measurement may be of another call, model or configuration.",
                                remedy="measure the same call as the trace (measure=ncu does)"))
             continue
