@@ -99,6 +99,9 @@ def _calibration(args):
 def _write_analysis(analysis, folder: Path) -> None:
     write_record(folder / "analysis.json", analysis.record)
     write_atomic(folder / "kernels.csv", analysis.write_kernels_csv)
+    if analysis.record.measured is not None:
+        from profiler_kit.analysis.ncu_join import write_measured_csv
+        write_atomic(folder / "measured.csv", lambda tmp: write_measured_csv(analysis.record.measured, tmp))
 
 
 def _write_report(analyses, comparison, out: Path) -> None:

@@ -21,7 +21,7 @@ from typing import Iterator
 
 # Every name an analysis of traces writes into --out (a/ and b/ hold one trace each of a
 # comparison). Nothing else in --out is touched.
-OUTPUT_NAMES = ("analysis.json", "kernels.csv", "comparison.json", "report.html", "a", "b")
+OUTPUT_NAMES = ("analysis.json", "kernels.csv", "measured.csv", "comparison.json", "report.html", "a", "b")
 
 
 @contextmanager

@@ -31,6 +31,11 @@ def ncu_report_name(mode: str) -> str:
     return f"ncu_{mode}.ncu-rep"
 
 
+def measured_csv_name(mode: str) -> str:
+    """The mode's kernels joined to its Nsight Compute measurement (ncu_join.write_measured_csv)."""
+    return f"measured_{mode}.csv"
+
+
 def kernels_csv_name(mode: str) -> str:
     return f"kernels_{mode}.csv"
 

@@ -738,3 +738,24 @@ def test_a_timeout_kills_ncu_and_the_process_it_launched(tmp_path):
     except FileNotFoundError:
         state = "gone"
     assert "sleeping" not in state and "running" not in state, f"the launched child outlived the timeout: {state}"
+
+
+def test_measured_csv_has_one_row_per_joined_kernel(tmp_path):
+    """measured.csv beside analysis.json: the join per kernel, its error as the record computes it."""
+    import csv
+    from profiler_kit.analyze import main
+    data = Path(__file__).parent / "data" / "sd-ncu" / "768"
+    out = tmp_path / "out"
+    assert main([str(data / "trace_sdpa_cudnn.json.gz"), "--ncu", str(data / "ncu_sdpa_cudnn.json.gz"),
+                 "--out", str(out), "--no-report"]) == 0
+    from profiler_kit.records import read_analysis
+    measured = read_analysis(out / "analysis.json").measured
+    with open(out / "measured.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == measured.joined_kernels == 1127
+    assert sum(float(r["hbm_bytes_measured"]) for r in rows) == pytest.approx(measured.total.hbm_bytes_measured)
+    first = rows[0]
+    k = measured.kernels[0]
+    assert first["name"] == k.name and first["bound_measured"] == k.bound_measured
+    if k.hbm_bytes_measured:
+        assert float(first["error"]) == pytest.approx(k.hbm_bytes_estimate / k.hbm_bytes_measured - 1)

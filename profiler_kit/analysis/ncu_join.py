@@ -169,3 +169,27 @@ def join_measurement(table: KernelTable, costs: KernelCosts, analysis: Analysis,
         by_category=by_category,
         by_attention_call=[_check(label, members, joined_us, None) for label, members in calls.items()],
         bound_us_estimate=bound_est, bound_us_measured=bound_meas, kernels=rows)
+
+
+MEASURED_CSV_COLUMNS = ("trace_index", "ncu_index", "name", "category", "attention_call", "dur_us",
+                        "ncu_duration_us", "flops_estimate", "hbm_bytes_estimate", "hbm_bytes_measured",
+                        "error", "dram_read_bytes", "written_bytes", "l2_rewritten_bytes_min",
+                        "bound_estimate", "bound_measured", "dram_throughput_pct", "tensor_pipe_pct",
+                        "sm_throughput_pct")
+
+
+def write_measured_csv(measured: MeasuredTraffic, path) -> None:
+    """measured.csv: one row per joined kernel, estimated beside measured (error = estimate /
+    measured - 1, empty where nothing was measured), for a spreadsheet or pandas."""
+    from profiler_kit.analysis import kernels_csv
+
+    def rows():
+        for k in measured.kernels:
+            error = (k.hbm_bytes_estimate / k.hbm_bytes_measured - 1.0
+                     if k.hbm_bytes_measured else None)
+            yield (k.trace_index, k.ncu_index, k.name, k.category, k.attention_call or "", k.dur_us,
+                   k.ncu_duration_us, k.flops_estimate, k.hbm_bytes_estimate, k.hbm_bytes_measured, error,
+                   k.dram_read_bytes, k.written_bytes, k.l2_rewritten_bytes_min, k.bound_estimate,
+                   k.bound_measured, k.dram_throughput_pct, k.tensor_pipe_pct, k.sm_throughput_pct)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        kernels_csv.write_rows(f, MEASURED_CSV_COLUMNS, rows())

@@ -19,10 +19,11 @@ import msgspec
 
 from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.analysis.findings import run_findings
+from profiler_kit.analysis.ncu_join import write_measured_csv
 from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, NcuMeasurement, RecordError,
                                   RoofCalibration, Summary, read_ncu_measurement, read_roof_calibration,
                                   read_summary, write_atomic, write_record)
-from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name, ncu_name
+from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name, measured_csv_name, ncu_name
 from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
 
 log = logging.getLogger("profiler_kit")
@@ -106,6 +107,11 @@ def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
                                roof_basis=summary.roof_basis if calibration is not None else "datasheet",
                                measurement=measurement, measurement_source=source)
         write_atomic(os.path.join(run_dir, kernels_csv_name(mode)), result.write_kernels_csv)
+        measured_csv = os.path.join(run_dir, measured_csv_name(mode))
+        if result.record.measured is not None:
+            write_atomic(measured_csv, lambda tmp: write_measured_csv(result.record.measured, tmp))
+        elif os.path.exists(measured_csv):      # from an earlier analysis with a measurement since removed
+            os.remove(measured_csv)
     except TraceError as exc:  # a missing or unreadable trace: its one line says why
         log.error("%s: analysis failed: %s", mode, exc)
         warnings.append(f"{mode}: {ANALYSIS_FAILED} ({exc})")
