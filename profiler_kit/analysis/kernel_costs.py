@@ -74,6 +74,7 @@ class KernelCosts:
     points: tuple[OpPoint, ...]
     roofs: Roofs | None       # the roofs the points were judged against; None without a spec
     judge: object = None      # the GpuSpec the points were judged against (roofline.judging_spec)
+    is_work: np.ndarray | None = None   # bool per kernel: a work kernel of its costed op (not a helper)
 
     @property
     def roofline_floor_us(self) -> float:
@@ -189,6 +190,7 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
 
     flops = np.zeros(n)
     hbm = np.zeros(n)
+    is_work = np.zeros(n, dtype=bool)
     bound = np.full(n, UNKNOWN, dtype=np.int8)
     points = []
     costed = np.flatnonzero(cost_node >= 0)
@@ -224,6 +226,7 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
                 shapes=compact_raw(texts[spans.input_dims[node]]),
                 dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=t_us,
                 point=point, main_kernel=k))
+        is_work[costed] = work
         _helper_traffic(table, costed, group, work, nodes, op_cost, hbm)
         bound[costed] = np.where(work, op_bound[group], UNKNOWN)
         if spec is not None:
@@ -234,4 +237,4 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
     roofs = (roofs_used((p.point for p in points if p.point is not None), datasheet, allow_tf32,
                         calibration, roof_basis) if spec is not None else None)
     return KernelCosts(cost_node=cost_node, flops=flops, hbm_bytes=hbm, bound=bound,
-                       points=tuple(points), roofs=roofs, judge=spec)
+                       points=tuple(points), roofs=roofs, judge=spec, is_work=is_work)

@@ -86,16 +86,19 @@ def _measured_bounds(pairs: dict[int, float], table: KernelTable, costs: KernelC
     were all joined (module docstring)."""
     if spec is None:
         return {}
+    # the work kernels of each costed op, grouped once: the op's cost is judged against their
+    # time (kernel_costs), so against their measured bytes too; its helpers keep their own bound
+    work_of: dict[int, list[int]] = {}
+    for k in np.flatnonzero(costs.is_work).tolist():
+        work_of.setdefault(int(costs.cost_node[k]), []).append(k)
     out: dict[int, str] = {}
     for p in costs.points:
-        if p.point is None:
+        work = work_of.get(p.node, [])
+        if p.point is None or not work or any(k not in pairs for k in work):
             continue
-        work = np.flatnonzero((costs.cost_node == p.node) & ((costs.hbm_bytes > 0) | (costs.flops > 0)))
-        if not len(work) or any(int(k) not in pairs for k in work):
-            continue
-        measured = sum(pairs[int(k)] for k in work)
+        measured = sum(pairs[k] for k in work)
         bound = roofline(dataclasses.replace(p.cost, bytes=measured), p.time_us, spec).bound
-        for k in work.tolist():
+        for k in work:
             out[k] = bound
     return out
 
