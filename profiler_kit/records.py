@@ -478,15 +478,16 @@ class MeasuredTraffic(Record, kw_only=True):
                 and joined_alike >= MIN_JOIN_COVERAGE * self.joined_kernels)
 
     @property
-    def judged_classes(self) -> list[BytesCheck]:
-        return [c for c in self.by_category if c.tolerance is not None]
+    def groups(self) -> list[BytesCheck]:
+        """The totals, then every class but attention, which is already a total (the same kernels,
+        judged by the tighter total tolerance): what is listed and judged, each group once."""
+        totals = [g for g in (self.total, self.attention) if g is not None]
+        return totals + [c for c in self.by_category if not (self.attention and c.label == "attention")]
 
     @property
     def misses(self) -> list[BytesCheck]:
         """Every judged group outside its tolerance (totals, then classes)."""
-        groups = [g for g in (self.total, self.attention) if g is not None] + self.judged_classes
-        seen: set[str] = set()          # attention is a total and a class: named once
-        return [g for g in groups if g.within is False and not (g.label in seen or seen.add(g.label))]
+        return [g for g in self.groups if g.within is False]
 
 
 class MeasureStatus(Record, kw_only=True):

@@ -36,7 +36,6 @@ def check_row(check: BytesCheck) -> dict:
 
 
 def measured_view(label: str, m: MeasuredTraffic) -> dict:
-    groups = [g for g in (m.total, m.attention) if g is not None]
     bounds = sorted(set(m.bound_us_estimate) | set(m.bound_us_measured),
                     key=lambda b: -(m.bound_us_estimate.get(b, 0.0)))
     return {"label": label, "file": m.measurement, "tool": m.tool_version or "Nsight Compute",
@@ -45,9 +44,7 @@ def measured_view(label: str, m: MeasuredTraffic) -> dict:
             "coverage": fmt.percent(m.coverage), "time_coverage": fmt.percent(m.joined_time_fraction),
             "conclusive": m.conclusive, "mismatches": m.shape_mismatches,
             "cache_control": m.cache_control, "clock_control": m.clock_control,
-            # attention is a total and a kernel class over the same kernels: shown once, as the total
-            "totals": [check_row(g) for g in groups],
-            "categories": [check_row(c) for c in m.by_category if not (m.attention and c.label == "attention")],
+            "groups": [check_row(g) for g in m.groups],          # each group once (MeasuredTraffic.groups)
             "layers": [check_row(c) for c in m.by_attention_call],
             "families": _largest_gaps(m),
             "bounds": [(b, fmt.duration_us(m.bound_us_estimate.get(b, 0.0)),
