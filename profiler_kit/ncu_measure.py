@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from profiler_kit import nsight
+from profiler_kit.ncu_child import WARMUP_CALLS
 from profiler_kit.records import MeasureStatus, NcuMeasurement, write_record
 from profiler_kit.run_folder import ncu_name, ncu_report_name
 
@@ -31,7 +32,7 @@ log = logging.getLogger("profiler_kit")
 # Where CUDA installs ncu when it is not on the PATH.
 _NCU_PLACES = ("/usr/local/cuda/bin/ncu", "/opt/nvidia/nsight-compute/ncu")
 MEASURED_RANGE = ("one UNet call between cudaProfilerStart and cudaProfilerStop, after "
-                  "3 warm-up calls, in a separate process (python -m profiler_kit.ncu_child)")
+                  f"{WARMUP_CALLS} warm-up calls, in a separate process (python -m profiler_kit.ncu_child)")
 
 
 def find_ncu(executable: str) -> str | None:

@@ -13,7 +13,6 @@ import plotly.graph_objects as go
 from profiler_kit import units as fmt
 from profiler_kit.records import Analysis, BytesCheck, MeasuredKernel, MeasuredTraffic
 
-from . import figures
 from .figures import _style, _text, category_color, mode_color, MODE_SYMBOLS, roofs_drawn
 
 KERNEL_GROUPS_DRAWN = 300     # per trace, largest first: points by kernel name and category
@@ -193,5 +192,3 @@ def measured_roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
 def measured_figures(analyses: dict[str, Analysis]) -> dict:
     return {"measured_bytes": bytes_scatter(analyses), "measured_roofline": measured_roofline(analyses)}
 
-
-__all__ = ["measured_views", "measured_figures", "figures"]
