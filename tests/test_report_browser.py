@@ -228,3 +228,21 @@ def test_a_report_judged_against_measured_roofs_renders(tmp_path, open_report):
     assert_clean(opened)
     assert opened.page.locator("table.roofs tbody tr").count() >= 5
     assert opened.page.locator("#fig-roofline .main-svg").count() > 0
+
+
+def test_a_run_report_with_measured_traffic_renders(tmp_path, open_report):
+    """The H200 run joined to its Nsight Compute measurements (tests/data/sd-ncu/512): the measured
+    section renders clean at laptop width (its tables do not clip), with both of its figures."""
+    import shutil
+    from profiler_kit.analysis.run import analyze_run
+    folder = tmp_path / "run"
+    shutil.copytree(Path(__file__).parent / "data" / "sd-ncu" / "512", folder)
+    summary = analyze_run(str(folder))
+    opened = open_report(render_run_report(summary, tmp_path / "report.html"))
+    assert_clean(opened)
+    page = opened.page
+    for fig in ("measured_bytes", "measured_roofline"):
+        assert page.locator(f"#fig-{fig} .main-svg").count() > 0, fig
+    # one verdict line per measured mode, as the analysis stored it
+    assert page.locator("#measured .verdict-line").count() == 4
+    assert page.locator("#measured .verdict-line.warn").count() == 1      # xformers' flash kernel
