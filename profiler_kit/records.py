@@ -456,6 +456,9 @@ class MeasuredTraffic(Record, kw_only=True):
     joined_kernels: int = 0
     shape_mismatches: int = 0                # joined by name, but grid or block differ
     joined_time_fraction: float = 0.0        # of the window's kernel time
+    # of the joined kernels' time, under an op the cost model costed: without it (kernels replayed
+    # from a CUDA graph, no record_shapes) a kernel's estimate is not zero bytes but unknown
+    costed_time_fraction: float = 1.0
     total: BytesCheck | None = None
     attention: BytesCheck | None = None
     by_category: list[BytesCheck] = []
@@ -470,12 +473,14 @@ class MeasuredTraffic(Record, kw_only=True):
 
     @property
     def conclusive(self) -> bool:
-        """Enough of the trace joined for its totals to speak for the call, and the pairs are the
-        same launches: names alone also pair the kernels of another batch size or resolution,
-        whose grids differ (the 768 px measurement against the 512 px trace: 627 of 765 pairs)."""
+        """Enough of the trace joined for its totals to speak for the call, the pairs are the same
+        launches (names alone also pair the kernels of another batch size or resolution, whose
+        grids differ: the 768 px measurement against the 512 px trace, 627 of 765 pairs), and the
+        joined kernels have estimates to judge (not replayed from a CUDA graph)."""
         joined_alike = self.joined_kernels - self.shape_mismatches
         return (self.coverage >= MIN_JOIN_COVERAGE
-                and joined_alike >= MIN_JOIN_COVERAGE * self.joined_kernels)
+                and joined_alike >= MIN_JOIN_COVERAGE * self.joined_kernels
+                and self.costed_time_fraction >= MIN_JOIN_COVERAGE)
 
     @property
     def groups(self) -> list[BytesCheck]:

@@ -759,3 +759,28 @@ def test_measured_csv_has_one_row_per_joined_kernel(tmp_path):
     assert first["name"] == k.name and first["bound_measured"] == k.bound_measured
     if k.hbm_bytes_measured:
         assert float(first["error"]) == pytest.approx(k.hbm_bytes_estimate / k.hbm_bytes_measured - 1)
+
+
+def test_a_join_of_graph_replayed_kernels_gives_no_verdict():
+    """Under CUDA-graph replay the trace has no ops: the joined kernels have no estimates, which
+    is not 'zero bytes' — the join says so and draws no verdict (real H200 graph trace; the
+    measurement holds its own kernels' names, as ncu would count them)."""
+    from profiler_kit.analysis import analyze_trace
+    from profiler_kit.records import NcuKernel, NcuMeasurement
+    from profiler_kit.trace import KERNEL
+    import numpy as np
+    path = Path(__file__).parent / "data" / "sd-graphs" / "trace_sdpa_cudnn.json.gz"
+    plain = analyze_trace(path, spec="h200")
+    gpu = plain.table.trace.gpu
+    kernels = np.flatnonzero(gpu.kind == KERNEL)
+    kernels = kernels[np.argsort(gpu.start_ns[kernels], kind="stable")]
+    measured = NcuMeasurement(kernels=[NcuKernel(index=i, name=plain.table.name(int(k)), dram_read_bytes=1e6,
+                                                 l2_write_bytes=1e6, dram_write_bytes=0.0)
+                                       for i, k in enumerate(kernels.tolist())])
+    m = analyze_trace(path, spec="h200", measurement=measured, measurement_source="m.json").record
+    assert m.measured.coverage > 0.9
+    assert m.measured.costed_time_fraction < 0.5
+    assert not m.measured.conclusive
+    found = [f for f in m.findings if f.rule == "measurement_join_incomplete"]
+    assert found and "CUDA graph" in found[0].title
+    assert not [f for f in m.findings if f.rule == "estimate_vs_measured"]

@@ -193,10 +193,16 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
         where = (f"{m.joined_kernels} of {m.trace_kernels} kernels joined "
                  f"({fmt.percent(m.joined_time_fraction)} of their time) to {m.measurement}")
         if not m.conclusive:
-            title = (f"Only {fmt.percent(m.coverage)} of {label}'s kernels joined the Nsight Compute "
-                     "measurement: no verdict on the estimates" if m.coverage < MIN_JOIN_COVERAGE else
-                     f"{m.shape_mismatches} of the {m.joined_kernels} kernels of {label} joined to the Nsight "
-                     "Compute measurement ran with another grid or block: no verdict on the estimates")
+            if m.coverage < MIN_JOIN_COVERAGE:
+                title = (f"Only {fmt.percent(m.coverage)} of {label}'s kernels joined the Nsight Compute "
+                         "measurement: no verdict on the estimates")
+            elif m.costed_time_fraction < MIN_JOIN_COVERAGE:
+                title = (f"Only {fmt.percent(m.costed_time_fraction)} of {label}'s joined kernel time has byte "
+                         "estimates (kernels replayed from a CUDA graph, or a trace without shapes): no verdict "
+                         "on the estimates")
+            else:
+                title = (f"{m.shape_mismatches} of the {m.joined_kernels} kernels of {label} joined to the Nsight "
+                         "Compute measurement ran with another grid or block: no verdict on the estimates")
             out.append(Finding(rule="measurement_join_incomplete", level="warn", subject=label, figures=figures,
                                title=title,
                                detail=f"{where}. The measurement may be of another call, model or configuration.",

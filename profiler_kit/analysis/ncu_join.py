@@ -120,9 +120,11 @@ def join_measurement(table: KernelTable, costs: KernelCosts, analysis: Analysis,
     measured_bytes = {k: m.hbm_bytes_measured for k, m in by_kernel.items() if m.hbm_bytes_measured is not None}
     bound_measured = _measured_bounds(measured_bytes, table, costs, spec)
     rows = []
+    joined = []
     mismatches = 0
     for a, b in pairs:
         k = int(kernels[a])
+        joined.append(k)
         m = measurement.kernels[b]
         grid, block = gpu.grid[k].tolist(), gpu.block[k].tolist()
         if m.grid and m.block and any(grid) and (grid != m.grid or block != m.block):
@@ -167,6 +169,8 @@ def join_measurement(table: KernelTable, costs: KernelCosts, analysis: Analysis,
         clock_control=measurement.clock_control, window=window, trace_kernels=len(kernels),
         measured_kernels=len(measurement.kernels), joined_kernels=len(rows), shape_mismatches=mismatches,
         joined_time_fraction=joined_us / window_us if window_us else 0.0,
+        costed_time_fraction=(sum(r.dur_us for r, k in zip(rows, joined) if costs.cost_node[k] >= 0) / joined_us
+                              if joined_us else 0.0),
         total=_check("total", rows, joined_us, TOTAL_BYTES_TOLERANCE),
         attention=_check("attention", attention, joined_us, TOTAL_BYTES_TOLERANCE) if attention else None,
         by_category=by_category,
