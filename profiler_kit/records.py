@@ -805,6 +805,11 @@ class SweepRow(Record, kw_only=True):
     unknown_bound_ms_per_step: float | None = None
     host_ms_per_step: float | None = None    # measured median step - GPU kernel time (>= 0)
     hbm_bytes_estimate_per_step: float | None = None
+    # measure=ncu: the profiled call as Nsight Compute counted it, and the estimate's error
+    # (estimate / measured - 1) on the whole call and on attention; None without a conclusive join
+    hbm_bytes_measured_per_call: float | None = None
+    hbm_bytes_error: float | None = None
+    attention_hbm_bytes_error: float | None = None
     peak_allocated_bytes: int | None = None
     oom_requested_bytes: int | None = None
 

@@ -151,3 +151,23 @@ def test_the_slurm_launcher_config_asks_one_gpu_per_job(tmp_path):
     assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
     assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["nodes"]) == (1, 1, 1)
     assert (launcher["partition"], launcher["account"], launcher["timeout_min"]) == ("gpu", "proj", 120)
+
+
+def test_a_sweep_of_measured_runs_shows_each_estimate_error(tmp_path):
+    """Runs with measure=ncu (the H200's, tests/data/sd-ncu): every row carries the estimate's
+    error on the whole call and on attention as the join judged it; sweep.html shows the column."""
+    import shutil
+    from profiler_kit.aggregate import write_sweep
+    from profiler_kit.analysis.run import analyze_run
+    data = Path(__file__).parent / "data" / "sd-ncu"
+    for res in ("512", "768"):
+        shutil.copytree(data / res, tmp_path / f"sd15-{res}")
+        analyze_run(str(tmp_path / f"sd15-{res}"))
+    sweep = write_sweep(tmp_path)
+    rows = {(r.resolution, r.mode): r for r in sweep.rows}
+    assert len(rows) == 7 and all(r.hbm_bytes_error is not None for r in rows.values())
+    assert abs(rows[(768, "vanilla")].hbm_bytes_error) < 0.10          # the join's own tolerance
+    assert rows[(512, "xformers")].attention_hbm_bytes_error < -0.5    # the L2-rewriting flash kernel
+    assert rows[(768, "sdpa_cudnn")].hbm_bytes_measured_per_call == pytest.approx(19.17e9, rel=0.01)
+    html = (tmp_path / "sweep.html").read_text()
+    assert "bytes est. vs measured" in html and "(attention -77.1%)" in html

@@ -73,6 +73,10 @@ def mode_rows(job: SweepJob, summary: Summary) -> list[SweepRow]:
                           for b in ("compute", "memory", "latency", "unknown")})
             if rec.step_ms is not None:
                 row["host_ms_per_step"] = max(0.0, rec.step_ms.median_ms - a.kernels.total_us / per_step)
+            m = a.measured
+            if m is not None and m.conclusive and m.total is not None:      # the join's own verdict
+                row.update(hbm_bytes_measured_per_call=m.total.hbm_bytes_measured, hbm_bytes_error=m.total.error,
+                           attention_hbm_bytes_error=m.attention.error if m.attention is not None else None)
         rows.append(SweepRow(**row))
     return rows
 

@@ -15,8 +15,11 @@ def sweep_context(sweep: Sweep) -> dict:
             "scaling": sweep_figures.attention_scaling(sweep)}
     rows_by_job: dict[str, list[dict]] = {}
     for r in sweep.rows:
-        rows_by_job.setdefault(r.job, []).append({**{f: getattr(r, f) for f in r.__struct_fields__},
-                                                  "speedup_text": fmt.speedup(r.speedup)})
+        rows_by_job.setdefault(r.job, []).append({
+            **{f: getattr(r, f) for f in r.__struct_fields__}, "speedup_text": fmt.speedup(r.speedup),
+            "bytes_error_text": (f"{r.hbm_bytes_error:+.1%}" + (f" (attention {r.attention_hbm_bytes_error:+.1%})"
+                                 if r.attention_hbm_bytes_error is not None else ""))
+            if r.hbm_bytes_error is not None else "–"})
     job_rows = [{"job": j.job, "report": j.report, "model": j.model, "resolution": j.resolution,
                  "status": j.status, "reason": j.reason, "overrides": j.overrides,
                  "rows": rows_by_job.get(j.job, [])} for j in sweep.jobs]
@@ -29,4 +32,5 @@ def sweep_context(sweep: Sweep) -> dict:
             "jobs": sweep.jobs, "complete": sum(j.status == "complete" for j in sweep.jobs),
             "models": models, "resolutions": resolutions, "cards": cards, "findings": sweep.findings,
             "figs": figure_divs(figs), "frontier": sweep.oom_frontier, "fits": sweep.attention_fits,
-            "job_rows": job_rows, "warnings": warnings}
+            "job_rows": job_rows, "warnings": warnings,
+            "measured": any(r.hbm_bytes_error is not None for r in sweep.rows)}
