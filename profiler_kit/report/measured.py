@@ -43,11 +43,19 @@ def measured_view(label: str, m: MeasuredTraffic) -> dict:
             "coverage": fmt.percent(m.coverage), "time_coverage": fmt.percent(m.joined_time_fraction),
             "conclusive": m.conclusive, "mismatches": m.shape_mismatches,
             "cache_control": m.cache_control, "clock_control": m.clock_control,
+            # ncu replays each kernel alone at base clocks, caches cold: its time against the trace's
+            "ncu_time_ratio": _ncu_time_ratio(m),
             "groups": [check_row(g) for g in m.groups],          # each group once (MeasuredTraffic.groups)
             "layers": [check_row(c) for c in m.by_attention_call],
             "families": _largest_gaps(m),
             "bounds": [(b, fmt.duration_us(m.bound_us_estimate.get(b, 0.0)),
                         fmt.duration_us(m.bound_us_measured.get(b, 0.0))) for b in bounds]}
+
+
+def _ncu_time_ratio(m: MeasuredTraffic) -> str:
+    pairs = [(k.ncu_duration_us, k.dur_us) for k in m.kernels if k.ncu_duration_us is not None]
+    trace_us = sum(t for _, t in pairs)
+    return f"{sum(n for n, _ in pairs) / trace_us:.2f}×" if trace_us else "–"
 
 
 FAMILIES_LISTED = 12
@@ -59,7 +67,10 @@ def _largest_gaps(m: MeasuredTraffic) -> list[dict]:
     return [{"name": g["name"], "category": g["category"], "count": g["count"], "time": fmt.duration_us(g["us"]),
              "estimate": fmt.bytes_decimal(g["est"]), "measured": fmt.bytes_decimal(g["meas"]),
              "gap": fmt.bytes_decimal(g["est"] - g["meas"]),
-             "error": f"{g['est'] / g['meas'] - 1:+.0%}" if g["meas"] > 0 else "–"} for g in groups]
+             "error": f"{g['est'] / g['meas'] - 1:+.0%}" if g["meas"] > 0 else "–",
+             "dram_pct": fmt.percent(g["dram_pct_us"] / g["ncu_us"] / 100) if g["ncu_us"] else "–",
+             "tensor_pct": fmt.percent(g["tensor_pct_us"] / g["ncu_us"] / 100) if g["ncu_us"] else "–"}
+            for g in groups]
 
 
 _VERDICT_RULES = ("estimate_vs_measured", "measurement_join_incomplete")
@@ -86,12 +97,18 @@ def _by_name(kernels: list[MeasuredKernel]) -> list[dict]:
         if k.hbm_bytes_measured is None:
             continue
         g = groups.setdefault((k.name, k.category), {"name": k.name, "category": k.category, "count": 0,
-                                                     "us": 0.0, "flops": 0.0, "est": 0.0, "meas": 0.0})
+                                                     "us": 0.0, "flops": 0.0, "est": 0.0, "meas": 0.0,
+                                                     "ncu_us": 0.0, "dram_pct_us": 0.0, "tensor_pct_us": 0.0})
         g["count"] += 1
         g["us"] += k.dur_us
         g["flops"] += k.flops_estimate
         g["est"] += k.hbm_bytes_estimate
         g["meas"] += k.hbm_bytes_measured
+        # ncu's % of peak, weighted by ncu's own durations (the clocks they were measured at)
+        ncu_us = k.ncu_duration_us or 0.0
+        g["ncu_us"] += ncu_us
+        g["dram_pct_us"] += (k.dram_throughput_pct or 0.0) * ncu_us
+        g["tensor_pct_us"] += (k.tensor_pipe_pct or 0.0) * ncu_us
     return sorted(groups.values(), key=lambda g: -g["us"])[:KERNEL_GROUPS_DRAWN]
 
 
