@@ -63,7 +63,9 @@ def _run_in_own_group(command: list[str], timeout_s: float) -> subprocess.Comple
                           start_new_session=True) as proc:
         try:
             out, err = proc.communicate(timeout=timeout_s)
-        except subprocess.TimeoutExpired:
+        except BaseException:
+            # a timeout, or Ctrl-C / SIGTERM of the run: in its own session the group does not get
+            # the terminal's signal, so it is stopped here (else the run would wait for ncu)
             try:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
@@ -84,8 +86,9 @@ def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: 
     try:
         proc = _run_in_own_group(command, timeout_s)
     except subprocess.TimeoutExpired:
+        lighter = ", or try ncu.metrics=lean" if metric_set != "lean" else ""
         return MeasureStatus(status="failed", reason=f"ncu took longer than ncu.timeout_s={timeout_s:g} s: "
-                             "raise it, or try ncu.metrics=lean")
+                             f"raise it{lighter}")
     wall_s = time.perf_counter() - start
     output = proc.stdout + "\n" + proc.stderr
     with open(base + ".log", "w", encoding="utf-8") as f:   # ncu's and the child's own words
@@ -106,7 +109,7 @@ def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: 
         mode=mode, device_name=device_name, tool_version=_version(ncu),
         command=" ".join(command), range=MEASURED_RANGE, metric_set=metric_set,
         metrics=[m for m in nsight.METRIC_SETS[metric_set] if m not in missing],
-        cache_control="all", clock_control="base", measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        cache_control=nsight.CACHE_CONTROL, clock_control=nsight.CLOCK_CONTROL, measured_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         wall_s=wall_s, kernels=kernels)
     write_record(os.path.join(run_dir, ncu_name(mode)), record)
     if missing:

@@ -43,6 +43,13 @@ METRIC_SETS = {"lean": _LEAN, "full": _FULL}
 REQUIRED = ("dram__bytes_read.sum", "gpu__time_duration.sum")
 
 
+# ncu's defaults, written out because the figures mean that: every kernel starts from flushed
+# caches (its reads are its own DRAM traffic) and runs at base clocks (ncu's durations are not the
+# run's). Recorded in each NcuMeasurement.
+CACHE_CONTROL = "all"
+CLOCK_CONTROL = "base"
+
+
 class NcuError(RuntimeError):
     """ncu could not measure; the message is one line saying why and what to do."""
 
@@ -53,7 +60,7 @@ def profile_command(ncu: str, metric_set: str, report_base: str, target: list[st
     (--cache-control all) and clocks at base (--clock-control base): ncu's defaults, written out
     because the figures mean that. Writes ``report_base``.ncu-rep."""
     return [ncu, "--profile-from-start", "off", "--target-processes", "all",
-            "--cache-control", "all", "--clock-control", "base",
+            "--cache-control", CACHE_CONTROL, "--clock-control", CLOCK_CONTROL,
             "--metrics", ",".join(METRIC_SETS[metric_set]),
             "--force-overwrite", "--export", report_base, *target]
 

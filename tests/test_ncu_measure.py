@@ -360,10 +360,13 @@ def test_no_kernels_profiled_is_a_failure_and_the_next_mode_is_tried(tmp_path):
 
 def test_a_timeout_fails_with_a_hint(tmp_path):
     ncu, _ = _fake_ncu(tmp_path, "hang")
-    status = ncu_measure.measure_mode(str(tmp_path), "vanilla", str(ncu), "lean", 0.5, None)
+    status = ncu_measure.measure_mode(str(tmp_path), "vanilla", str(ncu), "full", 0.5, None)
     assert status.status == "failed"
     assert "ncu.timeout_s=0.5" in status.reason and "ncu.metrics=lean" in status.reason
     assert "\n" not in status.reason
+    # already lean: the hint does not suggest what is already set
+    lean = ncu_measure.measure_mode(str(tmp_path), "vanilla", str(ncu), "lean", 0.5, None)
+    assert "ncu.timeout_s=0.5" in lean.reason and "ncu.metrics" not in lean.reason
 
 
 def test_a_hanging_export_fails_with_a_hint_instead_of_raising(tmp_path):
@@ -784,3 +787,35 @@ def test_a_join_of_graph_replayed_kernels_gives_no_verdict():
     found = [f for f in m.findings if f.rule == "measurement_join_incomplete"]
     assert found and "CUDA graph" in found[0].title
     assert not [f for f in m.findings if f.rule == "estimate_vs_measured"]
+
+
+def test_ctrl_c_during_ncu_stops_its_process_group(tmp_path):
+    """ncu runs in its own session (so a timeout can kill its whole group); Ctrl-C of the run then
+    no longer reaches it from the terminal, and the run must stop it itself instead of waiting."""
+    import signal
+    import time
+    from profiler_kit import ncu_measure
+    marker = tmp_path / "child.pid"
+    fake = tmp_path / "ncu"
+    fake.write_text("#!/bin/sh\n(sleep 60 & echo $! > %s; wait) \nsleep 60\n" % marker)
+    fake.chmod(0o755)
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+    previous = signal.signal(signal.SIGALRM, interrupt)
+    signal.setitimer(signal.ITIMER_REAL, 1.0)
+    start = time.perf_counter()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            ncu_measure._run_in_own_group([str(fake)], 60)
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert time.perf_counter() - start < 10          # did not wait for the 60 s group
+    time.sleep(0.2)
+    pid = int(marker.read_text())
+    try:
+        state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
+    except FileNotFoundError:
+        state = "gone"
+    assert "sleeping" not in state and "running" not in state, state
