@@ -725,22 +725,11 @@ def test_a_name_join_of_other_launches_is_not_conclusive(tmp_path):
 
 def test_a_timeout_kills_ncu_and_the_process_it_launched(tmp_path):
     """ncu.timeout_s stops the whole process group: no measured child is left on the GPU."""
-    import os
-    import time
     from profiler_kit import ncu_measure
-    marker = tmp_path / "child.pid"
-    fake = tmp_path / "ncu"
-    fake.write_text("#!/bin/sh\n(sleep 60 & echo $! > %s; wait) \nsleep 60\n" % marker)
-    fake.chmod(0o755)
+    fake, marker = _sleeping_group_ncu(tmp_path)
     status = ncu_measure.measure_mode(str(tmp_path), "vanilla", str(fake), "lean", 1.5, None)
     assert status.status == "failed" and "ncu.timeout_s" in status.reason
-    pid = int(marker.read_text())
-    time.sleep(0.2)
-    try:        # gone, or a zombie waiting for init to reap it: either way no longer running
-        state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
-    except FileNotFoundError:
-        state = "gone"
-    assert "sleeping" not in state and "running" not in state, f"the launched child outlived the timeout: {state}"
+    assert _still_running(int(marker.read_text())) is None, "the launched child outlived the timeout"
 
 
 def test_measured_csv_has_one_row_per_joined_kernel(tmp_path):
@@ -795,10 +784,7 @@ def test_ctrl_c_during_ncu_stops_its_process_group(tmp_path):
     import signal
     import time
     from profiler_kit import ncu_measure
-    marker = tmp_path / "child.pid"
-    fake = tmp_path / "ncu"
-    fake.write_text("#!/bin/sh\n(sleep 60 & echo $! > %s; wait) \nsleep 60\n" % marker)
-    fake.chmod(0o755)
+    fake, marker = _sleeping_group_ncu(tmp_path)
 
     def interrupt(signum, frame):
         raise KeyboardInterrupt
@@ -812,10 +798,24 @@ def test_ctrl_c_during_ncu_stops_its_process_group(tmp_path):
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
     assert time.perf_counter() - start < 10          # did not wait for the 60 s group
+    assert _still_running(int(marker.read_text())) is None
+
+
+def _sleeping_group_ncu(tmp_path):
+    """A fake ncu that launches a child (its pid written down) and both sleep: (executable, pid file)."""
+    marker = tmp_path / "child.pid"
+    fake = tmp_path / "ncu"
+    fake.write_text("#!/bin/sh\n(sleep 60 & echo $! > %s; wait) \nsleep 60\n" % marker)
+    fake.chmod(0o755)
+    return fake, marker
+
+
+def _still_running(pid: int) -> str | None:
+    """The process's state while it runs or sleeps; None once gone or a zombie awaiting reaping."""
+    import time
     time.sleep(0.2)
-    pid = int(marker.read_text())
     try:
         state = next(line for line in open(f"/proc/{pid}/status") if line.startswith("State:"))
     except FileNotFoundError:
-        state = "gone"
-    assert "sleeping" not in state and "running" not in state, state
+        return None
+    return state if ("sleeping" in state or "running" in state) else None
