@@ -153,6 +153,8 @@ def validate(cfg: Any) -> None:
     if cfg.measure not in MEASURES:
         raise ConfigError(f"measure={cfg.measure} is not known: use one of {_choices(MEASURES)} "
                           "(measure=ncu: HBM bytes counted by Nsight Compute)")
+    if cfg.measure == "ncu" and not cfg.profiler.enabled:
+        raise ConfigError("measure=ncu joins each measurement to the mode's trace: keep profiler.enabled=true")
     if cfg.ncu.metrics not in NCU_METRIC_SETS:
         raise ConfigError(f"ncu.metrics={cfg.ncu.metrics} is not known: use one of {_choices(NCU_METRIC_SETS)}")
     if cfg.ncu.timeout_s < 1:

@@ -422,11 +422,12 @@ def test_config_defaults_measure_nothing():
     ("measure=foo", "measure=foo is not known: use one of none, ncu"),
     ("ncu.metrics=foo", "ncu.metrics=foo is not known: use one of lean, full"),
     ("ncu.timeout_s=0", "ncu.timeout_s=0 must be at least 1"),
+    ("measure=ncu profiler.enabled=false", "measure=ncu joins each measurement to the mode's trace"),
 ])
 def test_config_refuses_bad_measure_settings_in_one_line(override, words):
     from profiler_kit.config import ConfigError, validate
     with pytest.raises(ConfigError) as exc:
-        validate(_composed(override))
+        validate(_composed(*override.split()))
     assert words in str(exc.value) and "\n" not in str(exc.value)
 
 
