@@ -13,6 +13,9 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from profiler_kit.nsight import METRIC_SETS as NCU_METRIC_SETS     # torch-free, like this module
+from profiler_kit.records import ROOF_BASES
+
 # Attention modes, written side by side so a reader sees where each kernel comes from.
 ATTENTION_MODES: Dict[str, str] = {
     "vanilla": "diffusers AttnProcessor: baddbmm -> softmax -> bmm, the N x N scores in memory",
@@ -30,9 +33,8 @@ SCHEDULERS = ("euler", "ddim", "pndm")
 PLOTLY_JS = ("inline", "directory")
 EXECUTIONS = ("eager", "cuda_graphs", "compile")
 COMPILE_MODES = ("reduce-overhead", "max-autotune-no-cudagraphs", "default", "max-autotune")
-# What bounds and "% of roof" are judged against, and when the card's roofs are measured
-# (analysis/roofline.py judging_spec, calibrate.py calibration_for_run).
-ROOF_BASES = ("datasheet", "measured")
+# When the card's roofs are measured (calibrate.py calibration_for_run); what they judge against
+# is records.ROOF_BASES.
 CALIBRATE_MODES = ("auto", "always", "never")
 
 
@@ -67,7 +69,6 @@ class ReportConfig:
 
 
 MEASURES = ("none", "ncu")
-NCU_METRIC_SETS = ("lean", "full")      # nsight.METRIC_SETS (not imported: that module is not config)
 
 
 @dataclass
@@ -132,31 +133,23 @@ def validate(cfg: Any) -> None:
     if cfg.profiler.steps < 1:
         raise ConfigError(f"profiler.steps={cfg.profiler.steps} must be at least 1: try profiler.steps=1, "
                           "or profiler.enabled=false to skip profiling")
-    if cfg.dtype not in DTYPES:
-        raise ConfigError(f"dtype={cfg.dtype} is not known: use one of {_choices(DTYPES)}")
-    if cfg.scheduler not in SCHEDULERS:
-        raise ConfigError(f"scheduler={cfg.scheduler} is not known: use one of {_choices(SCHEDULERS)}")
-    if cfg.execution not in EXECUTIONS:
-        raise ConfigError(f"execution={cfg.execution} is not known: use one of {_choices(EXECUTIONS)}")
-    if cfg.compile_mode not in COMPILE_MODES:
-        raise ConfigError(f"compile_mode={cfg.compile_mode} is not known: use one of {_choices(COMPILE_MODES)}")
-    if cfg.roofs not in ROOF_BASES:
-        raise ConfigError(f"roofs={cfg.roofs} is not known: use one of {_choices(ROOF_BASES)}")
-    if cfg.calibrate not in CALIBRATE_MODES:
-        raise ConfigError(f"calibrate={cfg.calibrate} is not known: use one of {_choices(CALIBRATE_MODES)}")
+    for key, value, choices in (("dtype", cfg.dtype, DTYPES), ("scheduler", cfg.scheduler, SCHEDULERS),
+                                ("execution", cfg.execution, EXECUTIONS),
+                                ("compile_mode", cfg.compile_mode, COMPILE_MODES), ("roofs", cfg.roofs, ROOF_BASES),
+                                ("calibrate", cfg.calibrate, CALIBRATE_MODES),
+                                ("report.plotly_js", cfg.report.plotly_js, PLOTLY_JS),
+                                ("ncu.metrics", cfg.ncu.metrics, NCU_METRIC_SETS)):
+        if value not in choices:
+            raise ConfigError(f"{key}={value} is not known: use one of {_choices(choices)}")
     if cfg.roofs == "measured" and (cfg.calibrate == "never" or str(cfg.device) == "cpu"):
         why = "calibrate=never" if cfg.calibrate == "never" else "device=cpu (roofs are measured on CUDA devices)"
         raise ConfigError(f"roofs=measured needs measured roofs, but {why}: use calibrate=auto on a GPU, "
                           "or roofs=datasheet")
-    if cfg.report.plotly_js not in PLOTLY_JS:
-        raise ConfigError(f"report.plotly_js={cfg.report.plotly_js} is not known: use one of {_choices(PLOTLY_JS)}")
     if cfg.measure not in MEASURES:
         raise ConfigError(f"measure={cfg.measure} is not known: use one of {_choices(MEASURES)} "
                           "(measure=ncu: HBM bytes counted by Nsight Compute)")
     if cfg.measure == "ncu" and not cfg.profiler.enabled:
         raise ConfigError("measure=ncu joins each measurement to the mode's trace: keep profiler.enabled=true")
-    if cfg.ncu.metrics not in NCU_METRIC_SETS:
-        raise ConfigError(f"ncu.metrics={cfg.ncu.metrics} is not known: use one of {_choices(NCU_METRIC_SETS)}")
     if cfg.ncu.timeout_s < 1:
         raise ConfigError(f"ncu.timeout_s={cfg.ncu.timeout_s} must be at least 1: try ncu.timeout_s=1800")
     dev = str(cfg.device)

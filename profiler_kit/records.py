@@ -22,7 +22,7 @@ import statistics
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any, Callable, Literal, TypeVar
+from typing import Any, Callable, Literal, TypeVar, get_args
 
 import msgspec
 
@@ -39,6 +39,10 @@ Status = Literal["ok", "oom", "unavailable", "error"]
 # summary then says why, so a sweep goes on and its aggregate lists the failure.
 RunStatus = Literal["running", "complete", "failed", "interrupted"]
 Level = Literal["key", "warn", "info"]
+# What bounds and every "% of roof" are judged against: the datasheet's peaks or the card's
+# measured ones (roofline.judging_spec decides with it; config validates roofs= against it).
+RoofBasis = Literal["datasheet", "measured"]
+ROOF_BASES: tuple[str, ...] = get_args(RoofBasis)
 
 
 class RecordError(ValueError):
@@ -272,7 +276,7 @@ class Roof(Record, kw_only=True):
     measured_flops_per_s: float | None = None
 
     @property
-    def basis(self) -> Literal["datasheet", "measured"]:
+    def basis(self) -> RoofBasis:
         """Which figure ``peak_flops_per_s`` is: measured only where a measurement fed it."""
         return "measured" if _same_figure(self.measured_flops_per_s, self.peak_flops_per_s) else "datasheet"
 
@@ -288,7 +292,7 @@ class Roofs(Record, kw_only=True):
     # What every bound and "% of roof" was judged against: the datasheet peaks, or the ones
     # measured on the card (RoofCalibration). A roof the calibration lacks keeps its datasheet
     # figure either way (Roof.basis says which each one is).
-    basis: Literal["datasheet", "measured"] = "datasheet"
+    basis: RoofBasis = "datasheet"
     memory_bandwidth_datasheet_bytes_per_s: float | None = None
     memory_bandwidth_measured_bytes_per_s: float | None = None   # the device-to-device copy's
     calibration: RoofCalibration | None = None     # the measurements, shown beside the datasheet
@@ -297,7 +301,7 @@ class Roofs(Record, kw_only=True):
         return next((r for r in self.compute if r.engine == engine and r.dtype == dtype), None)
 
     @property
-    def memory_basis(self) -> Literal["datasheet", "measured"]:
+    def memory_basis(self) -> RoofBasis:
         """Which figure ``memory_bandwidth_bytes_per_s`` is (as Roof.basis for a compute roof)."""
         return ("measured" if _same_figure(self.memory_bandwidth_measured_bytes_per_s,
                                            self.memory_bandwidth_bytes_per_s) else "datasheet")
@@ -728,7 +732,7 @@ class Summary(Record, kw_only=True):
     analyzed: bool = False                   # the analysis step has run on this folder
     warnings: list[str] = []
     roof_calibration: str | None = None      # the run folder's measured roofs (roofs_measured.json)
-    roof_basis: Literal["datasheet", "measured"] = "datasheet"   # what the analysis judges against
+    roof_basis: RoofBasis = "datasheet"   # what the analysis judges against
 
     @property
     def card(self) -> str | None:

@@ -15,7 +15,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Iterable
 
-from profiler_kit.records import Roof, RoofCalibration, Roofs
+from profiler_kit.records import ROOF_BASES, Roof, RoofCalibration, Roofs
 from profiler_kit.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_field, peak_flops
 
 from .cost_model.op_cost import OpCost
@@ -131,7 +131,6 @@ _ENGINE_NAMES = {"tensor": "tensor", "cuda": "CUDA cores"}
 # The GpuSpec field each measured roof replaces (calibrate.py measures exactly these keys).
 MEASURED_FIELDS = {("tensor", "fp16"): "fp16_tensor_tflops", ("tensor", "bf16"): "bf16_tensor_tflops",
                    ("tensor", "tf32"): "tf32_tensor_tflops", ("cuda", "fp32"): "fp32_tflops"}
-ROOF_BASES = ("datasheet", "measured")
 
 
 def judging_spec(spec: GpuSpec, calibration: RoofCalibration | None, basis: str) -> GpuSpec:
