@@ -6,7 +6,7 @@ import pytest
 
 from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.roofline import (LATENCY_THRESHOLD_US, LOW_ATTAINMENT, SUBSTANTIAL_WORK_US,
-                                            ridge_point, roofline, roofs_used)
+                                            ridge_point, roofline, roofs_used, roof_label)
 from profiler_kit.specs import load_spec
 
 H = "c10::Half"
@@ -122,3 +122,16 @@ def test_roofs_used_are_the_roofs_that_judged(h100):
     assert [(r.label, r.judged_us) for r in roofs.compute] == [("FP16 tensor", 500.0), ("FP32 CUDA cores", 250.0)]
     assert roofs.compute[0].ridge_flops_per_byte == pytest.approx(989.4e12 / 3350e9)
     assert roofs.memory_bandwidth_bytes_per_s == 3350e9 and roofs.allow_tf32 is False
+
+
+def test_a_roof_met_at_another_dtypes_rate_says_whose_rate_it_is(h100):
+    """Integers and bool have no peak of their own: they meet the FP32 CUDA-core figure
+    (specs.peak_field), and the roof's name says so rather than printing an "INT64 66.9 TFLOP/s"
+    no datasheet gives; bf16 on a card without BF16 tensor cores likewise."""
+    assert roof_label(h100, "tensor", "fp16") == "FP16 tensor"
+    assert roof_label(h100, "cuda", "fp32") == "FP32 CUDA cores"
+    assert roof_label(h100, "cuda", "int64") == "INT64 CUDA cores (at the FP32 CUDA cores rate)"
+    assert roof_label(load_spec("v100"), "tensor", "bf16") == "BF16 tensor (at the FP32 CUDA cores rate)"
+    index = estimate_op("aten::add", [[2**20], [2**20], []], ["long int", "long int", "Scalar"], ["", "", "1"])
+    roofs = roofs_used([roofline(index, 50.0, h100)], h100, allow_tf32=False)
+    assert [(r.label, r.dtype) for r in roofs.compute] == [("INT64 CUDA cores (at the FP32 CUDA cores rate)", "int64")]

@@ -126,6 +126,20 @@ ROOF_LABELS = {
 
 
 _ENGINE_NAMES = {"tensor": "tensor", "cuda": "CUDA cores"}
+# The roof each spec field is (its label names the field's own math).
+_FIELD_LABELS = {"fp16_tensor_tflops": "FP16 tensor", "bf16_tensor_tflops": "BF16 tensor",
+                 "tf32_tensor_tflops": "TF32 tensor", "fp8_tensor_tflops": "FP8 tensor",
+                 "fp16_tflops": "FP16 CUDA cores", "bf16_tflops": "BF16 CUDA cores",
+                 "fp32_tflops": "FP32 CUDA cores", "fp64_tflops": "FP64 CUDA cores"}
+
+
+def roof_label(spec: GpuSpec, engine: str, dtype: str) -> str:
+    """The roof's name, saying whose rate it is when the math meets another dtype's peak: an
+    int64 element-wise kernel is judged at the FP32 CUDA-core rate (specs.peak_field), and a
+    roof called "INT64 CUDA cores 66.9 TFLOP/s" would claim a peak no datasheet prints."""
+    own = ROOF_LABELS.get((engine, dtype), f"{dtype.upper()} {_ENGINE_NAMES[engine]}")
+    rate = _FIELD_LABELS.get(peak_field(spec, dtype, engine))
+    return own if rate in (None, own) else f"{own} (at the {rate} rate)"
 
 
 # The GpuSpec field each measured roof replaces (calibrate.py measures exactly these keys).
@@ -176,7 +190,7 @@ def roofs_used(points: Iterable[RooflinePoint], spec: GpuSpec, allow_tf32: bool 
         if p.peak_tflops:
             entry = judged.setdefault((p.engine, p.dtype), [p.peak_tflops * 1e12, 0.0])
             entry[1] += p.duration_us
-    compute = [Roof(label=ROOF_LABELS.get(key, f"{key[1].upper()} {_ENGINE_NAMES[key[0]]}"), engine=key[0],
+    compute = [Roof(label=roof_label(judge, *key), engine=key[0],
                     dtype=key[1], peak_flops_per_s=peak, ridge_flops_per_byte=peak / bandwidth,
                     judged_us=us, datasheet_flops_per_s=peak_flops(spec, key[1], key[0]),
                     measured_flops_per_s=_measured_flops(judge, calibration, *key))
