@@ -151,7 +151,30 @@ def resolve_modes(requested: Sequence[str], reference: str, device: torch.device
         modes.extend(m for m in expanded if m not in modes)
     for mode in modes:
         check(mode)
+    efficient, why = headline_efficient(modes, reference, efficient, why,
+                                        {m: c.available for m, c in checks.items()})
     return modes, checks, efficient, why
+
+
+# Fused modes in the order the headline prefers them when the device's own choice was not run:
+# the CUTLASS family first (what "memory-efficient attention" names), then FlashAttention,
+# cuDNN, and SDPA's own pick last (its backend depends on the build).
+FUSED_PREFERENCE = ("xformers", "sdpa_efficient", "sdpa_flash", "sdpa_cudnn", "sdpa")
+
+
+def headline_efficient(modes: Sequence[str], reference: str, efficient: str, why: str,
+                       available: dict) -> Tuple[str, str]:
+    """The memory-efficient mode the run's headline compares with the reference: the device's
+    choice when the run measures it; else the first fused mode the run does measure, so
+    modes=[vanilla,sdpa_cudnn] on a machine without xformers compares cuDNN rather than an
+    sdpa_efficient that never ran (and the headline would say "not compared")."""
+    if efficient in modes:
+        return efficient, why
+    ran = [m for m in FUSED_PREFERENCE if m in modes and m != reference and available.get(m, False)]
+    if not ran:
+        return efficient, why
+    return ran[0], (f"{efficient} is this device's choice ({why}) but not among the modes run; "
+                    f"the headline compares {ran[0]}, the first memory-efficient mode run")
 
 
 @contextlib.contextmanager

@@ -79,6 +79,18 @@ def test_modes_that_cannot_run_say_why(tiny_run):
     assert any("not xformers" in w for w in s["warnings"])
 
 
+def test_the_headline_compares_a_fused_mode_the_run_measured():
+    """modes=[vanilla,sdpa_cudnn] on an H200 without xformers (2026-11-29, scripts/gpu/calibrate.sh):
+    the device's choice, sdpa_efficient, was never run, and the headline said "not compared"."""
+    from profiler_kit.attention_modes import headline_efficient
+    ok = {"vanilla": True, "sdpa_cudnn": True, "sdpa_flash": False, "sdpa_efficient": True}
+    mode, why = headline_efficient(["vanilla", "sdpa_cudnn"], "vanilla", "sdpa_efficient", "no xformers", ok)
+    assert mode == "sdpa_cudnn" and "sdpa_efficient is this device's choice (no xformers)" in why
+    assert headline_efficient(["vanilla", "sdpa_flash", "sdpa_cudnn"], "vanilla", "xformers", "w", ok)[0] == "sdpa_cudnn"
+    assert headline_efficient(["vanilla", "sdpa_efficient"], "vanilla", "sdpa_efficient", "w", ok) == ("sdpa_efficient", "w")
+    assert headline_efficient(["vanilla"], "vanilla", "sdpa_efficient", "w", ok) == ("sdpa_efficient", "w")
+
+
 def test_run_folder_holds_traces_log_and_report(tiny_run):
     run_dir, s, proc = tiny_run
     for mode, rec in s["modes"].items():
