@@ -1,13 +1,13 @@
 """Publish a GPU sweep into reports/<batch>/ and rebuild the index of every published report.
 
-usage: python scripts/publish_reports.py BATCH SWEEP_DIR     # publish one sweep, then the index
+usage: python scripts/publish_reports.py BATCH SWEEP_DIR     # publish one sweep (or one run folder), then the index
        python scripts/publish_reports.py --index              # only rebuild reports/README.md
 
 A sweep folder (python -m profiler_kit -m ..., its jobs analysed with the current analyzer)
 becomes reports/<batch>/: sweep.html, sweep.json, sweep.csv, and per job <job>/report.html and
 <job>/summary.json (the measured figures and findings; the per-trace analysis, which the traces
 rebuild, is left out to keep the repository small). Every page shares one plotly.min.js in
-reports/<batch>/. reports/README.md lists every published report with a one-line verdict.
+reports/ (one copy for every batch). reports/README.md lists every published report with a one-line verdict.
 """
 
 from __future__ import annotations
@@ -27,22 +27,30 @@ from profiler_kit.run_folder import REPORT_FILE, SUMMARY_FILE  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1] / "reports"
 
 
+def publish_run(folder: Path, job: str, out: Path) -> None:
+    """One run: its report, and its summary without the per-trace analyses."""
+    summary = read_summary(folder / SUMMARY_FILE)
+    render_run_report(summary, out / job / REPORT_FILE, plotly_js="directory", plotly_js_dir=ROOT)
+    measured = msgspec.structs.replace(summary, modes={m: msgspec.structs.replace(r, analysis=None)
+                                                       for m, r in summary.modes.items()})
+    write_record(out / job / SUMMARY_FILE, measured)
+
+
 def publish(batch: str, sweep_dir: Path) -> None:
     out = ROOT / batch
     out.mkdir(parents=True, exist_ok=True)
+    if (sweep_dir / SUMMARY_FILE).is_file():            # a single run folder: no sweep page
+        publish_run(sweep_dir, sweep_dir.name, out)
+        print(f"published the run {sweep_dir} to {out / sweep_dir.name}")
+        return
     for folder in run_folders(sweep_dir):
-        job = folder.relative_to(sweep_dir).as_posix()
-        summary = read_summary(folder / SUMMARY_FILE)
-        render_run_report(summary, out / job / REPORT_FILE, plotly_js="directory", plotly_js_dir=out)
-        measured = msgspec.structs.replace(summary, modes={m: msgspec.structs.replace(r, analysis=None)
-                                                           for m, r in summary.modes.items()})
-        write_record(out / job / SUMMARY_FILE, measured)
+        publish_run(folder, folder.relative_to(sweep_dir).as_posix(), out)
     sweep = aggregate(sweep_dir)        # from the full analyses; the links point at the copies
     sweep = msgspec.structs.replace(sweep, jobs=[msgspec.structs.replace(j, report=f"{j.job}/{REPORT_FILE}")
                                                  for j in sweep.jobs])
     write_record(out / SWEEP_JSON, sweep)
     write_text_atomic(out / SWEEP_CSV, sweep_csv(sweep))
-    render_sweep_report(sweep, out / SWEEP_HTML, plotly_js="directory")
+    render_sweep_report(sweep, out / SWEEP_HTML, plotly_js="directory", plotly_js_dir=ROOT)
     print(f"published {len(sweep.jobs)} jobs of {sweep_dir} to {out}")
 
 
@@ -64,14 +72,15 @@ def verdict(summary: Summary) -> str:
 def index() -> None:
     lines = ["# Published reports", "",
              "Reports measured on this project's lent GPUs. Open a report in a browser: it loads `plotly.min.js` "
-             "from its batch folder and nothing from the network. Each batch's `*.summary.json` / `summary.json` "
+             "from this folder (one copy for every batch) and nothing from the network. Each batch's `*.summary.json` / `summary.json` "
              "hold the measured figures; a sweep's `sweep.json` / `sweep.csv` hold every job and mode.", ""]
     for batch in sorted((p for p in ROOT.iterdir() if p.is_dir()), reverse=True):
         lines += [f"## {batch.name}", ""]
         if (batch / SWEEP_JSON).exists():
             sweep = read_sweep(batch / SWEEP_JSON)
             key = [f.title for f in sweep.findings if f.level == "key"]
-            lines.append(f"- [sweep report]({batch.name}/{SWEEP_HTML}): {len(sweep.jobs)} jobs; " + "; ".join(key))
+            lines.append(f"- [sweep report]({batch.name}/{SWEEP_HTML}): {units.count(len(sweep.jobs))} job{'s' if len(sweep.jobs) != 1 else ''}"
+                         + (": " + "; ".join(key) if key else ""))
         for summary_path in sorted(batch.rglob("*summary.json")):
             html = (summary_path.with_name(REPORT_FILE) if summary_path.name == SUMMARY_FILE
                     else summary_path.with_name(summary_path.name.replace(".summary.json", ".html")))
