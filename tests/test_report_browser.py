@@ -223,7 +223,7 @@ def test_a_report_judged_against_measured_roofs_renders(tmp_path, open_report):
     from profiler_kit.records import read_roof_calibration
     data = Path(__file__).parent / "data"
     record = analyze_trace(data / "sd" / "trace_vanilla.json.gz", label="vanilla", roof_basis="measured",
-                           calibration=read_roof_calibration(data / "roofs" / "h200_hand_written.json")).record
+                           calibration=read_roof_calibration(data / "roofs" / "h200_measured.json")).record
     opened = open_report(render_trace_report({"vanilla": record}, None, tmp_path / "report.html"))
     assert_clean(opened)
     assert opened.page.locator("table.roofs tbody tr").count() >= 5
