@@ -7,8 +7,9 @@ analysis reads only the ``ncu_<mode>.json`` written from here.
 Metric sets (``ncu.metrics=``). Every metric costs replay passes of each kernel; ncu's overhead
 per kernel grows with them (on the H200, SD 1.5's 1,324 kernels took 509 s with ten passes):
 
-* ``lean``: DRAM bytes read and written, what the SMs wrote into L2, the duration, DRAM
-  throughput and tensor-pipe activity as % of peak. Enough for every byte figure.
+* ``lean``: DRAM bytes read and written, what the SMs wrote into L2 and how much of it was
+  local memory (register spills), the duration, DRAM throughput and tensor-pipe activity as % of
+  peak. Enough for every byte figure.
 * ``full``: lean plus ncu's Speed-of-Light pair, SM throughput and compute-memory throughput
   (% of peak): the figures of ncu's own "GPU Speed Of Light" section, at several more passes.
 """
@@ -29,6 +30,9 @@ _LEAN = {
     # writes from the SMs (srcunit_tex) only: lts__t_sectors_op_write also counts the traffic
     # between the two L2 partitions of an H100/H200 and read 1.5x the GEMM's output there
     "lts__t_sectors_srcunit_tex_op_write.sum": ("l2_write_bytes", float(L2_SECTOR_BYTES)),
+    # stores to local memory (register spills): they pass through L2 and are counted in the line
+    # above, but die with the kernel; subtracted from its writes (records.NcuKernel.written_bytes)
+    "l1tex__t_sectors_pipe_lsu_mem_local_op_st.sum": ("local_store_bytes", float(L2_SECTOR_BYTES)),
     "gpu__time_duration.sum": ("duration_ns", 1.0),
     "dram__throughput.avg.pct_of_peak_sustained_elapsed": ("dram_throughput_pct", 1.0),
     "sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed": ("tensor_pipe_pct", 1.0),

@@ -337,6 +337,7 @@ class NcuKernel(Record, kw_only=True):
     dram_read_bytes: float | None = None     # dram__bytes_read.sum
     dram_write_bytes: float | None = None    # dram__bytes_write.sum: writes that left L2 during the kernel
     l2_write_bytes: float | None = None      # lts__t_sectors_srcunit_tex_op_write.sum x 32 B: all the SMs wrote
+    local_store_bytes: float | None = None   # l1tex__t_sectors_pipe_lsu_mem_local_op_st.sum x 32 B: spill stores
     dram_throughput_pct: float | None = None     # dram__throughput, % of peak sustained
     sm_throughput_pct: float | None = None       # sm__throughput (full metric set only)
     memory_throughput_pct: float | None = None   # gpu__compute_memory_throughput (full set only)
@@ -348,9 +349,16 @@ class NcuKernel(Record, kw_only=True):
         is still there when the kernel ends and reaches DRAM after ncu's window, so
         ``dram__bytes_write`` misses it (0 for a 4 MiB add on an H200). What the SMs wrote into
         L2 is the whole output (exact for a GEMM and an add, checked on the H200), all of which
-        HBM receives by write-back; without that counter, the DRAM writes seen in the window."""
+        HBM receives by write-back; without that counter, the DRAM writes seen in the window.
+
+        Less the stores to local memory (a thread's private scratch: register spills): they go
+        through L2 like any store but are re-read from there and die with the kernel, so they
+        reach HBM only when evicted during it, which ``dram__bytes_write`` then sees (hence the
+        max). Measured on the H200 (docs/cost-model.md): PyTorch's FlashAttention-2 kernel at 255
+        registers per thread wrote 79.2 MB into L2 for a 5.2 MB output, and 73.7 MB of it were
+        local stores; at 9,216 tokens 366.9 MB, 354.5 MB of them local."""
         if self.l2_write_bytes is not None:
-            return max(self.l2_write_bytes, self.dram_write_bytes or 0.0)
+            return max(self.l2_write_bytes - (self.local_store_bytes or 0.0), self.dram_write_bytes or 0.0)
         return self.dram_write_bytes
 
     @property
@@ -394,6 +402,8 @@ class BytesCheck(Record, kw_only=True):
     tolerance: float | None = None           # None: not judged (class under CLASS_MIN_TIME_SHARE)
     rewriting_kernels: int = 0               # kernels that rewrote lines in L2 (MeasuredKernel.rewrote_l2)
     rewriting_written_bytes: float = 0.0     # what those kernels wrote into L2
+    spilling_kernels: int = 0                # kernels that stored to local memory (register spills)
+    local_store_bytes: float = 0.0           # what they stored there: L2 traffic, left out of the measured bytes
 
     @property
     def error(self) -> float | None:
@@ -432,6 +442,9 @@ class MeasuredKernel(Record, kw_only=True):
     # (register spills to local memory, accumulation in place). Its written_bytes then overstate
     # its HBM writes by at least l2_rewritten_bytes_min.
     l2_rewritten_bytes_min: float = 0.0
+    # stores to local memory (register spills): L2 traffic left out of written_bytes; None where
+    # the measurement lacks the counter (measurements from before it was collected)
+    local_store_bytes: float | None = None
     dram_throughput_pct: float | None = None
     sm_throughput_pct: float | None = None
     tensor_pipe_pct: float | None = None
@@ -442,7 +455,8 @@ def l2_rewritten_bytes_min(kernel: NcuKernel, l2_bytes: int | None) -> float:
     L2 writes beyond the L2's capacity plus what reached DRAM. 0 without the counters or the size."""
     if not l2_bytes or kernel.l2_write_bytes is None or kernel.dram_write_bytes is None:
         return 0.0
-    return max(0.0, kernel.l2_write_bytes - l2_bytes - kernel.dram_write_bytes)
+    stored = kernel.l2_write_bytes - (kernel.local_store_bytes or 0.0)     # spills are accounted for
+    return max(0.0, stored - l2_bytes - kernel.dram_write_bytes)
 
 
 class MeasuredTraffic(Record, kw_only=True):

@@ -49,7 +49,18 @@ def test_fused_attention_moves_far_fewer_bytes(vanilla, fused):
     cmp_ = compare(analysis_from_builtins(vanilla), analysis_from_builtins(fused))
     matched = [c for c in cmp_.attention_calls if c.a_us and c.b_us]
     assert len(matched) == len(vanilla["attention"]["calls"])
-    assert all(c.b_bytes_estimate < c.a_bytes_estimate for c in matched)
+    # every layer moves fewer bytes fused, except where FlashAttention-2 split the keys (the SD
+    # 1.5 512 px trace: down_blocks.2, up_blocks.1 and mid_block's cross-attention, 64-256
+    # tokens): there its fp32 partials (kernel_costs._split_kv_traffic, checked against Nsight
+    # Compute) move more than the unfused path's small score matrices
+    kernels = {c["scope"]: c["kernels"] for c in fused["attention"]["calls"]}
+    split = {c.scope for c in matched if any("splitkv" in k for k in kernels[c.scope])}
+    assert all(c.b_bytes_estimate < c.a_bytes_estimate for c in matched if c.scope not in split)
+    if "xformers" in fused["label"] or "flash" in fused["label"]:
+        assert len(split) == 11
+        assert all(c.b_bytes_estimate > c.a_bytes_estimate for c in matched if c.scope in split)
+    else:
+        assert not split
 
 
 def test_attention_calls_are_the_unet_attention_modules(vanilla, fused):

@@ -38,6 +38,7 @@ ALL = [(res, mode) for res, modes in MODES.items() for mode in modes]
 GEMM_OUT = 4096 * 4096 * 2          # the micro GEMM's fp16 output
 ADD_64M, ADD_4M = 64 * 2**20, 4 * 2**20
 TENSOR_PIPE = "sm__pipe_tensor_cycles_active.avg.pct_of_peak_sustained_elapsed"
+LOCAL_STORES = "l1tex__t_sectors_pipe_lsu_mem_local_op_st.sum"   # not in this older export
 
 
 # --------------------------------------------------------------------------------------------
@@ -65,12 +66,12 @@ def test_parse_csv_reads_the_micro_kernels_exactly():
     assert gemm.dram_throughput_pct == 10.27 and add64.dram_throughput_pct == 68.59
     assert (gemm.sm_throughput_pct, gemm.memory_throughput_pct) == (91.0, 70.37)
     # this export lacks the tensor-pipe counter, and says so
-    assert missing == [TENSOR_PIPE] and gemm.tensor_pipe_pct is None
+    assert missing == [LOCAL_STORES, TENSOR_PIPE] and gemm.tensor_pipe_pct is None and gemm.local_store_bytes is None
 
 
 def test_parse_csv_lean_leaves_the_full_only_fields_empty():
     kernels, missing = nsight.parse_csv(MICRO.read_text(), "lean")
-    assert missing == [TENSOR_PIPE]
+    assert missing == [LOCAL_STORES, TENSOR_PIPE]
     assert all(k.sm_throughput_pct is None and k.memory_throughput_pct is None for k in kernels)
     assert [k.l2_write_bytes for k in kernels] == [GEMM_OUT, ADD_64M, ADD_4M]
 
@@ -316,7 +317,7 @@ def test_measure_mode_writes_the_record_and_keeps_the_log(tmp_path):
     assert record.mode == "vanilla" and record.device_name == "NVIDIA H200"
     assert record.tool_version == "Nsight Compute 2025.3.1.0 (build 36398880)"
     assert record.metric_set == "full"
-    assert record.metrics == [m for m in nsight.METRIC_SETS["full"] if m != TENSOR_PIPE]
+    assert record.metrics == [m for m in nsight.METRIC_SETS["full"] if m not in (TENSOR_PIPE, LOCAL_STORES)]
     assert (record.cache_control, record.clock_control) == ("all", "base")
     assert "profiler_kit.ncu_child" in record.command and str(run_dir.resolve()) in record.command
     log = (run_dir / "ncu_vanilla.log").read_text()
@@ -591,6 +592,98 @@ def test_the_rest_of_the_unet_moves_the_same_bytes_in_every_mode():
             values = [next(c for c in _joined(res, m).measured.by_category if c.label == label).hbm_bytes_measured
                       for m in modes]
             assert max(values) / min(values) < 1.01, (res, label, values)
+
+
+# --------------------------------------------------------------------------------------------
+# Register spills and FlashAttention's split-KV partials (the xformers miss, explained)
+# --------------------------------------------------------------------------------------------
+
+SPILLS = DATA / "ncu" / "h200_attention_spills_raw.csv"
+BH, D = 16, 40          # SD 1.5 top level, batch 2 x 8 heads of 40 (scripts/gpu/attention_spills.py)
+
+
+def test_spill_stores_are_l2_traffic_and_leave_the_written_bytes():
+    """One call of each fused kernel on SD 1.5's top-level shape (4,096 and 9,216 tokens), under
+    ncu with the local-memory counter: once its spill stores are taken out, FlashAttention-2's
+    writes are exactly its output and log-sum-exp, like the other two kernels' (which write 14 %
+    more), though it wrote 14x (4,096 tokens) and 30x (9,216) that into L2."""
+    kernels, missing = nsight.parse_csv(SPILLS.read_text(), "lean")
+    assert not {LOCAL_STORES, "lts__t_sectors_srcunit_tex_op_write.sum"} & set(missing)
+    assert [nsight.base_name(k.name) for k in kernels] == [
+        "flash_fwd_kernel", "cudnn_generated_fort_native_sdpa_sm90_flash_fprop_wgmma_f16_knob_7_64x128x64_4x1x1_cga1x1x1_kernel0_0",
+        "fmha_cutlassF_f16_aligned_64x64_rf_sm80"] * 2
+    for n, (flash, cudnn, cutlass) in zip((4096, 9216), (kernels[:3], kernels[3:])):
+        out_and_lse = BH * n * D * 2 + BH * n * 4
+        assert flash.written_bytes == out_and_lse                          # exact
+        assert flash.l2_write_bytes > 14 * out_and_lse and flash.local_store_bytes > 13 * out_and_lse
+        assert cudnn.local_store_bytes == 0 and cudnn.written_bytes == cudnn.l2_write_bytes
+        for k in (cudnn, cutlass):                     # O + LSE and some 14 % more, no spills
+            assert 0 <= k.written_bytes - out_and_lse < 0.15 * out_and_lse
+        # so all three now move about Q, K and V once plus O: within 10 % of each other
+        moved = [k.hbm_bytes_measured for k in (flash, cudnn, cutlass)]
+        assert max(moved) / min(moved) < 1.10
+
+
+def test_spills_overstate_nothing_once_counted():
+    """Without the counter the written bytes are what went into L2 (older measurements), with
+    it they never drop below what reached DRAM."""
+    k = NcuKernel(index=0, name="k", dram_read_bytes=1e6, dram_write_bytes=3e6, l2_write_bytes=9e6)
+    assert k.written_bytes == 9e6 and k.local_store_bytes is None
+    spilled = msgspec.structs.replace(k, local_store_bytes=8e6)
+    assert spilled.written_bytes == 3e6                # evicted spills did reach DRAM: kept
+    assert msgspec.structs.replace(k, local_store_bytes=2e6).written_bytes == 7e6
+
+
+@pytest.fixture(scope="module", params=["512", "768"])
+def xformers_with_spills(request):
+    """The xformers mode measured again with the local-memory counter (tests/data/sd-ncu/README.md)."""
+    from profiler_kit.analysis import analyze_trace
+    folder = SD_NCU / f"{request.param}-xformers"
+    return request.param, analyze_trace(str(folder / "trace_xformers.json.gz"), spec="h200", label="xformers",
+                                        measurement=read_ncu_measurement(folder / "ncu_xformers.json.gz"),
+                                        measurement_source="ncu_xformers.json.gz").record
+
+
+def test_xformers_meets_the_goal_once_spills_and_split_kv_are_accounted(xformers_with_spills):
+    """Issue 11's goal for xformers, missed before by -66 % / -77 % in attention: total and
+    attention within 10 %, every class over 1 % of the time within 20 %, every layer within 20 %."""
+    m = xformers_with_spills[1].measured
+    assert m.conclusive and m.coverage == 1.0 and m.shape_mismatches == 0
+    assert abs(m.total.error) < 0.05 and abs(m.attention.error) < 0.05
+    assert not m.misses and all(c.within for c in m.by_category if c.tolerance)
+    assert max(abs(g.error) for g in m.by_attention_call) < 0.15
+    # the top level's FlashAttention kernels spill (20 of the 32 layers' kernels store over 1 MB);
+    # no kernel is left flagged as rewriting L2 once spills are counted
+    assert m.attention.spilling_kernels == 20 and m.attention.local_store_bytes > 3e8
+    assert m.total.rewriting_kernels == 0
+    assert all(k.local_store_bytes is not None for k in m.kernels)
+
+
+def test_split_kv_partials_are_estimated_per_kernel(xformers_with_spills):
+    """FlashAttention-2 splits the keys where batch x heads x query blocks leave SMs idle: the
+    split kernel writes fp32 partials that its combine kernel reads back. With the partials
+    each such layer's estimate lands within 12 % of what ncu counted (up to -80 % without)."""
+    res, record = xformers_with_spills
+    pairs = [k for k in record.measured.kernels if "splitkv" in k.name]
+    split = [k for k in pairs if "combine" not in k.name]
+    combine = [k for k in pairs if "combine" in k.name]
+    # as launched (grid.y = splits): 512 px, every layer at 256 tokens and the 64-token mid
+    # block's cross-attention (11); 768 px, the 576-token self-attention layers (5 splits) and
+    # both of the 144-token mid block's layers (7)
+    assert len(split) == len(combine) == {"512": 11, "768": 7}[res]
+    layers = {k.attention_call for k in pairs}
+    for g in record.measured.by_attention_call:      # each split layer as a whole
+        if g.label in layers:
+            assert abs(g.error) < 0.12, g.label
+    for w, r in zip(split, combine):                 # the partials one writes, the other reads back
+        assert w.trace_index < r.trace_index and r.dram_read_bytes == pytest.approx(w.written_bytes, rel=0.03)
+
+
+def test_old_measurements_without_the_spill_counter_keep_their_verdict():
+    """The first xformers measurement (no local-memory counter) still misses, and says why."""
+    m = _joined("512", "xformers").measured
+    assert all(k.local_store_bytes is None for k in m.kernels) and m.attention.spilling_kernels == 0
+    assert m.attention.within is False and m.total.rewriting_kernels > 0
 
 
 # --------------------------------------------------------------------------------------------

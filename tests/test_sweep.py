@@ -167,7 +167,8 @@ def test_a_sweep_of_measured_runs_shows_each_estimate_error(tmp_path):
     rows = {(r.resolution, r.mode): r for r in sweep.rows}
     assert len(rows) == 7 and all(r.hbm_bytes_error is not None for r in rows.values())
     assert abs(rows[(768, "vanilla")].hbm_bytes_error) < 0.10          # the join's own tolerance
-    assert rows[(512, "xformers")].attention_hbm_bytes_error < -0.5    # the L2-rewriting flash kernel
+    # the flash kernel's spills, counted as writes in these measurements (no local-memory counter)
+    assert rows[(512, "xformers")].attention_hbm_bytes_error < -0.4
     assert rows[(768, "sdpa_cudnn")].hbm_bytes_measured_per_call == pytest.approx(19.17e9, rel=0.01)
     html = (tmp_path / "sweep.html").read_text()
-    assert "bytes est. vs measured" in html and "(attention -77.1%)" in html
+    assert "bytes est. vs measured" in html and "(attention -66.0%)" in html

@@ -209,11 +209,17 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
                                remedy="measure the same call as the trace (measure=ncu does)"))
             continue
         misses = m.misses
+        spills = ""
+        if m.total.spilling_kernels:
+            where_spilling = [c.label for c in m.by_category if c.spilling_kernels]
+            spills = (f" {m.total.spilling_kernels} kernels ({', '.join(where_spilling)}) stored "
+                      f"{fmt.bytes_decimal(m.total.local_store_bytes)} to local memory (register spills): "
+                      "L2 traffic, left out of the measured bytes.")
         if not misses:
             out.append(Finding(rule="estimate_vs_measured", level="info", subject=label, figures=figures,
                                title=f"{label}: byte estimates hold against Nsight Compute ({head})",
                                detail=f"{where}; every kernel class above {fmt.percent(0.01, 0)} of GPU time is "
-                                      "within its tolerance."))
+                                      f"within its tolerance.{spills}"))
             continue
         # kernels that provably rewrote L2 lines: named once, with the classes they fall in
         where_rewriting = [c.label for c in m.by_category if c.rewriting_kernels]
@@ -225,7 +231,7 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
                            title=f"{label}: byte estimates miss Nsight Compute's count in "
                                  f"{', '.join(_error_text(g) for g in misses[:4])}",
                            detail=f"{head}; {where}. A miss means the cost model's traffic is not what "
-                                  f"these kernels move (see 'Measured HBM traffic').{why}",
+                                  f"these kernels move (see 'Measured HBM traffic').{why}{spills}",
                            remedy="judge those kernels by their measured bytes (the measured bound column)"))
     return out
 

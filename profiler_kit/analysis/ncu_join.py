@@ -17,11 +17,13 @@ kernel as the analysis split them (kernel_costs: an op's bytes over its work ker
 helpers), so a helper's traffic the model does not know (cuDNN's layout conversions) shows as a
 miss of its category, which is what it is.
 
-Written bytes are what the SMs wrote into L2 (NcuKernel.written_bytes): exact for a kernel that
-writes each output byte once, an overstatement for one that rewrites lines in L2. The join flags
-those it can prove (records.l2_rewritten_bytes_min, from the card's L2 size): the xformers
-FlashAttention kernel on the H200 wrote 79 MB into L2 for a 5 MB output at 512 px, 0.05 MB of it
-reaching DRAM.
+Written bytes are what the SMs wrote into L2 less their stores to local memory (register spills,
+NcuKernel.written_bytes): exact for a kernel that writes each output byte once, an overstatement
+for one that rewrites lines in L2. Spills are counted (``local_store_bytes``, per kernel and per
+group) where the measurement has the counter; the join flags the rewriting it can prove beyond
+them (records.l2_rewritten_bytes_min, from the card's L2 size). Before the spill counter was
+collected, the xformers FlashAttention kernel on the H200 showed 79 MB written into L2 for a 5 MB
+output at 512 px, 0.05 MB of it reaching DRAM: 74 MB of it were spills.
 
 The bound from measured bytes: each costed op is judged again with the same FLOPs, the same
 kernel time and the same roofs, its bytes replaced by what its work kernels measured. Where an
@@ -47,6 +49,10 @@ from profiler_kit.records import (CLASS_BYTES_TOLERANCE, CLASS_MIN_TIME_SHARE, T
 from profiler_kit.trace import KERNEL
 
 _ATTENTION = CATEGORIES.index("attention")
+# A kernel counts as spilling from 1 MB of local stores: below that the stores are a stack frame
+# or a few spilled registers (CUTLASS's attention kernel stores 0.5 MB at 4,096 tokens), noise in
+# its traffic; above it they are a loop's worth (FlashAttention-2's sm80 kernel: 74 MB).
+SPILL_MIN_BYTES = 1e6
 
 
 def _windows(table: KernelTable, analysis: Analysis) -> list[tuple[str, np.ndarray]]:
@@ -78,7 +84,9 @@ def _check(label: str, rows: list[MeasuredKernel], joined_us: float, tolerance: 
         hbm_bytes_measured=float(sum(r.hbm_bytes_measured or 0.0 for r in rows)),
         dram_read_bytes=float(sum(r.dram_read_bytes or 0.0 for r in rows)),
         written_bytes=float(sum(r.written_bytes or 0.0 for r in rows)), tolerance=tolerance,
-        rewriting_kernels=len(rewriting), rewriting_written_bytes=float(sum(r.written_bytes or 0.0 for r in rewriting)))
+        rewriting_kernels=len(rewriting), rewriting_written_bytes=float(sum(r.written_bytes or 0.0 for r in rewriting)),
+        spilling_kernels=sum(1 for r in rows if (r.local_store_bytes or 0.0) >= SPILL_MIN_BYTES),
+        local_store_bytes=float(sum(r.local_store_bytes or 0.0 for r in rows)))
 
 
 def _measured_bounds(pairs: dict[int, float], table: KernelTable, costs: KernelCosts, spec) -> dict[int, str]:
@@ -141,6 +149,7 @@ def join_measurement(table: KernelTable, costs: KernelCosts, analysis: Analysis,
             attention_call=(table.scope_of_node(call) if call in table.tree.scope_names else table.scope(k))
             if call >= 0 else None,
             l2_rewritten_bytes_min=l2_rewritten_bytes_min(m, getattr(spec, "l2_bytes", None)),
+            local_store_bytes=m.local_store_bytes,
             dram_throughput_pct=m.dram_throughput_pct, sm_throughput_pct=m.sm_throughput_pct,
             tensor_pipe_pct=m.tensor_pipe_pct))
     window_us = float(table.dur_us[kernels].sum())
@@ -180,7 +189,7 @@ def join_measurement(table: KernelTable, costs: KernelCosts, analysis: Analysis,
 
 MEASURED_CSV_COLUMNS = ("trace_index", "ncu_index", "name", "category", "attention_call", "dur_us",
                         "ncu_duration_us", "flops_estimate", "hbm_bytes_estimate", "hbm_bytes_measured",
-                        "error", "dram_read_bytes", "written_bytes", "l2_rewritten_bytes_min",
+                        "error", "dram_read_bytes", "written_bytes", "local_store_bytes", "l2_rewritten_bytes_min",
                         "bound_estimate", "bound_measured", "dram_throughput_pct", "tensor_pipe_pct",
                         "sm_throughput_pct")
 
@@ -196,7 +205,7 @@ def write_measured_csv(measured: MeasuredTraffic, path) -> None:
                      if k.hbm_bytes_measured else None)
             yield (k.trace_index, k.ncu_index, k.name, k.category, k.attention_call or "", k.dur_us,
                    k.ncu_duration_us, k.flops_estimate, k.hbm_bytes_estimate, k.hbm_bytes_measured, error,
-                   k.dram_read_bytes, k.written_bytes, k.l2_rewritten_bytes_min, k.bound_estimate,
+                   k.dram_read_bytes, k.written_bytes, k.local_store_bytes, k.l2_rewritten_bytes_min, k.bound_estimate,
                    k.bound_measured, k.dram_throughput_pct, k.tensor_pipe_pct, k.sm_throughput_pct)
     with open(path, "w", newline="", encoding="utf-8") as f:
         kernels_csv.write_rows(f, MEASURED_CSV_COLUMNS, rows())

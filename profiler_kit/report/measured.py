@@ -30,6 +30,8 @@ def check_row(check: BytesCheck) -> dict:
             "written": fmt.bytes_decimal(check.written_bytes), "error": _error(check),
             "error_v": check.error if check.error is not None else 0.0,
             "tolerance": f"±{check.tolerance:.0%}" if check.tolerance is not None else "–", "verdict": verdict,
+            "spills": (f"{check.spilling_kernels} ({fmt.bytes_decimal(check.local_store_bytes)})"
+                       if check.local_store_bytes else "–"),
             "rewriting": (f"{check.rewriting_kernels} ({fmt.bytes_decimal(check.rewriting_written_bytes)})"
                           if check.rewriting_kernels else "–")}
 
