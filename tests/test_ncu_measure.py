@@ -634,22 +634,26 @@ def test_spills_overstate_nothing_once_counted():
     assert msgspec.structs.replace(k, local_store_bytes=2e6).written_bytes == 7e6
 
 
-@pytest.fixture(scope="module", params=["512", "768"])
+@pytest.fixture(scope="module", params=[("512", "xformers"), ("768", "xformers"), ("512", "sdpa_flash"),
+                                        ("768", "sdpa_flash")], ids=lambda p: "-".join(p))
 def xformers_with_spills(request):
-    """The xformers mode measured again with the local-memory counter (tests/data/sd-ncu/README.md)."""
+    """The two modes that run PyTorch's FlashAttention-2 kernel, measured with the local-memory
+    counter (tests/data/sd-ncu/README.md)."""
     from profiler_kit.analysis import analyze_trace
-    folder = SD_NCU / f"{request.param}-xformers"
-    return request.param, analyze_trace(str(folder / "trace_xformers.json.gz"), spec="h200", label="xformers",
-                                        measurement=read_ncu_measurement(folder / "ncu_xformers.json.gz"),
-                                        measurement_source="ncu_xformers.json.gz").record
+    res, mode = request.param
+    folder = SD_NCU / f"{res}-{mode}"
+    return res, analyze_trace(str(folder / f"trace_{mode}.json.gz"), spec="h200", label=mode,
+                              measurement=read_ncu_measurement(folder / f"ncu_{mode}.json.gz"),
+                              measurement_source=f"ncu_{mode}.json.gz").record
 
 
-def test_xformers_meets_the_goal_once_spills_and_split_kv_are_accounted(xformers_with_spills):
-    """Issue 11's goal for xformers, missed before by -66 % / -77 % in attention: total and
-    attention within 10 %, every class over 1 % of the time within 20 %, every layer within 20 %."""
+def test_flash_attention_meets_the_goal_once_spills_and_split_kv_are_accounted(xformers_with_spills):
+    """Issue 11's goal for xformers (missed before by -66 % / -77 % in attention) and sdpa_flash:
+    total and attention within 10 %, every class over 1 % of the time within 20 %, every layer
+    within 20 %."""
     m = xformers_with_spills[1].measured
     assert m.conclusive and m.coverage == 1.0 and m.shape_mismatches == 0
-    assert abs(m.total.error) < 0.05 and abs(m.attention.error) < 0.05
+    assert abs(m.total.error) < 0.05 and abs(m.attention.error) < 0.07
     assert not m.misses and all(c.within for c in m.by_category if c.tolerance)
     assert max(abs(g.error) for g in m.by_attention_call) < 0.15
     # the top level's FlashAttention kernels spill (20 of the 32 layers' kernels store over 1 MB);
