@@ -55,14 +55,30 @@ def _version(ncu: str) -> str:
     return nsight.tool_version(out.splitlines())
 
 
+class NcuTimeout(Exception):
+    """ncu ran past its time; ``output`` is what it had printed by then."""
+
+    def __init__(self, output: str):
+        super().__init__("ncu timed out")
+        self.output = output
+
+
 def _run_in_own_group(command: list[str], timeout_s: float) -> subprocess.CompletedProcess:
     """subprocess.run, but ncu and the child it launched form their own process group, and a
     timeout kills the whole group: killing ncu alone would leave the measured Python process
-    holding the GPU while the next mode is measured."""
+    holding the GPU while the next mode is measured. A timeout raises NcuTimeout with the output
+    so far (how many kernels ncu had measured says how much more time it needs)."""
     with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                           start_new_session=True) as proc:
         try:
             out, err = proc.communicate(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            out, err = proc.communicate()
+            raise NcuTimeout((out or "") + "\n" + (err or "")) from None
         except BaseException:
             # a timeout, or Ctrl-C / SIGTERM of the run: in its own session the group does not get
             # the terminal's signal, so it is stopped here (else the run would wait for ncu)
@@ -75,6 +91,11 @@ def _run_in_own_group(command: list[str], timeout_s: float) -> subprocess.Comple
     return subprocess.CompletedProcess(command, proc.returncode, out, err)
 
 
+def _write_log(base: str, output: str) -> None:
+    with open(base + ".log", "w", encoding="utf-8") as f:   # ncu's and the child's own words
+        f.write(output)
+
+
 def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: float,
                  device_name: str | None) -> MeasureStatus:
     """Measure one mode; never raises for a failed measurement (the status says why)."""
@@ -85,14 +106,16 @@ def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: 
     start = time.perf_counter()
     try:
         proc = _run_in_own_group(command, timeout_s)
-    except subprocess.TimeoutExpired:
+    except NcuTimeout as timeout:
+        _write_log(base, timeout.output)
         lighter = ", or try ncu.metrics=lean" if metric_set != "lean" else ""
-        return MeasureStatus(status="failed", reason=f"ncu took longer than ncu.timeout_s={timeout_s:g} s: "
-                             f"raise it{lighter}")
+        return MeasureStatus(status="failed", wall_s=time.perf_counter() - start,
+                             reason=f"ncu took longer than ncu.timeout_s={timeout_s:g} s"
+                                    f"{nsight.progress_line(timeout.output)}: raise it{lighter} "
+                                    f"(its output: {os.path.basename(base)}.log)")
     wall_s = time.perf_counter() - start
     output = proc.stdout + "\n" + proc.stderr
-    with open(base + ".log", "w", encoding="utf-8") as f:   # ncu's and the child's own words
-        f.write(output)
+    _write_log(base, output)
     if proc.returncode != 0 or not os.path.exists(report):
         status = "unavailable" if "ERR_NVGPUCTRPERM" in output else "failed"
         return MeasureStatus(status=status, reason=nsight.failure_line(output, proc.returncode), wall_s=wall_s)

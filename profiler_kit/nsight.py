@@ -167,6 +167,21 @@ def base_name(name: str) -> str:
     return text.rsplit("::", 1)[-1]
 
 
+_PROFILED = re.compile(r"^==PROF== Profiling ", re.M)
+_PASSES = re.compile(r"(\d+) pass(?:es)?\s*$", re.M)
+
+
+def progress_line(output: str) -> str:
+    """How far an ncu run got, from its own progress lines (``==PROF== Profiling "k" - 7: 0%...
+    100% - 9 passes``), as a clause for a timeout's message: " (812 kernels measured by then, 9
+    passes each)"; empty when ncu printed none."""
+    kernels = len(_PROFILED.findall(output))
+    if not kernels:
+        return ""
+    passes = _PASSES.findall(output)
+    return f" ({kernels:,} kernels measured by then" + (f", {passes[-1]} passes each)" if passes else ")")
+
+
 def tool_version(output: Iterable[str]) -> str:
     """'Nsight Compute 2025.3.1.0 (build 36398880)' from ``ncu --version``'s lines."""
     for line in output:

@@ -281,6 +281,8 @@ if behaviour == "nokernels":
     print("==WARNING== No kernels were profiled.", file=sys.stderr)
     sys.exit(0)
 if behaviour == "hang":
+    for i in range(3):
+        print(f'==PROF== Profiling "kernel_{{i}}" - {{i}}: 0%....50%....100% - 9 passes', flush=True)
     time.sleep(60)
 shutil.copy({csv!r}, base + ".ncu-rep")
 print("==PROF== Report: " + base + ".ncu-rep")
@@ -365,6 +367,9 @@ def test_a_timeout_fails_with_a_hint(tmp_path):
     assert status.status == "failed"
     assert "ncu.timeout_s=0.5" in status.reason and "ncu.metrics=lean" in status.reason
     assert "\n" not in status.reason
+    # how far it got, and ncu's output kept to read
+    assert "(3 kernels measured by then, 9 passes each)" in status.reason and "ncu_vanilla.log" in status.reason
+    assert (tmp_path / "ncu_vanilla.log").read_text().count("==PROF== Profiling") == 3
     # already lean: the hint does not suggest what is already set
     lean = ncu_measure.measure_mode(str(tmp_path), "vanilla", str(ncu), "lean", 0.5, None)
     assert "ncu.timeout_s=0.5" in lean.reason and "ncu.metrics" not in lean.reason
