@@ -358,8 +358,16 @@ class NcuKernel(Record, kw_only=True):
         registers per thread wrote 79.2 MB into L2 for a 5.2 MB output, and 73.7 MB of it were
         local stores; at 9,216 tokens 366.9 MB, 354.5 MB of them local."""
         if self.l2_write_bytes is not None:
-            return max(self.l2_write_bytes - (self.local_store_bytes or 0.0), self.dram_write_bytes or 0.0)
+            return max(self.stored_bytes, self.dram_write_bytes or 0.0)
         return self.dram_write_bytes
+
+    @property
+    def stored_bytes(self) -> float | None:
+        """What the SMs wrote into L2 other than spills (local-memory stores; 0 where the
+        measurement lacks that counter): what written_bytes and l2_rewritten_bytes_min judge."""
+        if self.l2_write_bytes is None:
+            return None
+        return self.l2_write_bytes - (self.local_store_bytes or 0.0)
 
     @property
     def hbm_bytes_measured(self) -> float | None:
@@ -455,8 +463,7 @@ def l2_rewritten_bytes_min(kernel: NcuKernel, l2_bytes: int | None) -> float:
     L2 writes beyond the L2's capacity plus what reached DRAM. 0 without the counters or the size."""
     if not l2_bytes or kernel.l2_write_bytes is None or kernel.dram_write_bytes is None:
         return 0.0
-    stored = kernel.l2_write_bytes - (kernel.local_store_bytes or 0.0)     # spills are accounted for
-    return max(0.0, stored - l2_bytes - kernel.dram_write_bytes)
+    return max(0.0, kernel.stored_bytes - l2_bytes - kernel.dram_write_bytes)
 
 
 class MeasuredTraffic(Record, kw_only=True):

@@ -152,17 +152,24 @@ def _split_kv_traffic(table: KernelTable, costed: np.ndarray, group: np.ndarray,
     read by the combine kernel. The number of splits is the split kernel's grid.y (FA2 launches
     grid (query blocks, splits, batch x heads)). Checked on an H200 with Nsight Compute: SD 1.5
     at 512 px, 256 tokens, head dim 160, 4 splits: 10.55 MB estimated, 10.56 MB written by the
-    split kernel and 10.57 MB read by the combine kernel (docs/cost-model.md)."""
+    split kernel and 10.57 MB read by the combine kernel (docs/cost-model.md). One pass over the
+    kernels: the names are matched once per distinct name, not once per op."""
     names, gpu = table.trace.names, table.trace.gpu
-    for g, node in enumerate(nodes.tolist()):
-        shape = op_cost[node].attention
-        if shape is None:
-            continue
-        members = costed[group == g]
-        kernel_names = [names[gpu.name_id[k]] for k in members.tolist()]
-        split = [k for k, nm in zip(members.tolist(), kernel_names) if _SPLIT_KV in nm]
-        combine = [k for k, nm in zip(members.tolist(), kernel_names) if _SPLIT_KV_COMBINE in nm]
-        if len(split) != 1 or len(combine) != 1:
+    ids = gpu.name_id[costed]
+    distinct = np.unique(ids).tolist()
+    split_ids = [i for i in distinct if _SPLIT_KV in names[i]]
+    if not split_ids:
+        return
+    combine_ids = [i for i in distinct if _SPLIT_KV_COMBINE in names[i]]
+    by_group: dict[int, tuple[list[int], list[int]]] = {}
+    for at in np.flatnonzero(np.isin(ids, split_ids)).tolist():
+        by_group.setdefault(int(group[at]), ([], []))[0].append(int(costed[at]))
+    for at in np.flatnonzero(np.isin(ids, combine_ids)).tolist():
+        if int(group[at]) in by_group:
+            by_group[int(group[at])][1].append(int(costed[at]))
+    for g, (split, combine) in by_group.items():
+        shape = op_cost[int(nodes[g])].attention
+        if shape is None or len(split) != 1 or len(combine) != 1:
             continue
         splits = int(gpu.grid[split[0]][1])
         if splits < 2:
