@@ -321,6 +321,10 @@ CLASS_MIN_TIME_SHARE = 0.01
 # A join that pairs fewer of the trace's kernels than this with a measured kernel cannot speak
 # for the trace: its totals are shown, its verdict is withheld.
 MIN_JOIN_COVERAGE = 0.90
+# A kernel counts as spilling from 1 MB of local stores: below that the stores are a stack frame
+# or a few spilled registers (CUTLASS's attention kernel stores 0.5 MB at 4,096 tokens), noise in
+# its traffic; above it they are a loop's worth (FlashAttention-2's sm80 kernel on an H200: 74 MB).
+SPILL_MIN_BYTES = 1e6
 L2_SECTOR_BYTES = 32        # lts__t_sectors_* count 32-byte sectors
 
 
@@ -456,6 +460,11 @@ class MeasuredKernel(Record, kw_only=True):
     dram_throughput_pct: float | None = None
     sm_throughput_pct: float | None = None
     tensor_pipe_pct: float | None = None
+
+    @property
+    def spilled(self) -> bool:
+        """It stored a loop's worth to local memory (SPILL_MIN_BYTES or more), not a stack frame."""
+        return (self.local_store_bytes or 0.0) >= SPILL_MIN_BYTES
 
 
 def l2_rewritten_bytes_min(kernel: NcuKernel, l2_bytes: int | None) -> float:

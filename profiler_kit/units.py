@@ -96,6 +96,11 @@ def count(n: float | None) -> str:
     return _DASH if _missing(n) else f"{int(n):,}"
 
 
+def plural(n: int, noun: str) -> str:
+    """'1 call', '20 calls', '1,271 kernels'."""
+    return f"{n:,} {noun}{'' if n == 1 else 's'}"
+
+
 def share(part: float | None, whole: float | None) -> float | None:
     """part / whole, or None where that means nothing (no whole to divide by)."""
     if _missing(part) or _missing(whole) or not whole:

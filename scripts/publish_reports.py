@@ -79,7 +79,7 @@ def index() -> None:
         if (batch / SWEEP_JSON).exists():
             sweep = read_sweep(batch / SWEEP_JSON)
             key = [f.title for f in sweep.findings if f.level == "key"]
-            lines.append(f"- [sweep report]({batch.name}/{SWEEP_HTML}): {units.count(len(sweep.jobs))} job{'s' if len(sweep.jobs) != 1 else ''}"
+            lines.append(f"- [sweep report]({batch.name}/{SWEEP_HTML}): {units.plural(len(sweep.jobs), 'job')}"
                          + (": " + "; ".join(key) if key else ""))
         for summary_path in sorted(batch.rglob("*summary.json")):
             html = (summary_path.with_name(REPORT_FILE) if summary_path.name == SUMMARY_FILE

@@ -688,6 +688,34 @@ def test_split_kv_partials_are_estimated_per_kernel(xformers_with_spills):
         assert w.trace_index < r.trace_index and r.dram_read_bytes == pytest.approx(w.written_bytes, rel=0.03)
 
 
+def test_spilling_kernels_get_a_finding_with_their_share_of_the_time(xformers_with_spills):
+    """The FlashAttention-2 kernel's spills cost time (364 us a call against cuDNN's 203 us on the
+    top-level shape): a finding names it, with the share of the kernel time its spilling calls
+    hold (5 % or more: SPILL_SHARE_MIN) and what they stored."""
+    from profiler_kit.analysis.findings import SPILL_SHARE_MIN
+    res, record = xformers_with_spills
+    finding = next(f for f in record.findings if f.rule == "register_spills")
+    spilled = [k for k in record.measured.kernels if k.spilled]
+    joined_us = sum(k.dur_us for k in record.measured.kernels)
+    assert finding.figures["spill_us"] == pytest.approx(sum(k.dur_us for k in spilled))
+    assert finding.figures["share_of_kernel_time"] == pytest.approx(finding.figures["spill_us"] / joined_us)
+    assert finding.figures["share_of_kernel_time"] >= SPILL_SHARE_MIN
+    assert finding.figures["local_store_bytes"] == pytest.approx(sum(k.local_store_bytes for k in spilled))
+    assert finding.detail.index("flash_fwd_kernel (20 calls") < finding.detail.index("tensorTransformGeneric (1 call,")
+
+
+def test_no_spill_finding_without_the_counter_or_under_the_share():
+    from profiler_kit.analysis.findings import register_spills
+    old = _joined("512", "sdpa_cudnn")
+    assert not [f for f in old.findings if f.rule == "register_spills"]
+    # the same kernels, one of them spilling but holding under 5 % of the time: no finding
+    m = old.measured
+    short = min(m.kernels, key=lambda k: k.dur_us)
+    kernels = [msgspec.structs.replace(k, local_store_bytes=5e6 if k is short else 0.0) for k in m.kernels]
+    quiet = msgspec.structs.replace(old, measured=msgspec.structs.replace(m, kernels=kernels))
+    assert register_spills({"sdpa_cudnn": quiet}) == []
+
+
 def test_old_measurements_without_the_spill_counter_keep_their_verdict():
     """The first xformers measurement (no local-memory counter) still misses, and says why."""
     m = _joined("512", "xformers").measured

@@ -11,10 +11,14 @@ reader can check why a finding fired.
 from __future__ import annotations
 
 from profiler_kit import units as fmt
+from profiler_kit.nsight import base_name
 from profiler_kit.records import MIN_JOIN_COVERAGE, Analysis, Finding, ModeRecord, Summary
 
 IDLE_SHARE_MIN = 0.15        # GPU idle share of the profiled window worth calling host-bound
 LAYOUT_SHARE_MIN = 0.05      # layout-conversion share of kernel time worth naming
+# Spilling kernels' share of the joined kernel time worth a finding: like the layout conversions,
+# under 5 % of the step a better kernel could not buy back enough to act on.
+SPILL_SHARE_MIN = 0.05
 SOFTMAX_RANK_MAX = 3         # name the softmax when it is among this many largest kernels
 # GPU kernels fill less of the measured step than this: the step is host-bound. Below 70 % the
 # host's share (30 %+) is larger than any attention speed-up seen at small resolutions.
@@ -236,10 +240,47 @@ def estimate_vs_measured(analyses: dict[str, Analysis]) -> list[Finding]:
     return out
 
 
+def register_spills(analyses: dict[str, Analysis]) -> list[Finding]:
+    """Kernels that spill registers to local memory (MeasuredKernel.spilled, from Nsight
+    Compute's local-store counter) and hold a real share of the GPU time: the spills are on-chip
+    L2 traffic, not HBM, but cost the kernel time (on the H200, xformers' FlashAttention-2 kernel
+    stores 74 MB a call at 4,096 tokens and takes 1.8x cuDNN's time on the same shape)."""
+    out = []
+    for label, a in analyses.items():
+        m = a.measured
+        if m is None or not m.kernels:
+            continue
+        joined_us = sum(k.dur_us for k in m.kernels)
+        by_name: dict[str, list] = {}
+        for k in m.kernels:
+            if k.spilled:
+                by_name.setdefault(base_name(k.name), []).append(k)
+        spill_us = sum(k.dur_us for ks in by_name.values() for k in ks)
+        share = fmt.share(spill_us, joined_us)
+        if share is None or share < SPILL_SHARE_MIN:
+            continue
+        names = sorted(by_name, key=lambda n: -sum(k.dur_us for k in by_name[n]))
+        stored = sum(k.local_store_bytes for ks in by_name.values() for k in ks)
+        parts = [f"{n} ({fmt.plural(len(by_name[n]), 'call')}, {fmt.duration_us(sum(k.dur_us for k in by_name[n]))}, "
+                 f"{fmt.bytes_decimal(sum(k.local_store_bytes for k in by_name[n]))} stored)" for n in names[:3]]
+        out.append(Finding(
+            rule="register_spills", level="warn", subject=label,
+            figures={"spill_us": spill_us, "share_of_kernel_time": share, "local_store_bytes": stored,
+                     "kernels": float(sum(len(ks) for ks in by_name.values()))},
+            title=f"{label}: kernels that spill registers take {fmt.percent(share)} of GPU kernel time",
+            detail=f"Nsight Compute counted {fmt.bytes_decimal(stored)} of stores to local memory in one call: "
+                   + "; ".join(parts) + ". Spilled registers go to L2 and back (not HBM: they are left out of "
+                   "the measured bytes) and stall the kernel while they do.",
+            remedy="compare another attention backend on the same shapes (e.g. modes=[...,sdpa_cudnn]), or a "
+                   "build of the kernel for this GPU's architecture"))
+    return out
+
+
 def trace_findings(analyses: dict[str, Analysis]) -> list[Finding]:
     """Findings of one or two traces of unknown origin (analysis.json, comparison.json)."""
     return (memory_bound_attention(analyses) + softmax_on_top(analyses) + idle_gpu(analyses)
-            + layout_conversions(analyses) + fallback_backends(analyses) + estimate_vs_measured(analyses))
+            + layout_conversions(analyses) + fallback_backends(analyses) + estimate_vs_measured(analyses)
+            + register_spills(analyses))
 
 
 # --------------------------------------------------------------------------------------------

@@ -49,10 +49,6 @@ from profiler_kit.records import (CLASS_BYTES_TOLERANCE, CLASS_MIN_TIME_SHARE, T
 from profiler_kit.trace import KERNEL
 
 _ATTENTION = CATEGORIES.index("attention")
-# A kernel counts as spilling from 1 MB of local stores: below that the stores are a stack frame
-# or a few spilled registers (CUTLASS's attention kernel stores 0.5 MB at 4,096 tokens), noise in
-# its traffic; above it they are a loop's worth (FlashAttention-2's sm80 kernel: 74 MB).
-SPILL_MIN_BYTES = 1e6
 
 
 def _windows(table: KernelTable, analysis: Analysis) -> list[tuple[str, np.ndarray]]:
@@ -85,7 +81,7 @@ def _check(label: str, rows: list[MeasuredKernel], joined_us: float, tolerance: 
         dram_read_bytes=float(sum(r.dram_read_bytes or 0.0 for r in rows)),
         written_bytes=float(sum(r.written_bytes or 0.0 for r in rows)), tolerance=tolerance,
         rewriting_kernels=len(rewriting), rewriting_written_bytes=float(sum(r.written_bytes or 0.0 for r in rewriting)),
-        spilling_kernels=sum(1 for r in rows if (r.local_store_bytes or 0.0) >= SPILL_MIN_BYTES),
+        spilling_kernels=sum(1 for r in rows if r.spilled),
         local_store_bytes=float(sum(r.local_store_bytes or 0.0 for r in rows)))
 
 
