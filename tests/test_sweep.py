@@ -172,3 +172,23 @@ def test_a_sweep_of_measured_runs_shows_each_estimate_error(tmp_path):
     assert rows[(768, "sdpa_cudnn")].hbm_bytes_measured_per_call == pytest.approx(19.17e9, rel=0.01)
     html = (tmp_path / "sweep.html").read_text()
     assert "bytes est. vs measured" in html and "(attention -66.0%)" in html
+
+
+def test_a_sweep_of_single_mode_runs_claims_no_payoff(tmp_path):
+    """Runs of one mode used as its own reference (the H200 re-measurements of xformers and
+    sdpa_flash, tests/data/sd-ncu/*-xformers, *-sdpa_flash) compare nothing: no payoff verdict
+    (it once said "no resolution where xformers is reliably faster" from its 1.00x against
+    itself), while what they do show, the attention fit and the estimate errors, stays."""
+    import shutil
+    from profiler_kit.aggregate import write_sweep
+    from profiler_kit.analysis.run import analyze_run
+    data = Path(__file__).parent / "data" / "sd-ncu"
+    for name in ("512-xformers", "768-xformers", "512-sdpa_flash", "768-sdpa_flash"):
+        shutil.copytree(data / name, tmp_path / name)
+        analyze_run(str(tmp_path / name))
+    sweep = write_sweep(tmp_path)
+    assert sorted((r.job, r.mode) for r in sweep.rows) == sorted(
+        (j.job, j.reference_mode) for j in sweep.jobs)          # one mode each, its own reference
+    rules = [f.rule for f in sweep.findings]
+    assert "sweep_payoff" not in rules and "sweep_attention_scaling" in rules
+    assert all(abs(r.hbm_bytes_error) < 0.05 for r in sweep.rows)

@@ -139,7 +139,9 @@ def payoff(jobs: list[SweepJob], rows: list[SweepRow]) -> list[Finding]:
     """Per group: from which resolution the run's memory-efficient mode is faster than the
     reference by more than PAYOFF_MARGIN (median and fastest step alike), and how the gain grows."""
     out = []
-    efficient = {j.job: j.efficient_mode for j in jobs}
+    # a job whose reference is its efficient mode (modes=[xformers] reference_mode=xformers)
+    # compared nothing: its 1.00x is the mode against itself, not a verdict
+    efficient = {j.job: j.efficient_mode for j in jobs if j.efficient_mode != j.reference_mode}
     by_group: dict[str, list[SweepRow]] = {}
     for r in rows:
         if r.mode == efficient.get(r.job) and r.status == "ok" and r.speedup is not None:
