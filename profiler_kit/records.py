@@ -414,8 +414,8 @@ class BytesCheck(Record, kw_only=True):
     tolerance: float | None = None           # None: not judged (class under CLASS_MIN_TIME_SHARE)
     rewriting_kernels: int = 0               # kernels that rewrote lines in L2 (MeasuredKernel.rewrote_l2)
     rewriting_written_bytes: float = 0.0     # what those kernels wrote into L2
-    spilling_kernels: int = 0                # kernels that stored to local memory (register spills)
-    local_store_bytes: float = 0.0           # what they stored there: L2 traffic, left out of the measured bytes
+    spilling_kernels: int = 0                # kernels that spilled (MeasuredKernel.spilled: >= SPILL_MIN_BYTES)
+    local_store_bytes: float = 0.0           # all the group's local-memory stores: L2 traffic, left out of the measured bytes
 
     @property
     def error(self) -> float | None:
