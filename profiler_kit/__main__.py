@@ -193,7 +193,7 @@ def run_pipeline(cfg: DictConfig, hydra_cfg=None):
     multirun = hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
     try:
-        from profiler_kit.experiment import run_experiment
+        from profiler_kit.capture.experiment import run_experiment
         with _sigterm_as_interrupt():
             run_experiment(cfg, hydra_cfg)
     except Exception as exc:  # recorded in the run folder; the sweep goes on
@@ -236,7 +236,7 @@ def _hydra_main(cfg: DictConfig) -> None:
 
 
 def main() -> None:
-    from profiler_kit.launchers import add_hydra_plugins
+    from profiler_kit.capture.launchers import add_hydra_plugins
 
     add_hydra_plugins()          # the gpu_pool launcher (conf/hydra/launcher/gpu_pool.yaml)
     register()

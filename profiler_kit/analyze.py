@@ -73,7 +73,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _limits(args):
-    from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
+    from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits
     if args.max_trace_mb is not None and not args.max_trace_mb > 0:
         raise _BadInput("--max-trace-mb takes a positive size in MiB")
     if args.max_events is not None and args.max_events <= 0:
@@ -175,7 +175,7 @@ def run(argv: list[str] | None = None) -> int:
     measurements = [_read_measurement(p) for p in args.ncu] or [(None, None)] * len(args.traces)
     limits = _limits(args)
     calibration = _calibration(args)
-    from profiler_kit import tracefile
+    from profiler_kit.trace import file as tracefile
     for path in args.traces:          # inflate on the second core while the imports run
         tracefile.prefetch(path, limits)
     from profiler_kit.analysis import TraceError, analyze_trace, compare

@@ -13,7 +13,7 @@ from typing import Any, Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
-from profiler_kit.nsight import METRIC_SETS as NCU_METRIC_SETS     # torch-free, like this module
+from profiler_kit.hardware.nsight import METRIC_SETS as NCU_METRIC_SETS     # torch-free, like this module
 from profiler_kit.records import ROOF_BASES
 
 # Attention modes, written side by side so a reader sees where each kernel comes from.

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from profiler_kit.analyze import main
-from profiler_kit.trace_values import MAX_WINDOW_US
+from profiler_kit.trace.values import MAX_WINDOW_US
 
 CORPUS = Path(__file__).parent / "data" / "bad"
 CASES = sorted(p.name for p in CORPUS.iterdir())

@@ -16,9 +16,10 @@ import msgspec
 import pytest
 import torch
 
-from profiler_kit import calibrate, records, roof_cache
+from profiler_kit import records
+from profiler_kit.capture import calibrate, roof_cache
 from profiler_kit.records import RecordError, read_roof_calibration, write_record
-from profiler_kit.specs import load_spec
+from profiler_kit.hardware.specs import load_spec
 
 DATA = Path(__file__).parent / "data"
 MEASURED = DATA / "roofs" / "h200_measured.json"     # measured on the lent H200 (its README)
@@ -91,7 +92,7 @@ def test_a_card_without_the_tensor_cores_skips_that_dtype_with_the_reason():
 
 
 def test_default_sizes_are_far_above_l2_and_fit_a_16_gb_card():
-    from profiler_kit.specs import list_specs
+    from profiler_kit.hardware.specs import list_specs
     assert calibrate.STREAM_BYTES >= 2**30
     assert calibrate.STREAM_BYTES >= 10 * max(s.l2_bytes for s in list_specs())
     elementwise = 3 * calibrate.STREAM_BYTES                  # the largest benchmark's operands
@@ -197,7 +198,7 @@ def test_the_cache_write_is_atomic(cache, monkeypatch):
 
     def fail(*args, **kwargs):
         raise OSError(28, "No space left on device")
-    monkeypatch.setattr(records, "to_json", lambda record: fail())
+    monkeypatch.setattr(records.base, "to_json", lambda record: fail())
     with pytest.raises(OSError):
         roof_cache.store(msgspec.structs.replace(old, driver="999"))
     assert path.read_bytes() == before                                 # the old file, whole
@@ -407,7 +408,7 @@ def test_the_run_records_the_calibration_it_used(tmp_path, monkeypatch):
     """run_experiment asks calibrate.calibration_for_run before the modes (faked here: no GPU),
     and the summary names the run folder's file and the basis; without one, roofs=measured warns
     and falls back to the datasheet."""
-    from profiler_kit import experiment
+    from profiler_kit.capture import experiment
     from profiler_kit.__main__ import run_pipeline
 
     asked = []

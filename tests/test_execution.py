@@ -130,7 +130,8 @@ def test_the_compiled_runner_compiles_once_for_the_check_and_the_loop():
     from hydra import compose, initialize_config_dir
     from torch._dynamo.utils import counters
 
-    from profiler_kit import capture, config, execution, models
+    from profiler_kit import config
+    from profiler_kit.capture import execution, models, timing
     from test_experiment import REPO
 
     config.register()
@@ -145,5 +146,5 @@ def test_the_compiled_runner_compiles_once_for_the_check_and_the_loop():
         runner = execution.make_runner("compile", unet, inputs, "default")
         compiled = counters["stats"]["unique_graphs"]
         runner(inputs["sample"], inputs["timestep"])                    # as the check does
-        capture.timed_denoising_loop(runner, inputs, capture.make_scheduler("euler"), 3, True, device)
+        timing.timed_denoising_loop(runner, inputs, timing.make_scheduler("euler"), 3, True, device)
     assert compiled >= 1 and counters["stats"]["unique_graphs"] == compiled

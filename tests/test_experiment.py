@@ -82,7 +82,7 @@ def test_modes_that_cannot_run_say_why(tiny_run):
 def test_the_headline_compares_a_fused_mode_the_run_measured():
     """modes=[vanilla,sdpa_cudnn] on an H200 without xformers (2026-11-29, scripts/gpu/calibrate.sh):
     the device's choice, sdpa_efficient, was never run, and the headline said "not compared"."""
-    from profiler_kit.attention_modes import headline_efficient
+    from profiler_kit.capture.attention_modes import headline_efficient
     ok = {"vanilla": True, "sdpa_cudnn": True, "sdpa_flash": False, "sdpa_efficient": True}
     mode, why = headline_efficient(["vanilla", "sdpa_cudnn"], "vanilla", "sdpa_efficient", "no xformers", ok)
     assert mode == "sdpa_cudnn" and "sdpa_efficient is this device's choice (no xformers)" in why
@@ -153,7 +153,8 @@ def test_out_of_memory_is_a_result_and_the_next_mode_runs(tmp_path, monkeypatch)
     import torch
     from hydra import compose, initialize_config_dir
 
-    from profiler_kit import attention_modes, config
+    from profiler_kit import config
+    from profiler_kit.capture import attention_modes
     from profiler_kit.__main__ import run_pipeline
 
     class OutOfMemoryProcessor:
@@ -217,7 +218,7 @@ def _composed(gpu):
 
 def test_gpu_spec_is_matched_from_the_device_or_taken_from_config_with_a_mismatch_kept():
     """Resolved once, from what Hydra loaded into cfg.gpu (no second read of conf/gpu)."""
-    from profiler_kit.experiment import resolve_gpu_spec
+    from profiler_kit.capture.experiment import resolve_gpu_spec
 
     warnings = []
     matched = resolve_gpu_spec(*_composed(None), "NVIDIA H200", warnings)

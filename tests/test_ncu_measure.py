@@ -24,7 +24,8 @@ from types import SimpleNamespace
 import msgspec
 import pytest
 
-from profiler_kit import ncu_measure, nsight
+from profiler_kit.capture import ncu_measure
+from profiler_kit.hardware import nsight
 from profiler_kit.records import (MIN_JOIN_COVERAGE, NcuKernel, read_analysis, read_ncu_measurement,
                                   read_summary)
 
@@ -321,7 +322,7 @@ def test_measure_mode_writes_the_record_and_keeps_the_log(tmp_path):
     assert record.metric_set == "full"
     assert record.metrics == [m for m in nsight.METRIC_SETS["full"] if m not in (TENSOR_PIPE, LOCAL_STORES)]
     assert (record.cache_control, record.clock_control) == ("all", "base")
-    assert "profiler_kit.ncu_child" in record.command and str(run_dir.resolve()) in record.command
+    assert "profiler_kit.capture.ncu_child" in record.command and str(run_dir.resolve()) in record.command
     log = (run_dir / "ncu_vanilla.log").read_text()
     assert "==PROF== Connected to process 4242" in log and "ncu_child" in log
     assert [c.split()[0] for c in _calls(calls)] == ["--profile-from-start", "--import", "--version"]
@@ -856,7 +857,7 @@ def test_a_name_join_of_other_launches_is_not_conclusive(tmp_path):
 
 def test_a_timeout_kills_ncu_and_the_process_it_launched(tmp_path):
     """ncu.timeout_s stops the whole process group: no measured child is left on the GPU."""
-    from profiler_kit import ncu_measure
+    from profiler_kit.capture import ncu_measure
     fake, marker = _sleeping_group_ncu(tmp_path)
     status = ncu_measure.measure_mode(str(tmp_path), "vanilla", str(fake), "lean", 1.5, None)
     assert status.status == "failed" and "ncu.timeout_s" in status.reason
@@ -914,7 +915,7 @@ def test_ctrl_c_during_ncu_stops_its_process_group(tmp_path):
     no longer reaches it from the terminal, and the run must stop it itself instead of waiting."""
     import signal
     import time
-    from profiler_kit import ncu_measure
+    from profiler_kit.capture import ncu_measure
     fake, marker = _sleeping_group_ncu(tmp_path)
 
     def interrupt(signum, frame):

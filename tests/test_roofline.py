@@ -7,7 +7,7 @@ import pytest
 from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.roofline import (LATENCY_THRESHOLD_US, LOW_ATTAINMENT, SUBSTANTIAL_WORK_US,
                                             ridge_point, roofline, roofs_used, roof_label)
-from profiler_kit.specs import load_spec
+from profiler_kit.hardware.specs import load_spec
 
 H = "c10::Half"
 

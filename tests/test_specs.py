@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from profiler_kit import specs
-from profiler_kit.specs import (GpuSpec, aliases, gpu_conf_dir, known_keys, list_specs, load_spec,
+from profiler_kit.hardware import specs
+from profiler_kit.hardware.specs import (GpuSpec, aliases, gpu_conf_dir, known_keys, list_specs, load_spec,
                                 match_spec, peak_flops, peak_tflops, spec_from_mapping)
 
 REPO = Path(__file__).resolve().parent.parent

@@ -16,8 +16,9 @@ import numpy as np
 
 from collections import Counter
 
-from profiler_kit import specs, trace_values
-from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
+from profiler_kit.hardware import specs
+from profiler_kit.trace import values as trace_values
+from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits
 from profiler_kit.records import SCHEMA_VERSION, Analysis, GpuSpecRecord, NcuMeasurement, RoofCalibration
 from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention

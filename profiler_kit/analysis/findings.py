@@ -11,7 +11,7 @@ reader can check why a finding fired.
 from __future__ import annotations
 
 from profiler_kit import units as fmt
-from profiler_kit.nsight import base_name
+from profiler_kit.hardware.nsight import base_name
 from profiler_kit.records import MIN_JOIN_COVERAGE, Analysis, Finding, ModeRecord, Summary
 
 IDLE_SHARE_MIN = 0.15        # GPU idle share of the profiled window worth calling host-bound

@@ -42,7 +42,7 @@ from profiler_kit.analysis.categories import CATEGORIES
 from profiler_kit.analysis.kernel_costs import KernelCosts
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.roofline import BOUNDS, roofline
-from profiler_kit.nsight import base_name
+from profiler_kit.hardware.nsight import base_name
 from profiler_kit.records import (CLASS_BYTES_TOLERANCE, CLASS_MIN_TIME_SHARE, TOTAL_BYTES_TOLERANCE,
                                   Analysis, BytesCheck, MeasuredKernel, MeasuredTraffic, NcuMeasurement,
                                   l2_rewritten_bytes_min)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from profiler_kit.records import ROOF_BASES, Roof, RoofCalibration, Roofs
-from profiler_kit.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_field, peak_flops
+from profiler_kit.hardware.specs import GpuSpec, memory_bandwidth_bytes_per_s, peak_field, peak_flops
 
 from .cost_model.op_cost import OpCost
 

@@ -24,7 +24,7 @@ from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, NcuMeasu
                                   RoofCalibration, Summary, read_ncu_measurement, read_roof_calibration,
                                   read_summary, write_atomic, write_record)
 from profiler_kit.run_folder import SUMMARY_FILE, kernels_csv_name, measured_csv_name, ncu_name
-from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits
+from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits
 
 log = logging.getLogger("profiler_kit")
 ATTENTION_KERNELS_LISTED = 5

@@ -31,7 +31,9 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from profiler_kit import roof_cache, specs, units
+from profiler_kit import units
+from profiler_kit.capture import roof_cache
+from profiler_kit.hardware import specs
 from profiler_kit.config import CALIBRATE_MODES
 from profiler_kit.records import MeasuredRoof, RoofCalibration, SkippedRoof, StepStats, write_record
 from profiler_kit.run_folder import ROOFS_MEASURED_FILE

@@ -22,8 +22,9 @@ import torch
 import msgspec
 from omegaconf import OmegaConf
 
-from profiler_kit import (attention_modes, calibrate, capture, environment, execution, models, ncu_measure,
-                          specs)
+from profiler_kit.capture import (attention_modes, calibrate, environment, execution, models, ncu_measure,
+                                  timing)
+from profiler_kit.hardware import specs
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
                                   write_record)
@@ -101,7 +102,7 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
     """Correctness, warm-up, peak memory and the profiled calls of one mode (timing comes later,
     interleaved with the other modes)."""
     cfg, unet, inputs, device = run.cfg, run.unet, run.inputs, run.device
-    meter = capture.PeakMemory(device)
+    meter = timing.PeakMemory(device)
     meter.reset()
     with attention_modes.attention_mode(unet, mode), torch.inference_mode():
         # the UNet call in the run's execution mode: a graph captured or a UNet compiled for this
@@ -109,11 +110,11 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         runner = execution.make_runner(run.execution_mode, unet, inputs, str(cfg.compile_mode))
         run.runners[mode] = runner
         out = runner(inputs["sample"], inputs["timestep"])   # first call: warm-up and correctness
-        capture.synchronize(device)
+        timing.synchronize(device)
         out_copy = out.float().clone()
         if reference_out is not None:
-            err = capture.rel_l2_error(out_copy, reference_out)
-            tol = capture.output_tolerance(run.dtype)
+            err = timing.rel_l2_error(out_copy, reference_out)
+            tol = timing.output_tolerance(run.dtype)
             check = dict(output_rel_error=err, output_tolerance=tol, output_match=bool(err <= tol))
             if err > tol:
                 run.warnings.append(f"{mode}: output differs from {cfg.reference_mode} "
@@ -128,13 +129,13 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         # alike). A CPU run measures no peak memory, and a UNet call of seconds dwarfs the
         # scheduler's warm-up: there the step would only cost time (10-17 s per mode, SD 1.5).
         if device.type == "cuda":
-            capture.timed_denoising_loop(runner, inputs, capture.make_scheduler(cfg.scheduler),
+            timing.timed_denoising_loop(runner, inputs, timing.make_scheduler(cfg.scheduler),
                                          1, cfg.guidance, device)
         peak_allocated, peak_reserved = meter.read()
         trace = None
         if cfg.profiler.enabled:
             trace = trace_name(mode)
-            capture.profile_calls(lambda: runner(inputs["sample"], inputs["timestep"]), unet, cfg.profiler.steps,
+            timing.profile_calls(lambda: runner(inputs["sample"], inputs["timestep"]), unet, cfg.profiler.steps,
                                   os.path.join(run.run_dir, trace), cfg.profiler, device)
     record = ModeRecord(status="ok", description=ATTENTION_MODES[mode], peak_allocated_bytes=peak_allocated,
                         peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace,
@@ -145,7 +146,7 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
 def _failure(mode: str, exc: BaseException) -> ModeRecord:
     """The record of a mode that raised: out of memory is a result, anything else an error."""
     if isinstance(exc, torch.cuda.OutOfMemoryError):
-        reason, asked = capture.oom_reason(exc)
+        reason, asked = timing.oom_reason(exc)
         log.warning("%s: out of memory: %s", mode, reason)
         return ModeRecord(status="oom", reason=reason, oom_requested_bytes=asked, description=ATTENTION_MODES[mode])
     log.error("%s: failed: %s\n%s", mode, exc, traceback.format_exc())
@@ -196,11 +197,11 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
         for mode in [m for m in modes if records[m].ok]:
             try:
                 with attention_modes.attention_mode(unet, mode), torch.inference_mode():
-                    times, it_s = capture.timed_denoising_loop(
-                        run.runners[mode], inputs, capture.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
+                    times, it_s = timing.timed_denoising_loop(
+                        run.runners[mode], inputs, timing.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
                     if also_eager:
-                        eager, _ = capture.timed_denoising_loop(
-                            execution.Runner(unet, inputs), inputs, capture.make_scheduler(cfg.scheduler), block,
+                        eager, _ = timing.timed_denoising_loop(
+                            execution.Runner(unet, inputs), inputs, timing.make_scheduler(cfg.scheduler), block,
                             cfg.guidance, device)
                         eager_samples[mode].extend(eager)
             except Exception as exc:

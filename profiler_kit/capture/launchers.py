@@ -41,7 +41,7 @@ def visible_gpus() -> list[int]:
     return list(range(sum(1 for line in out.splitlines() if line.startswith("GPU "))))
 
 
-PLUGINS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "plugins")
+PLUGINS_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "plugins")   # profiler_kit/plugins
 
 
 def add_hydra_plugins() -> None:

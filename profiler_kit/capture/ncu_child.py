@@ -2,7 +2,7 @@
 and run exactly one UNet call between cudaProfilerStart and cudaProfilerStop, the range ncu
 measures (``--profile-from-start off``).
 
-    ncu ... python -m profiler_kit.ncu_child RUN_DIR MODE
+    ncu ... python -m profiler_kit.capture.ncu_child RUN_DIR MODE
 
 The call is the one the run profiled: the same config (read back from the run's summary.json),
 the same inputs and execution mode, after as many warm-up calls as the trace's profiled call had
@@ -21,13 +21,13 @@ WARMUP_CALLS = 3
 
 def main(argv: list[str]) -> int:
     if len(argv) != 2:
-        print("usage: python -m profiler_kit.ncu_child RUN_DIR MODE", file=sys.stderr)
+        print("usage: python -m profiler_kit.capture.ncu_child RUN_DIR MODE", file=sys.stderr)
         return 2
     run_dir, mode = argv
     import torch
     from omegaconf import OmegaConf
 
-    from profiler_kit import attention_modes, environment, execution, models
+    from profiler_kit.capture import attention_modes, environment, execution, models
     from profiler_kit.records import read_summary
     from profiler_kit.run_folder import SUMMARY_FILE
 

@@ -1,6 +1,6 @@
 """measure=ncu: each mode's UNet call measured by Nsight Compute, after the run's own timing.
 
-For every mode that ran, ncu runs ``python -m profiler_kit.ncu_child RUN_DIR MODE`` (a fresh
+For every mode that ran, ncu runs ``python -m profiler_kit.capture.ncu_child RUN_DIR MODE`` (a fresh
 process: the run's timings are never taken under ncu, and ncu's replay of each kernel cannot
 disturb them), limited to one UNet call by cudaProfilerStart/Stop. The report ncu writes
 (``ncu_<mode>.ncu-rep``, which opens in the Nsight Compute GUI) is exported as CSV and stored as
@@ -22,8 +22,8 @@ import sys
 import time
 from typing import Any
 
-from profiler_kit import nsight
-from profiler_kit.ncu_child import WARMUP_CALLS
+from profiler_kit.hardware import nsight
+from profiler_kit.capture.ncu_child import WARMUP_CALLS
 from profiler_kit.records import MeasureStatus, NcuMeasurement, write_record
 from profiler_kit.run_folder import ncu_name, ncu_report_name
 
@@ -32,7 +32,7 @@ log = logging.getLogger("profiler_kit")
 # Where CUDA installs ncu when it is not on the PATH.
 _NCU_PLACES = ("/usr/local/cuda/bin/ncu", "/opt/nvidia/nsight-compute/ncu")
 MEASURED_RANGE = ("one UNet call between cudaProfilerStart and cudaProfilerStop, after "
-                  f"{WARMUP_CALLS} warm-up calls, in a separate process (python -m profiler_kit.ncu_child)")
+                  f"{WARMUP_CALLS} warm-up calls, in a separate process (python -m profiler_kit.capture.ncu_child)")
 
 
 def find_ncu(executable: str) -> str | None:
@@ -101,7 +101,7 @@ def measure_mode(run_dir: str, mode: str, ncu: str, metric_set: str, timeout_s: 
     """Measure one mode; never raises for a failed measurement (the status says why)."""
     base = os.path.join(run_dir, ncu_report_name(mode)[: -len(".ncu-rep")])
     report = base + ".ncu-rep"
-    target = [sys.executable, "-m", "profiler_kit.ncu_child", os.path.abspath(run_dir), mode]
+    target = [sys.executable, "-m", "profiler_kit.capture.ncu_child", os.path.abspath(run_dir), mode]
     command = nsight.profile_command(ncu, metric_set, base, target)
     start = time.perf_counter()
     try:

@@ -84,7 +84,7 @@ def gpu_conf_dir() -> Traversable:
     # The checkout beside the imported package first: with two checkouts (a git worktree
     # beside an editable install of another), the package mapping points at the other one,
     # and the GPU files must be those of the code that reads them.
-    beside = Path(__file__).resolve().parent.parent / "conf" / "gpu"
+    beside = Path(__file__).resolve().parents[2] / "conf" / "gpu"   # hardware/ -> profiler_kit/ -> checkout
     if beside.is_dir() and any(beside.glob("*.yaml")):
         return beside
     try:

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import msgspec
 import numpy as np
 
-from profiler_kit import trace_values as tv
-from profiler_kit.tracefile import DEFAULT_LIMITS, ReadLimits, TraceError, load_trace_bytes
+from profiler_kit.trace import values as tv
+from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, load_trace_bytes
 
 __all__ = [
     "TraceError", "ReadLimits", "Trace", "GpuActivities", "CpuSpans", "RuntimeCalls", "MemoryEvents",

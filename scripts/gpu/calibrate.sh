@@ -10,7 +10,7 @@ export PROFILER_KIT_CACHE="$RUNS/cache"
 for pass in 1 2; do
   python3 - "$RUNS/roofs-$pass.json" <<'PY'
 import sys, torch
-from profiler_kit import calibrate, environment
+from profiler_kit.capture import calibrate, environment
 from profiler_kit.records import write_record
 device = torch.device("cuda")
 cal = calibrate.measure_roofs(device, environment.describe(device))

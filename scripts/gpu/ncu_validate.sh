@@ -23,5 +23,5 @@ while [ $# -ge 2 ]; do
   grep -E "ncu|Nsight|measur" "$RUNS/$name.log" | tail -12
   tail -14 "$RUNS/$name.log"
 done
-pkill -f profiler_kit.ncu_child 2>/dev/null; pkill -x ncu 2>/dev/null
+pkill -f profiler_kit.capture.ncu_child 2>/dev/null; pkill -x ncu 2>/dev/null
 python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}"

@@ -15,7 +15,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from profiler_kit.launchers import POLL_S, visible_gpus
+from profiler_kit.capture.launchers import POLL_S, visible_gpus
 
 log = logging.getLogger("profiler_kit")
 
