@@ -2,7 +2,7 @@
 adds profiler_kit/plugins/ to that namespace (launchers.add_hydra_plugins), so this package is
 found as `hydra_plugins.profiler_kit_gpu_pool`, in a source checkout, an editable install and a
 wheel alike. It holds profiler_kit's launcher,
-`GpuPoolLauncher` (see profiler_kit/launchers.py for why it exists), configured by
+`GpuPoolLauncher` (see profiler_kit/capture/launchers.py for why it exists), configured by
 conf/hydra/launcher/gpu_pool.yaml. It needs hydra-submitit-launcher (pip install -e ".[cluster]");
 without it the class is not defined and Hydra says the launcher cannot be found.
 """
