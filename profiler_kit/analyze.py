@@ -60,6 +60,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="an Nsight Compute measurement of the same call (ncu_<mode>.json, from "
                    "measure=ncu) to join to the trace: estimated beside measured HBM bytes per "
                    "kernel, category and attention layer (repeat once per trace)")
+    p.add_argument("--capture", action="append", default=[], metavar="CAPTURE",
+                   help="a trace holding the CUDA-graph capture of the trace's replays (vLLM, "
+                   "SGLang and xDiT write capture and replay as two files): its ops, shapes and "
+                   "modules are joined to the replayed kernels (repeat once per trace)")
     p.add_argument("--no-report", action="store_true",
                    help="write analysis.json and kernels.csv only, no report.html")
     p.add_argument("--max-trace-mb", type=float, metavar="MB",
@@ -159,10 +163,10 @@ def _default_labels(paths: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if len(args.traces) == 1 and (Path(args.traces[0]) / SUMMARY_FILE).is_file():
-        if args.gpu or args.label or args.roofs or args.roof_basis or args.ncu:
+        if args.gpu or args.label or args.roofs or args.roof_basis or args.ncu or args.capture:
             raise _BadInput("a run folder is analysed against the GPU spec, measured roofs, roof basis, "
-                            "Nsight Compute measurements and mode names it holds: drop --gpu / --label / "
-                            "--roofs / --roof-basis / --ncu")
+                            "Nsight Compute measurements, captures and mode names it holds: drop --gpu / "
+                            "--label / --roofs / --roof-basis / --ncu / --capture")
         return _run_folder(Path(args.traces[0]), args.no_report, _limits(args))
     if len(args.traces) > 2:
         raise _BadInput(f"got {len(args.traces)} traces; give one trace, or two to compare")
@@ -172,7 +176,11 @@ def run(argv: list[str] | None = None) -> int:
     if args.ncu and len(args.ncu) != len(args.traces):
         raise _BadInput(f"got {len(args.ncu)} --ncu for {len(args.traces)} traces; give one "
                         "measurement per trace, in the same order")
+    if args.capture and len(args.capture) != len(args.traces):
+        raise _BadInput(f"got {len(args.capture)} --capture for {len(args.traces)} traces; give "
+                        "one capture per trace, in the same order")
     measurements = [_read_measurement(p) for p in args.ncu] or [(None, None)] * len(args.traces)
+    captures = args.capture or [None] * len(args.traces)
     limits = _limits(args)
     calibration = _calibration(args)
     from profiler_kit.trace import file as tracefile
@@ -182,9 +190,11 @@ def run(argv: list[str] | None = None) -> int:
 
     labels = args.label or _default_labels(args.traces)
     analyses = []
-    for path, label, (measurement, source) in zip(args.traces, labels, measurements):
+    for path, label, (measurement, source), capture in zip(args.traces, labels, measurements,
+                                                           captures):
         try:
             analyses.append(analyze_trace(path, spec=args.gpu, label=label, limits=limits,
+                                          capture=capture,
                                           spec_source="--gpu" if args.gpu else None,
                                           calibration=calibration, roof_basis=args.roof_basis or "datasheet",
                                           measurement=measurement, measurement_source=source))

@@ -21,6 +21,12 @@ def trace_name(mode: str) -> str:
     return f"trace_{mode}.json.gz"
 
 
+def capture_name(mode: str) -> str:
+    """The trace of the mode's CUDA-graph capture (execution=cuda_graphs, compile with
+    CUDA graphs): what its replayed kernels are joined to."""
+    return f"capture_{mode}.json.gz"
+
+
 def ncu_name(mode: str) -> str:
     """The mode's Nsight Compute measurement (records.NcuMeasurement)."""
     return f"ncu_{mode}.json"

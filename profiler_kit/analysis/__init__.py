@@ -134,6 +134,46 @@ def _calibration_warnings(calibration: RoofCalibration | None, roof_basis: str, 
     return []
 
 
+def _graph_join_figures(table: KernelTable, trace: Trace) -> dict:
+    join, dur = table.graph_join, table.dur_us
+    return {
+        "capture_source": trace.capture_path or "this trace",
+        "replays": join.replays, "captures": join.captures,
+        "replayed_count": int(join.replayed.sum()),
+        "replayed_us": float(dur[join.replayed].sum()),
+        "joined_count": int(join.joined.sum()), "joined_us": float(dur[join.joined].sum()),
+        "name_checked_count": int(join.name_checked.sum()),
+        "name_mismatches": join.name_mismatches,
+        "unjoined_us": dict(join.unjoined_us), "unjoined_count": dict(join.unjoined_count),
+    }
+
+
+def _graph_join_warnings(f: dict, n_activities: int) -> list[str]:
+    """What the join explains and what it leaves without an op, in one line each."""
+    out = []
+    replayed, joined = f["replayed_count"], f["joined_count"]
+    share = f["joined_us"] / f["replayed_us"] if f["replayed_us"] else 0.0
+    if joined:
+        checked = f["name_checked_count"]
+        how = (f"kernel names checked for {checked:,}" if checked else
+               "by position and kind: the capture recorded no kernel names (CUDA does not)")
+        out.append(f"{joined:,} of {replayed:,} graph-replayed activities ({share:.1%} of their "
+                   f"time) joined to the launches that captured them ({f['capture_source']}; "
+                   f"{how}): ops, shapes and modules are the capture's")
+    if joined < replayed:
+        reasons = "; ".join(f"{f['unjoined_count'][r]:,} {r}" for r in f["unjoined_count"])
+        remedy = (" pass the capture with --capture CAPTURE.json.gz, or profile the capture too"
+                  if not f["captures"] else "")
+        out.append(f"{replayed - joined:,} of {n_activities:,} GPU activities were replayed from "
+                   f"CUDA graphs without a capture to join ({reasons}): no op or module for "
+                   f"them, so no shapes, FLOP/byte estimates or bounds; categories and attention "
+                   f"backends come from kernel names;{remedy}".rstrip(";"))
+    if f["name_mismatches"]:
+        out.append(f"{f['name_mismatches']} replays joined by position although a kernel name "
+                   "recorded at capture disagreed: check the ops of those kernels")
+    return out
+
+
 def _device_names(trace: Trace) -> list[str]:
     used = set(np.unique(trace.gpu.device).tolist())
     props = trace.device_properties
@@ -147,7 +187,8 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
                   limits: ReadLimits = DEFAULT_LIMITS, calibration: RoofCalibration | None = None,
                   roof_basis: str = "datasheet",
                   measurement: NcuMeasurement | None = None,
-                  measurement_source: str | None = None) -> TraceAnalysis:
+                  measurement_source: str | None = None,
+                  capture: str | os.PathLike | None = None) -> TraceAnalysis:
     """Analyse one Kineto trace.
 
     spec: a GpuSpec, a spec key/alias such as "h100", or None to match the trace's
@@ -159,11 +200,14 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     roof_basis "measured" judges every kernel against them (roofline.judging_spec).
     measurement: an Nsight Compute measurement of the same call (ncu_<mode>.json), joined to the
     trace's kernels (analysis/ncu_join.py) into ``record.measured``; measurement_source names its
-    file. Raises TraceError for unreadable input and ValueError for an unknown spec key.
+    file. capture: a second trace holding the CUDA-graph capture of this trace's replays
+    (vLLM, SGLang, xDiT write them apart); its ops and launch calls join the replayed kernels
+    (analysis/graph_join.py). Raises TraceError for unreadable input and ValueError for an
+    unknown spec key.
     """
     if spec_record is not None:
         spec = specs.spec_from_record(spec_record)
-    trace = read_trace(path, limits)
+    trace = read_trace(path, limits, capture=capture)
     warnings: list[str] = []
     device_names = _device_names(trace)
     gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, device_names, warnings)
@@ -176,13 +220,12 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     if not trace.has_gpu:
         warnings.append("the trace has no GPU kernels, memcpys or memsets (CPU-only "
                         "profile): GPU figures are zero")
-    replayed = int(table.graph_replayed.sum())
-    if replayed:
-        warnings.append(f"{replayed} of {len(gpu)} GPU activities were replayed from CUDA graphs "
-                        "(cudaGraphLaunch): the trace holds no op or module for them, so their shapes, "
-                        "FLOP/byte estimates, bounds and module attribution are unavailable; categories "
-                        "and attention backends come from kernel names")
-    unlinked = int((table.op_node < 0).sum()) - replayed
+    join = table.graph_join
+    replayed = int(join.replayed.sum())
+    graph_join = _graph_join_figures(table, trace) if replayed else None
+    if graph_join is not None:
+        warnings.extend(_graph_join_warnings(graph_join, len(gpu)))
+    unlinked = int((table.op_node[~join.replayed] < 0).sum())
     if unlinked > 0:
         warnings.append(f"{unlinked} of {len(gpu)} GPU activities have no launching aten op "
                         "(no runtime call or External id links them)")
@@ -194,7 +237,11 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         warnings.append("the trace has no op shapes: FLOP/byte estimates need "
                         "torch.profiler(record_shapes=True)")
     if not len(trace.memory):
-        warnings.append("no [memory] events: peak memory needs "
+        # A graph replay allocates nothing (its memory was pooled at capture): no events, and
+        # nothing to switch on; the run's own allocator figures are the peak.
+        warnings.append("no [memory] events: a CUDA-graph replay allocates nothing, so the trace "
+                        "has no peak memory (a run's summary measures it)" if replayed * 2 > len(gpu)
+                        else "no [memory] events: peak memory needs "
                         "torch.profiler(profile_memory=True)")
     if table.tree.scope_source == "none":
         warnings.append("no module scopes (record_function 'module::' names or "
@@ -226,7 +273,10 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
             "host_link": host_link_figures(table, gpu_spec),
             "graph_replay_count": int(table.graph_replayed.sum()),
             "graph_replay_us": float(table.dur_us[table.graph_replayed].sum()),
+            "graph_joined_count": int(join.joined.sum()),
+            "graph_joined_us": float(table.dur_us[join.joined].sum()),
         },
+        "graph_join": graph_join,
         "timeline": timeline,
         "bound_us": breakdown.bound_us(table, costs),
         "bound_by_category_us": breakdown.bound_by_category_us(table, costs),

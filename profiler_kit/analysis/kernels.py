@@ -18,6 +18,7 @@ import numpy as np
 from profiler_kit.analysis.attention_pattern import find_unfused_attention, unit_op
 from profiler_kit.analysis.categories import (BACKENDS, CATEGORIES, classify,
                                               is_attention_scope_component)
+from profiler_kit.analysis.graph_join import GraphJoin, join_graph_replays
 from profiler_kit.analysis.spans import SpanTree, build_span_tree
 from profiler_kit.trace import OP, Trace
 
@@ -39,17 +40,21 @@ class KernelTable:
     category: np.ndarray        # int8 index into CATEGORIES
     backend: np.ndarray         # int8: 0 none, else 1 + index into BACKENDS
     attention_call: np.ndarray  # span index standing for the attention call, -1 none
+    graph_join: GraphJoin       # replayed activities joined to their capture's launch calls
 
     def __len__(self) -> int:
         return len(self.category)
 
-    @functools.cached_property
+    @property
     def graph_replayed(self) -> np.ndarray:
-        """GPU activities launched by a CUDA/HIP graph replay (cudaGraphLaunch): the trace holds
-        no aten op or module for them, only their names and times."""
-        names = self.trace.names
-        ids = [i for i, nm in enumerate(names) if _GRAPH_LAUNCH.search(nm)]
-        return np.isin(self.launch_name, ids) if ids else np.zeros(len(self), dtype=bool)
+        """GPU activities launched by a CUDA/HIP graph replay (cudaGraphLaunch)."""
+        return self.graph_join.replayed
+
+    @property
+    def graph_unjoined(self) -> np.ndarray:
+        """Replayed activities the capture did not explain: no op or module for them, only their
+        names and times (graph_join.py says why)."""
+        return self.graph_join.replayed & ~self.graph_join.joined
 
     @functools.cached_property
     def dur_us(self) -> np.ndarray:
@@ -118,9 +123,21 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     gpu, names = trace.gpu, trace.names
     span_names = trace.spans.name_id
     node, launch_ns, launch_name = _launching_spans(trace, tree)
+    # A replayed kernel is launched by the graph launch (launch_ns stays its time: that is when
+    # the step issued it) but was recorded by its capture's launch call: the op, shapes and
+    # module scope are the capture's.
+    graph_join = join_graph_replays(trace, launch_name)
+    rt = trace.runtime
+    for k in np.flatnonzero(graph_join.joined).tolist():
+        r = int(graph_join.runtime_index[k])
+        node[k] = tree.enclosing(int(rt.thread[r]), int(rt.start_ns[r]))
     n = len(gpu)
-    op_node = np.where(node >= 0, tree.nearest_op[np.maximum(node, 0)], -1)
-    scope_node = np.where(node >= 0, tree.scope_node[np.maximum(node, 0)], -1)
+    if len(tree.nearest_op):
+        op_node = np.where(node >= 0, tree.nearest_op[np.maximum(node, 0)], -1)
+        scope_node = np.where(node >= 0, tree.scope_node[np.maximum(node, 0)], -1)
+    else:                       # no CPU spans at all (a GPU-only trace)
+        op_node = np.full(n, -1, dtype=np.int64)
+        scope_node = np.full(n, -1, dtype=np.int64)
 
     # Unfused attention by its op pattern (QK^T -> softmax -> PV), scopes or not: the kernels
     # of a matched call are attention whatever their name (see attention_pattern).
@@ -169,11 +186,10 @@ def build_kernel_table(trace: Trace) -> KernelTable:
                 attention_call[k] = _attention_call_op(trace, chain)
     return KernelTable(trace=trace, tree=tree, launch_ns=launch_ns, launch_name=launch_name, op_node=op_node,
                        scope_node=scope_node, category=category, backend=backend,
-                       attention_call=attention_call)
+                       attention_call=attention_call, graph_join=graph_join)
 
 
 _ATTENTION_INDEX = CATEGORIES.index("attention")
-_GRAPH_LAUNCH = re.compile(r"^(cuda|hip|cu)GraphLaunch")
 _VANILLA_INDEX = BACKENDS.index("vanilla") + 1
 _SDPA_OP = re.compile(r"aten::(scaled_dot_product|_scaled_dot_product)")
 

@@ -101,11 +101,22 @@ def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
                   calibration: RoofCalibration | None = None) -> ModeRecord:
     start = time.perf_counter()
     measurement, source = _measurement(mode, rec, run_dir, warnings)
+    capture = _capture(mode, rec, run_dir, warnings)
     try:
-        result = analyze_trace(os.path.join(run_dir, rec.trace), label=mode, spec_record=summary.gpu_spec,
-                               allow_tf32=summary.allow_tf32, limits=limits, calibration=calibration,
-                               roof_basis=summary.roof_basis if calibration is not None else "datasheet",
-                               measurement=measurement, measurement_source=source)
+        def analyze(capture):
+            return analyze_trace(
+                os.path.join(run_dir, rec.trace), label=mode, spec_record=summary.gpu_spec,
+                allow_tf32=summary.allow_tf32, limits=limits, calibration=calibration,
+                roof_basis=summary.roof_basis if calibration is not None else "datasheet",
+                measurement=measurement, measurement_source=source, capture=capture)
+        try:
+            result = analyze(capture)
+        except TraceError as exc:
+            if capture is None or not os.path.exists(os.path.join(run_dir, rec.trace)):
+                raise
+            # the capture is what failed to read: the replay is still analysed, by names
+            warnings.append(f"{mode}: capture trace unreadable ({exc}): replayed kernels known by name only")
+            result = analyze(None)
         write_atomic(os.path.join(run_dir, kernels_csv_name(mode)), result.write_kernels_csv)
         measured_csv = os.path.join(run_dir, measured_csv_name(mode))
         if result.record.measured is not None:
@@ -125,6 +136,18 @@ def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
     log.info("%s: trace analyzed in %.1f s", mode, time.perf_counter() - start)
     return msgspec.structs.replace(rec, analysis=result.record,
                                    attention_kernels=_attention_kernels(result.record))
+
+
+def _capture(mode: str, rec: ModeRecord, run_dir: str, warnings: list[str]) -> str | None:
+    """The mode's capture trace, or None (with a warning where the summary names a missing one)."""
+    if not rec.capture_trace:
+        return None
+    path = os.path.join(run_dir, rec.capture_trace)
+    if not os.path.isfile(path):
+        warnings.append(f"{mode}: capture trace {rec.capture_trace} is missing: replayed kernels "
+                        "known by name only")
+        return None
+    return path
 
 
 class RunNotAnalysable(RecordError):

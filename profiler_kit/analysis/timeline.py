@@ -18,6 +18,15 @@ apart as ``unlaunched_count`` / ``unlaunched_us``: charging it to the step it ha
 overlap would make that step look busier than its own work kept the GPU. (In traces without any
 runtime events nothing can be told apart, and every activity counts.)
 
+A trace without profiler steps that replays CUDA graphs takes each replay (one graph launch: its
+first to its last activity) as a step: what runs around it (the capture's warm-up, input copies)
+is no part of the replayed step.
+
+A step that holds a CUDA/HIP-graph capture (the launches graph_join.py found recording a graph) is no
+step of the workload: its launches only record a graph, and whatever it runs (the warm-up calls
+a capture needs, Inductor's cudagraph-tree warm-up) is set-up. It is left out of the steps and
+the totals and named in ``setup_steps``: busy and idle are those of the replayed steps.
+
 An idle gap is attributed to
 - "sync": a CPU thread sat in a synchronising call (cudaDeviceSynchronize,
   cudaStreamSynchronize, a blocking cudaMemcpy, ...) during the gap;
@@ -125,7 +134,10 @@ def _step_windows(table: KernelTable, starts, ends, launch) -> list[tuple[str, i
     step_ids = [i for i, nm in enumerate(names) if _STEP.match(nm)]
     windows: dict[str, list[int]] = {}
     spans = trace.spans
+    setup = _setup_steps(table, step_ids)
     for i in np.flatnonzero(np.isin(spans.name_id, step_ids)).tolist():
+        if names[spans.name_id[i]] in setup:
+            continue
         s0, s1 = spans.start_ns[i], spans.start_ns[i] + spans.dur_ns[i]
         # activities without a launch record count by their own start
         mine = np.where(launch >= 0, (launch >= s0) & (launch <= s1),
@@ -134,10 +146,40 @@ def _step_windows(table: KernelTable, starts, ends, launch) -> list[tuple[str, i
             windows[names[spans.name_id[i]]] = [int(starts[mine].min()), int(ends[mine].max())]
     ann = trace.gpu_annotations
     for i in np.flatnonzero(np.isin(ann.name_id, step_ids)).tolist():
+        if names[ann.name_id[i]] in setup:
+            continue
         a0, a1 = int(ann.start_ns[i]), int(ann.start_ns[i] + ann.dur_ns[i])
         w = windows.setdefault(names[ann.name_id[i]], [a0, a1])
         w[0], w[1] = min(w[0], a0), max(w[1], a1)
     return sorted(((name, w0, w1) for name, (w0, w1) in windows.items()), key=lambda s: s[1])
+
+
+def _replay_windows(table: KernelTable) -> list[tuple[str, int, int]]:
+    """(name, start ns, end ns) of each graph replay: its first to its last activity."""
+    gpu = table.trace.gpu
+    idx = np.flatnonzero(table.graph_replayed)
+    groups = gpu.correlation[idx]
+    windows = []
+    for corr in np.unique(groups).tolist():
+        acts = idx[groups == corr]
+        windows.append((int(gpu.start_ns[acts].min()), int((gpu.start_ns[acts] + gpu.dur_ns[acts]).max())))
+    windows.sort()
+    return [(f"graph replay #{i + 1}", w0, w1) for i, (w0, w1) in enumerate(windows)]
+
+
+def _setup_steps(table: KernelTable, step_ids: list[int]) -> set[str]:
+    """Names of the profiler steps whose CPU side recorded a graph (graph_join.capture_starts)."""
+    starts = table.graph_join.capture_starts
+    if not starts or not step_ids:
+        return set()
+    trace = table.trace
+    spans, names = trace.spans, trace.names
+    out = set()
+    for i in np.flatnonzero(np.isin(spans.name_id, step_ids)).tolist():
+        s0, s1 = spans.start_ns[i], spans.start_ns[i] + spans.dur_ns[i]
+        if any(s0 <= t <= s1 for _thread, t in starts):
+            out.add(names[spans.name_id[i]])
+    return out
 
 
 def analyze_timeline(table: KernelTable) -> dict:
@@ -161,6 +203,12 @@ def analyze_timeline(table: KernelTable) -> dict:
     steps = [{"name": name, "start_us": s0 / 1000.0,
               **_window_figures(seg_start, seg_end, seg_first, launch, sync, s0, s1)}
              for name, s0, s1 in windows]
+    if not steps and table.graph_replayed.any():
+        # No profiler steps, but graph replays: each replay is the step (a capture, warm-up
+        # calls or input copies around it are not; see the module docstring).
+        steps = [{"name": name, "start_us": s0 / 1000.0,
+                  **_window_figures(seg_start, seg_end, seg_first, launch, sync, s0, s1)}
+                 for name, s0, s1 in _clip_overlaps(_replay_windows(table))]
     if not steps:
         w0, w1 = int(seg_start[0]), int(seg_end[-1])
         return {**_window_figures(seg_start, seg_end, seg_first, launch, sync, w0, w1),
@@ -169,8 +217,9 @@ def analyze_timeline(table: KernelTable) -> dict:
     # profiler's own (prof.step(), the caller's synchronize) and no part of the workload.
     total = {key: sum(s[key] for s in steps) for key in ("window_us", "busy_us", "idle_us")}
     breakdown = {r: sum(s["idle_breakdown_us"][r] for s in steps) for r in IDLE_REASONS}
+    step_ids = [i for i, nm in enumerate(table.trace.names) if _STEP.match(nm)]
     return {**total, "idle_breakdown_us": breakdown, "start_us": steps[0]["start_us"],
-            "steps": steps, **unlaunched}
+            "steps": steps, "setup_steps": sorted(_setup_steps(table, step_ids)), **unlaunched}
 
 
 def _launched(table: KernelTable) -> np.ndarray:

@@ -22,6 +22,8 @@ import torch
 # Warm-up calls on a side stream before capture, as PyTorch's CUDA-graph docs do: lazy
 # initialisation (cuBLAS handles, cuDNN autotuning, allocator pools) must not be captured.
 GRAPH_WARMUP_CALLS = 3
+# torch.compile modes that replay CUDA graphs (Inductor's cudagraph trees)
+CUDAGRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")
 
 
 class ExecutionUnavailable(RuntimeError):
@@ -44,6 +46,18 @@ class Runner:
 
     def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
         return self.unet(sample, timestep, **self.extra, return_dict=False)[0]
+
+    # Whether record_capture() records anything: an eager call launches its kernels itself.
+    captures = False
+
+    def record_capture(self) -> None:
+        """Capture the call's graph again, under the caller's profiler, replacing the one in use.
+
+        Why: a replayed kernel's trace holds its name and time only; the capture holds the ops,
+        shapes and module scopes that launched it (analysis/graph_join.py joins the two). The
+        first capture ran before profiling (and with the lazy initialisation it needs kept
+        out); this one records the same launches, so the profiled replays run exactly the graph
+        whose capture the trace holds."""
 
 
 class GraphRunner(Runner):
@@ -75,6 +89,17 @@ class GraphRunner(Runner):
             raise ExecutionUnavailable(f"CUDA graph capture failed: {type(exc).__name__}: {_first_line(exc)}") from exc
         self.setup_s = time.perf_counter() - start
 
+    captures = True
+
+    def record_capture(self) -> None:
+        graph = torch.cuda.CUDAGraph()
+        # The same memory pool: the old graph is never replayed again, so the new one may reuse
+        # its memory, and a recapture costs no second pool (SDXL's vanilla scores are GBs).
+        with torch.cuda.graph(graph, pool=self.graph.pool()):
+            out = Runner.__call__(self, self.static_sample, self.static_t)
+        torch.cuda.synchronize(self.static_sample.device)
+        self.graph, self.static_out = graph, out
+
     def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
         self.static_sample.copy_(sample, non_blocking=True)
         self.static_t.copy_(torch.as_tensor(timestep), non_blocking=True)
@@ -90,6 +115,11 @@ class CompiledRunner(Runner):
 
     def __init__(self, unet: Any, inputs: Dict[str, Any], compile_mode: str):
         super().__init__(unet, inputs)
+        # reduce-overhead and max-autotune replay CUDA-graph trees: their capture is worth
+        # recording; the default mode launches every kernel itself
+        self.captures = compile_mode in CUDAGRAPH_COMPILE_MODES
+        self._inputs = (inputs["sample"], inputs["timestep"])
+        self._recorded = False
         start = time.perf_counter()
         try:
             self.compiled = torch.compile(unet, mode=compile_mode, dynamic=False)
@@ -99,6 +129,17 @@ class CompiledRunner(Runner):
         except Exception as exc:
             raise ExecutionUnavailable(f"torch.compile failed: {type(exc).__name__}: {_first_line(exc)}") from exc
         self.setup_s = time.perf_counter() - start
+
+    def record_capture(self) -> None:
+        """The second call: Inductor's cudagraph trees ran the first (the compiling call) as
+        their warm-up and record the graph on this one; every later call replays it. So this
+        must be the call after compiling, and it is recorded once: a dropped tree cannot be
+        recorded again (reset_cudagraph_trees leaves the compiled function pointing at it)."""
+        if not self.captures or self._recorded:
+            return
+        self._recorded = True
+        self(*self._inputs)
+        torch.cuda.synchronize()
 
     def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
         # One timestep form for every call (a float32 scalar on the sample's device): the check

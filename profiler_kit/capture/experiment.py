@@ -28,7 +28,8 @@ from profiler_kit.hardware import specs
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
                                   write_record)
-from profiler_kit.run_folder import ROOFS_MEASURED_FILE, SUMMARY_FILE, reproduce_command, trace_name
+from profiler_kit.run_folder import (ROOFS_MEASURED_FILE, SUMMARY_FILE, capture_name, reproduce_command,
+                                     trace_name)
 
 log = logging.getLogger("profiler_kit")
 
@@ -109,6 +110,11 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         # mode (raises ExecutionUnavailable where that cannot be done here)
         runner = execution.make_runner(run.execution_mode, unet, inputs, str(cfg.compile_mode))
         run.runners[mode] = runner
+        # The capture is profiled first: Inductor's cudagraph trees record on the call after
+        # compiling, and a recaptured graph is then the one every later call replays.
+        capture_trace = None
+        if cfg.profiler.enabled and runner.captures and device.type == "cuda":
+            capture_trace = _profile_capture(mode, run)
         out = runner(inputs["sample"], inputs["timestep"])   # first call: warm-up and correctness
         timing.synchronize(device)
         out_copy = out.float().clone()
@@ -139,8 +145,25 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
                                   os.path.join(run.run_dir, trace), cfg.profiler, device)
     record = ModeRecord(status="ok", description=ATTENTION_MODES[mode], peak_allocated_bytes=peak_allocated,
                         peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace,
-                        setup_s=runner.setup_s, phase="prepared", **check)
+                        capture_trace=capture_trace, setup_s=runner.setup_s, phase="prepared", **check)
     return record, out_copy
+
+
+def _profile_capture(mode: str, run: "_Run") -> Optional[str]:
+    """Record the mode's CUDA-graph capture in capture_<mode>.json.gz (None, and a warning,
+    where the capture cannot be profiled: the replay is then analysed by kernel names only)."""
+    name = capture_name(mode)
+    try:
+        timing.profile_capture(run.runners[mode].record_capture, run.unet,
+                               os.path.join(run.run_dir, name), run.cfg.profiler, run.device)
+    except torch.cuda.OutOfMemoryError:
+        raise
+    except Exception as exc:
+        run.warnings.append(f"{mode}: the CUDA-graph capture could not be profiled "
+                            f"({type(exc).__name__}: {str(exc).strip()[:200]}); its replayed "
+                            "kernels are known by name only")
+        return None
+    return name
 
 
 def _failure(mode: str, exc: BaseException) -> ModeRecord:

@@ -183,6 +183,30 @@ def profile_calls(call: Callable[[], Any], unet: Any, steps: int, trace_path: st
             call()
             synchronize(device)
             prof.step()
+    return _export_gzipped(prof, trace_path)
+
+
+def profile_capture(capture: Callable[[], Any], unet: Any, trace_path: str, opts: Any,
+                    device: torch.device) -> str:
+    """Record one CUDA-graph capture (``Runner.record_capture``) in its own trace, as vLLM and
+    xDiT write theirs: its ops, shapes, module scopes and launch calls are what the replayed
+    kernels of the call's trace are joined to (analysis/graph_join.py). Apart from the replay
+    trace so that the replay's steps hold only the step: a capture (and Inductor's warm-up
+    call before its recording) is no part of it."""
+    from torch.profiler import ProfilerActivity, profile
+
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with module_scopes(unet, bool(opts.module_scopes)), profile(
+            activities=activities, record_shapes=bool(opts.record_shapes),
+            with_stack=bool(opts.with_stack), with_modules=bool(opts.with_stack)) as prof:
+        with torch.profiler.record_function("profiler_kit::graph_capture"):
+            capture()
+        synchronize(device)
+    return _export_gzipped(prof, trace_path)
+
+
+def _export_gzipped(prof: Any, trace_path: str) -> str:
+    """Write the profile as gzipped Kineto JSON atomically: the file appears whole or not at all."""
     out_dir = os.path.dirname(os.path.abspath(trace_path))
     with tempfile.TemporaryDirectory(dir=out_dir, prefix=".partial-") as tmp:
         raw = os.path.join(tmp, "trace.json")

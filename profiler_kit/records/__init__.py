@@ -40,7 +40,7 @@ from profiler_kit.records.ncu import (
 from profiler_kit.records.analysis import (
     Level, Finding, TraceSource, HostLinkFigures, KernelTotals, StepWindow, Timeline, AttentionCall,
     AttentionSummary, MemoryTimeline, LiveAllocation, MemoryFigures, TopKernel, RooflineOp,
-    Analysis, analysis_from_builtins, read_analysis)
+    GraphJoinFigures, Analysis, analysis_from_builtins, read_analysis)
 from profiler_kit.records.comparison import (
     Pair, CallPair, Comparison, comparison_from_builtins, read_comparison)
 from profiler_kit.records.summary import (
@@ -58,7 +58,7 @@ __all__ = [
     'NcuMeasurement', 'BytesCheck', 'MeasuredKernel', 'l2_rewritten_bytes_min', 'MeasuredTraffic',
     'MeasureStatus', 'read_ncu_measurement', 'Level', 'Finding', 'TraceSource', 'HostLinkFigures',
     'KernelTotals', 'StepWindow', 'Timeline', 'AttentionCall', 'AttentionSummary', 'MemoryTimeline',
-    'LiveAllocation', 'MemoryFigures', 'TopKernel', 'RooflineOp', 'Analysis',
+    'LiveAllocation', 'MemoryFigures', 'TopKernel', 'RooflineOp', 'GraphJoinFigures', 'Analysis',
     'analysis_from_builtins', 'read_analysis', 'Pair', 'CallPair', 'Comparison',
     'comparison_from_builtins', 'read_comparison', 'Status', 'RunStatus', 'ModeRecord',
     'ModeComparison', 'RunInfo', 'Summary', 'summary_from_builtins', 'read_summary',

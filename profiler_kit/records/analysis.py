@@ -62,8 +62,31 @@ class KernelTotals(Record, kw_only=True):
     memcpy_us: float = 0.0
     memset_us: float = 0.0
     host_link: HostLinkFigures | None = None
-    graph_replay_count: int = 0              # launched by cudaGraphLaunch: no op / module in the trace
+    graph_replay_count: int = 0              # launched by cudaGraphLaunch
     graph_replay_us: float = 0.0
+    graph_joined_count: int = 0              # of those, joined to their capture's launch (ops known)
+    graph_joined_us: float = 0.0
+
+
+class GraphJoinFigures(Record, kw_only=True):
+    """How the graph replays of a trace were joined to their capture (analysis/graph_join.py):
+    what share of the replayed time has its op, shapes and module, and why the rest has not."""
+
+    capture_source: str                      # "this trace" or the capture file's path
+    replays: int = 0                         # graph launches with activity in the trace
+    captures: int = 0                        # capture regions found
+    replayed_count: int = 0
+    replayed_us: float = 0.0
+    joined_count: int = 0
+    joined_us: float = 0.0
+    name_checked_count: int = 0              # joined, and the capture's recorded kernel name agreed
+    name_mismatches: int = 0                 # replays joined by position although a name disagreed
+    unjoined_us: dict[str, float] = {}       # reason -> replayed time left without an op
+    unjoined_count: dict[str, int] = {}
+
+    @property
+    def joined_share(self) -> float | None:
+        return self.joined_us / self.replayed_us if self.replayed_us else None
 
 
 class StepWindow(Record, kw_only=True):
@@ -82,6 +105,7 @@ class Timeline(Record, kw_only=True):
     idle_breakdown_us: dict[str, float] = {}
     start_us: float | None = None
     steps: list[StepWindow] = []
+    setup_steps: list[str] = []              # steps that captured a graph: left out of the totals
     unlaunched_count: int = 0                # GPU activity with no launch record in the trace
     unlaunched_us: float = 0.0               # (queued before the profiler started): kept apart
 
@@ -193,6 +217,7 @@ class Analysis(Record, kw_only=True):
     top_kernels: list[TopKernel] | None = None
     roofline_points: list[RooflineOp] | None = None
     measured: MeasuredTraffic | None = None  # joined Nsight Compute measurement (analyze --ncu, measure=ncu)
+    graph_join: GraphJoinFigures | None = None   # None: no graph replay in the trace
     findings: list[Finding] = []
     warnings: list[str] = []
 
@@ -207,10 +232,12 @@ class Analysis(Record, kw_only=True):
 
     @property
     def ops_attributed(self) -> bool:
-        """False when most GPU activity was replayed from CUDA graphs: the trace then holds no
-        aten op or module for it, so unfused attention (found by its op pattern) cannot be seen."""
+        """False when most GPU activity was replayed from CUDA graphs without a capture to join
+        it to: the trace then holds no aten op or module for it, so unfused attention (found by
+        its op pattern) cannot be seen."""
         k = self.kernels
-        return k.graph_replay_count * 2 < k.count + k.memcpy_count + k.memset_count
+        unjoined = k.graph_replay_count - k.graph_joined_count
+        return unjoined * 2 < k.count + k.memcpy_count + k.memset_count
 
     @property
     def attention_share(self) -> float | None:

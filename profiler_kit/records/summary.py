@@ -37,6 +37,7 @@ class ModeRecord(Record, kw_only=True):
     weights_bytes: int | None = None
     oom_requested_bytes: int | None = None   # what the allocator was asked for when it ran out
     trace: str | None = None                 # file name in the run folder
+    capture_trace: str | None = None         # the CUDA-graph capture of the trace's replays
     # how far an ok mode got: "prepared" (checked, warmed up, profiled; not timed yet: what an
     # interrupted run leaves) or "timed" (step times measured). Modes that did not run: "timed".
     phase: Literal["prepared", "timed"] = "timed"

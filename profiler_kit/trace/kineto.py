@@ -51,6 +51,9 @@ class _Args(msgspec.Struct, gc=False):
     grid: list[int] | str | None = None
     block: list[int] | str | None = None
     nbytes: int | str | None = msgspec.field(default=None, name="bytes")
+    # the kernel a launch call launched: HIP runtime events record it ("kernel"), with its
+    # grid and block; CUDA ones do not. What joins a graph replay to its capture by name.
+    kernel: str | None = None
     # Op shapes stay raw JSON until an op is costed: most ops never are.
     input_dims: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input Dims")
     legacy_input_dims: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input dims")
@@ -144,7 +147,10 @@ class RuntimeCalls:
     start_ns: np.ndarray
     dur_ns: np.ndarray
     thread: np.ndarray
-    correlation: np.ndarray
+    correlation: np.ndarray   # -1 unknown, and for every call read from a capture file
+    kernel_name_id: np.ndarray  # int32 into Trace.names: the launched kernel (HIP records it), -1 unknown
+    grid: np.ndarray          # int32 (n, 3), 0 unknown
+    block: np.ndarray         # int32 (n, 3), 0 unknown
 
     def __len__(self) -> int:
         return len(self.name_id)
@@ -194,6 +200,9 @@ class Trace:
     gpu_annotations: GpuAnnotations
     # why events were dropped or values read as unknown (trace_values.py): reason -> count
     value_warnings: tuple[tuple[str, int], ...] = ()
+    # the second file whose CPU side (ops, scopes, launch calls) was read in: the CUDA-graph
+    # capture of a replay trace (vLLM, SGLang and xDiT write capture and replay apart)
+    capture_path: str | None = None
 
     @property
     def has_gpu(self) -> bool:
@@ -368,7 +377,10 @@ class _Reader:
             self.min_ts = min(self.min_ts, float(ts.min()))
         return ts, np.asarray([e.dur for e in evs], dtype=np.float64)
 
-    def add_batch(self, events: list[_Event]) -> None:
+    def add_batch(self, events: list[_Event], cpu_only: bool = False) -> None:
+        """cpu_only: a capture file's batch: its ops, scopes and launch calls are kept, its GPU
+        activity (warm-up work, not the replay being analysed), memory and GPU annotations not;
+        its launch calls keep no correlation id, so no activity of the replay links to them."""
         gpu_ev, span_ev, rt_ev, mem_ev, gann_ev = [], [], [], [], []
         counts = self.counts
         for e in events:
@@ -395,6 +407,8 @@ class _Reader:
                         and tv.memory_ok(a.mem_bytes, a.total_allocated, a.total_reserved, counts)):
                     mem_ev.append(e)
         empty = _Args()
+        if cpu_only:
+            gpu_ev, mem_ev, gann_ev = [], [], []
         if gpu_ev:
             args = [e.args or empty for e in gpu_ev]
             ts, dur = self._times(gpu_ev)
@@ -417,13 +431,24 @@ class _Reader:
                 kind=np.asarray([_SPAN_CATS[e.cat] for e in span_ev], dtype=np.int8),
                 name_id=self._name_ids(span_ev), ts=ts, dur=dur,
                 thread=self._thread_ids(span_ev),
-                external_id=self._external_ids(args),
+                # a capture file's External ids are another session's: they must not match
+                # the replay's activities
+                external_id=(np.full(len(span_ev), -1, dtype=np.int64) if cpu_only
+                             else self._external_ids(args)),
                 input_dims=dims, input_types=types, concrete_inputs=concrete)
         if rt_ev:
             ts, dur = self._times(rt_ev)
+            args = [e.args or empty for e in rt_ev]
+            names = self.names
             self.runtime.add(
                 name_id=self._name_ids(rt_ev), ts=ts, dur=dur, thread=self._thread_ids(rt_ev),
-                correlation=self._int_or([(e.args or empty).correlation for e in rt_ev]))
+                correlation=(np.full(len(rt_ev), -1, dtype=np.int64) if cpu_only else
+                             self._int_or([a.correlation for a in args])),
+                kernel_name_id=np.asarray(
+                    [names.setdefault(a.kernel, len(names)) if type(a.kernel) is str and a.kernel
+                     else -1 for a in args], dtype=np.int32),
+                grid=tv.dim3([a.grid for a in args], self.counts),
+                block=tv.dim3([a.block for a in args], self.counts))
         if mem_ev:
             args = [e.args for e in mem_ev]
             ts, _ = self._times(mem_ev)
@@ -448,22 +473,18 @@ def _ns(values: np.ndarray, base_us: int) -> np.ndarray:
 _BATCH = 4096     # events per typed decode: small enough that a batch's structs stay a few MB
 
 
-def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> Trace:
-    """Read a Kineto trace into column tables. Raises TraceError with a one-line reason: for
-    unreadable input, for input past ``limits`` and for a file with no event the analysis can
-    use. Values no real capture holds are dropped or read as unknown and counted
-    (Trace.value_warnings)."""
-    path = os.fspath(path)
+def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
+               cpu_only: bool = False) -> tuple[int, tuple[dict, ...]]:
+    """Decode one file's events into ``reader``; (events read so far, its deviceProperties)."""
     data = load_trace_bytes(path, limits)
-    size_bytes = os.path.getsize(path)
     decoded, events = _decode(path, data)
     # Events are decoded in batches, each batch turned into columns and dropped, so the
     # per-event objects of the whole trace never exist at once (peak memory ~ file size).
     # One typed decode per batch (a copy of the batch's bytes, cheap) instead of one per event.
     decoder = msgspec.json.Decoder(_Event)
     batch_decoder = msgspec.json.Decoder(list[_Event])
-    reader = _Reader()
-    n_events, raws, text = 0, None, None
+    first = n_events
+    raws, text = None, None
     for raws, text in _event_batches(path, events, limits):
         n_events += len(raws)
         if n_events > limits.max_events:
@@ -484,11 +505,35 @@ def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> 
         except RecursionError:
             raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
                              "written by torch.profiler") from None
-        reader.add_batch(batch)
+        reader.add_batch(batch, cpu_only)
     del events, data, raws, text
-    if not n_events:
+    if n_events == first:
         raise TraceError(f"{path}: the trace holds no events; was the profiler schedule "
                          "active (did prof.step() run)?")
+    return n_events, tuple(decoded.deviceProperties)
+
+
+def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS,
+               capture: str | os.PathLike | None = None) -> Trace:
+    """Read a Kineto trace into column tables. Raises TraceError with a one-line reason: for
+    unreadable input, for input past ``limits`` and for a file with no event the analysis can
+    use. Values no real capture holds are dropped or read as unknown and counted
+    (Trace.value_warnings).
+
+    capture: a second trace holding the CUDA/HIP-graph capture of the replays in ``path``: its
+    CPU side (ops, shapes, scopes, launch calls) is read in beside the replay's, so the replayed
+    kernels can be joined to the launches that recorded them (analysis/graph_join.py); its own
+    GPU activity and memory events are not (they are not the replay's). ``limits`` bound the
+    two files together."""
+    path = os.fspath(path)
+    reader = _Reader()
+    n_events, device_properties = _read_file(path, limits, reader, 0)
+    size_bytes = os.path.getsize(path)
+    capture_path = None
+    if capture is not None:
+        capture_path = os.fspath(capture)
+        n_events, capture_props = _read_file(capture_path, limits, reader, n_events, cpu_only=True)
+        device_properties = device_properties or capture_props
     tables = (reader.gpu, reader.spans, reader.runtime, reader.memory, reader.gpu_annotations)
     _drop_outside_window(tables, reader)
     if not any(t.parts for t in tables):
@@ -517,7 +562,8 @@ def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> 
     runtime = RuntimeCalls(
         name_id=rt.get("name_id", i32), start_ns=_ns(rt.get("ts", f64), base_us),
         dur_ns=_ns(rt.get("dur", f64), 0), thread=rt.get("thread", i32),
-        correlation=rt.get("correlation", i64))
+        correlation=rt.get("correlation", i64), kernel_name_id=rt.get("kernel_name_id", i32),
+        grid=rt.get("grid", i32, 3), block=rt.get("block", i32, 3))
     memory = MemoryEvents(
         ts_ns=_ns(mem.get("ts", f64), base_us), thread=mem.get("thread", i32),
         device_id=mem.get("device_id", i64), nbytes=mem.get("nbytes", i64),
@@ -529,9 +575,9 @@ def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS) -> 
     return Trace(
         path=path, size_bytes=size_bytes, schema="legacy" if reader.legacy else "kineto",
         base_us=base_us, skipped_events=reader.skipped, names=tuple(reader.names), threads=tuple(reader.threads),
-        arg_texts=tuple(reader.arg_texts), device_properties=tuple(decoded.deviceProperties),
+        arg_texts=tuple(reader.arg_texts), device_properties=device_properties,
         gpu=gpu, spans=spans, runtime=runtime, memory=memory, gpu_annotations=gpu_annotations,
-        value_warnings=tuple(reader.counts.most_common()))
+        value_warnings=tuple(reader.counts.most_common()), capture_path=capture_path)
 
 
 def _drop_outside_window(tables: tuple[_Columns, ...], reader: _Reader) -> None:

@@ -27,7 +27,7 @@ def main(runs: str, out: str) -> None:
             if name.startswith("kernels_") or name == "report.html" or name.endswith(".ncu-rep"):
                 continue
             path = os.path.join(root, name)
-            (traces if name.startswith("trace_") else small).append(path)
+            (traces if name.startswith(("trace_", "capture_")) else small).append(path)
     archives, current, size = [], None, 0
 
     def open_next():

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# On the lent GPU machine, from the repository root (issue 19: the why under CUDA graphs and
+# torch.compile): PART=1 or PART=2 bash scripts/gpu/graphs_why.sh
+#   PART 1: graphs at 512 and 768 px (capture traces profiled), the eager profile of the same
+#           calls (attention's share to compare), compile reduce-overhead, the trace shapes
+#           other tools write (scripts/gpu/graph_trace_shapes.py);
+#   PART 2: compile reduce-overhead and default, SDXL 1024 under graphs, eager 768;
+#   PART 3: measure=ncu under graphs.
+# Each run has its own limit, and everything measured so far is packed into $OUT after each,
+# so a call that runs out of time still returns what it measured.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+t0=$(date +%s)
+source scripts/gpu/begin.sh /tmp/pk-why
+deadline=$(( t0 + ${DEADLINE_S:-560} ))
+run() {   # limit_s, name, then the overrides
+  local limit=$1 name=$2; shift 2
+  local left=$(( deadline - $(date +%s) ))
+  if [ "$left" -le 40 ]; then echo "=== $name: skipped, $left s left"; return; fi
+  [ "$limit" -gt "$left" ] && limit=$left
+  local start=$(date +%s)
+  PYTHONUNBUFFERED=1 timeout --signal=TERM --kill-after=15 "$limit" python3 -m profiler_kit "$@" \
+    report.enabled=false hydra.run.dir="$RUNS/$name" > "$RUNS/$name.log" 2>&1
+  echo "=== $name: exit $? after $(( $(date +%s) - start )) s: python -m profiler_kit $*"
+  grep -A8 "^mode  " "$RUNS/$name.log" | tail -8
+  grep -iE "warn|error|capture" "$RUNS/$name.log" | grep -v "^mode" | tail -4
+  python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}" > "$RUNS/collect.log" 2>&1
+}
+MODES="modes=[vanilla,xformers,sdpa_cudnn]"
+if [ "${PART:-1}" = 1 ]; then
+  run 120 graphs-sd15_512 point=sd15_512 execution=cuda_graphs $MODES
+  mkdir -p "$RUNS/shapes"
+  OUT="$RUNS/shapes" timeout 100 python3 scripts/gpu/graph_trace_shapes.py > "$RUNS/shapes.log" 2>&1
+  echo "=== shapes: exit $?"; tail -4 "$RUNS/shapes.log"
+  run 100 eager-sd15_512 point=sd15_512 $MODES iterations=5
+  run 140 graphs-sd15_768 point=sd15_768 execution=cuda_graphs $MODES
+  run 150 compile-ro-sd15_512 point=sd15_512 execution=compile compile_mode=reduce-overhead \
+    "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
+elif [ "${PART}" = 2 ]; then
+  run 150 compile-ro-sd15_512 point=sd15_512 execution=compile compile_mode=reduce-overhead \
+    "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
+  run 120 graphs-sdxl_1024 point=sdxl_1024 execution=cuda_graphs $MODES
+  run 60 eager-sd15_768 point=sd15_768 $MODES iterations=5
+  run 150 compile-default-sd15_512 point=sd15_512 execution=compile compile_mode=default \
+    "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
+else
+  run 500 ncu-graphs-sd15_512 point=sd15_512 execution=cuda_graphs "modes=[vanilla,sdpa_cudnn]" measure=ncu
+fi
+python3 scripts/gpu/collect.py "$RUNS" "${OUT:-/tmp/out}" > "$RUNS/collect.log" 2>&1; tail -12 "$RUNS/collect.log"
+echo "total $(( $(date +%s) - t0 )) s"
