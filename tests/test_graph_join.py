@@ -204,3 +204,32 @@ def test_nsight_compute_under_graphs_now_gives_a_verdict():
     assert measured.coverage == 1.0 and measured.conclusive
     assert abs(measured.total.error) < 0.10 and abs(measured.attention.error) < 0.10
     assert [f for f in r.findings if f.rule == "estimate_vs_measured"]
+
+
+def test_inductor_kernels_are_costed_and_compiled_attention_is_found():
+    """torch.compile on the H200 (sd15 512, vanilla): Inductor's triton_* ops get FLOP/byte
+    estimates and a bound; the baddbmm -> Triton softmax -> bmm of each attention layer is found;
+    under reduce-overhead the same holds once the replay is joined to its recording."""
+    from profiler_kit.analysis.cost_model import estimate_op
+    default = analyze_trace(COMPILE_DEFAULT / "trace_vanilla.json.gz", spec="h200")
+    replayed = analyze_trace(COMPILE_RO / "trace_vanilla.json.gz",
+                             capture=COMPILE_RO / "capture_vanilla.json.gz", spec="h200")
+    for a in (default, replayed):
+        r = a.record
+        assert r.bound_us["unknown"] / r.kernels.total_us < 0.05
+        assert len(r.attention.calls_or_empty) == 32 and r.attention.backends["vanilla"] > 0
+        assert 0.40 < r.attention.total_us / r.kernels.total_us < 0.55
+        assert [f for f in r.findings if f.rule == "memory_bound_attention"]
+        rows = [k for k in a.kernel_rows() if k["op"].startswith("triton_red_fused__softmax")]
+        assert rows and all(k["category"] == "attention" and k["bound"] == "memory" for k in rows)
+        # the V projection Inductor schedules between softmax and PV is not attention
+        assert not [k for k in a.kernel_rows() if k["op"] == "aten::mm" and k["category"] == "attention"]
+    # the in-place online softmax over fp16 [16, 4096, 4096] scores: read and written once
+    cost = estimate_op("triton_red_fused__softmax_exp_prepare_softmax_online_sub_17",
+                       [[16, 4096, 4096], [], []], ["c10::Half", "Scalar", "Scalar"], ["", "", ""])
+    assert cost.bytes == 2 * 16 * 4096 * 4096 * 2 and cost.kind == "softmax"
+    # a fused pointwise kernel: every tensor argument once, FLOPs per element per fused op
+    cost = estimate_op("triton_poi_fused_add_mul_silu_3", [[2, 320, 64, 64], [320], [2, 320, 64, 64], []],
+                       ["c10::Half", "c10::Half", "c10::Half", "Scalar"], ["", "", "", "2621440"])
+    assert cost.bytes == (2 * 2 * 320 * 64 * 64 + 320) * 2
+    assert cost.flops == 3 * 2 * 320 * 64 * 64

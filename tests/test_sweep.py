@@ -192,3 +192,31 @@ def test_a_sweep_of_single_mode_runs_claims_no_payoff(tmp_path):
     rules = [f.rule for f in sweep.findings]
     assert "sweep_payoff" not in rules and "sweep_attention_scaling" in rules
     assert all(abs(r.hbm_bytes_error) < 0.05 for r in sweep.rows)
+
+
+def test_a_sweep_of_eager_and_graph_runs_sets_the_two_worlds_side_by_side(tmp_path):
+    """Real H200 runs of one configuration (SD 1.5, 512 px, fp16, batch 2): the eager run of
+    tests/data/sd and the CUDA-graph run (with captures) of tests/data/sd-graphs-capture."""
+    sweep_dir = tmp_path / "sweep"
+    shutil.copytree(REPO / "tests" / "data" / "sd", sweep_dir / "eager")
+    shutil.copytree(REPO / "tests" / "data" / "sd-graphs-capture" / "run", sweep_dir / "graphs")
+    from profiler_kit.analysis.run import analyze_run
+    for job in ("eager", "graphs"):
+        analyze_run(str(sweep_dir / job))
+    assert aggregate.main([str(sweep_dir)]) == 0
+    sweep = read_sweep(sweep_dir / "sweep.json")
+    pairs = {p.mode: p for p in sweep.execution_pairs}
+    assert set(pairs) == {"vanilla", "sdpa_cudnn"}
+    cudnn, vanilla = pairs["sdpa_cudnn"], pairs["vanilla"]
+    assert cudnn.eager_job == "eager" and cudnn.replayed_job == "graphs"
+    assert cudnn.execution == "cuda_graphs" and cudnn.resolution == 512
+    # the eager 512 px step is host-bound: replaying it is much faster, the kernels decide
+    assert vanilla.replay_gain > 1.5
+    assert cudnn.replayed_speedup > 1.4
+    # the why of the replayed kernels is known (joined to the capture), as in an eager profile
+    assert 0.34 < vanilla.replayed_attention_share < 0.40
+    assert vanilla.replayed_unknown_bound_share < 0.05
+    found = [f for f in sweep.findings if f.rule == "sweep_execution_worlds"]
+    assert found and "CUDA-graph replay" in found[0].title and "512 px" in found[0].detail
+    html = (sweep_dir / "sweep.html").read_text()
+    assert "Eager against replayed" in html

@@ -19,6 +19,10 @@ SDPA wrapper op. ``aten::matmul`` is one unit with the copies it makes of a tran
 the ``aten::bmm`` inside it; ``aten::linear`` (the q/k/v projections) is a unit of its own and
 not in the matmul family, so projections never start a match.
 
+Under torch.compile the softmax step is Inductor's Triton kernel (``triton_red_fused__softmax_*``)
+over the scores, and ops Inductor schedules between the softmax and PV that do not touch the
+scores (the V projection) are left out of the call.
+
 A classifier's softmax does not match: its logits are rank 2 (``[batch, classes]``), and there
 is no QK^T-shaped producer and PV-shaped consumer around it. Scores must be rank >= 3 (a batch
 or batch x heads dimension in front of [L, S]); a rank-2 [L, S] would also match an MLP
@@ -38,10 +42,16 @@ from profiler_kit.trace import Trace, decode_raw
 # QK^T and PV. aten::mm is 2-D only (projections through aten::linear reach it), so it is not
 # in the family: its output has no batch dimension and could never be rank-3 scores anyway.
 _MATMUL = re.compile(r"aten::(bmm|baddbmm|matmul)$")
-_SOFTMAX = re.compile(r"aten::(softmax|_softmax|_safe_softmax)$")
+# torch.compile: Inductor turns the softmax into one Triton reduction kernel over the scores
+# (triton_red_fused__softmax_..., triton_per_fused__softmax_...), with the scale or mask fused in;
+# the GEMMs stay extern aten::bmm / baddbmm calls.
+_SOFTMAX = re.compile(r"aten::(softmax|_softmax|_safe_softmax)$|triton_(per|red)_fused_\w*softmax")
+_TRITON = re.compile(r"triton_")
 # Wrappers whose insides are the units: SDPA and its math decomposition.
+# torch.compile's "Torch-Compiled Region: 0/0" op encloses every op of the compiled graph, and
+# under cudagraph trees "CUDAGraphNode.record" (and its "(dynamo_timed)" twin) every op recorded.
 _WRAPPER = re.compile(r"aten::(scaled_dot_product_attention|_scaled_dot_product_attention_math"
-                      r"\w*)$")
+                      r"\w*)$|Torch-Compiled Region|CUDAGraphNode\.|.*\(dynamo_timed\)")
 # Ops allowed between QK^T and softmax, and between softmax and PV: scale (mul/div), mask
 # (add/masked_fill/where), cast (to), dropout, and in HF eager the max-subtract of some
 # models. Four covers every implementation above with room for one extra op (diffusers: 0-1,
@@ -124,6 +134,12 @@ def find_unfused_attention(trace: Trace, tree: SpanTree, units: np.ndarray) -> d
 
     def softmax_over(op: int, scores: list) -> bool:
         d = dims(op)
+        if _TRITON.match(name(op)):
+            # a Triton kernel lists its buffers, the scores among them; its "Concrete Inputs"
+            # are its sizes (xnumel, rnumel), not a softmax dim
+            return isinstance(d, list) and any(
+                _as_shape(x) is not None and len(x) >= MIN_SCORES_RANK and _same_scores(x, scores)
+                for x in d)
         x = _as_shape(d[0]) if isinstance(d, list) and d else None
         if x is None or not _same_scores(x, scores):
             return False
@@ -155,9 +171,18 @@ def find_unfused_attention(trace: Trace, tree: SpanTree, units: np.ndarray) -> d
             i += 1
             continue
         for op in seq[i:end + 1]:
-            calls[op] = qk
+            if op in (qk, seq[end]) or _touches_scores(dims(op), scores):
+                calls[op] = qk
         i = end + 1
     return calls
+
+
+def _touches_scores(d, scores: list) -> bool:
+    """Does an op between QK^T and PV work on the scores ([..., L, S])? Inductor schedules other
+    work there (the V projection's mm, its head split): that is no part of the call."""
+    L, S = scores[-2], scores[-1]
+    return isinstance(d, list) and any(
+        (x := _as_shape(a)) is not None and len(x) >= 2 and x[-2:] == [L, S] for a in d)
 
 
 def _match_from(i: int, seq, threads, scores, name, dims, softmax_over) -> int:

@@ -14,6 +14,7 @@ import numpy as np
 
 from profiler_kit import units as fmt
 from profiler_kit.records import (AttentionFit, Finding, OomFrontier, Summary, Sweep, SweepJob, SweepRow)
+from profiler_kit.analysis.sweep_execution import execution_findings, execution_pairs
 
 # A fit needs at least this many resolutions of one group (two points always fit exactly).
 MIN_FIT_POINTS = 2
@@ -222,7 +223,8 @@ def analyze_sweep(runs: list[tuple[str, Summary | None, list[str], str | None, s
         rows += mode_rows(record, summary)
         if summary.status == "complete" and not summary.analyzed:
             warnings.append(f"{job}: its traces were not analysed: python -m profiler_kit.analyze {job}")
-    fits, frontier = attention_fits(rows), oom_frontier(rows)
-    findings = failed_jobs(jobs) + payoff(jobs, rows) + frontier_findings(frontier) + fit_findings(fits)
-    return Sweep(jobs=jobs, rows=rows, attention_fits=fits, oom_frontier=frontier, findings=findings,
-                 warnings=warnings)
+    fits, frontier, pairs = attention_fits(rows), oom_frontier(rows), execution_pairs(rows)
+    findings = (failed_jobs(jobs) + payoff(jobs, rows) + execution_findings(jobs, pairs)
+                + frontier_findings(frontier) + fit_findings(fits))
+    return Sweep(jobs=jobs, rows=rows, attention_fits=fits, oom_frontier=frontier,
+                 execution_pairs=pairs, findings=findings, warnings=warnings)

@@ -97,6 +97,28 @@ class OomFrontier(Record, kw_only=True):
     last_ok_resolution: int | None = None
 
 
+class ExecutionPair(Record, kw_only=True):
+    """One mode at one configuration, run eagerly and replayed (CUDA graphs / torch.compile),
+    side by side: what the host hides in eager mode, and the why of the replayed kernels."""
+
+    group: str                               # model · card · dtype · batch (no execution)
+    resolution: int | None
+    mode: str
+    execution: str                           # the replayed world: "cuda_graphs" or "compile"
+    eager_job: str | None = None             # the eager job (None: the replayed job's own eager timing)
+    replayed_job: str
+    eager_step_median_ms: float | None = None
+    replayed_step_median_ms: float | None = None
+    replay_gain: float | None = None         # eager step / replayed step of this mode
+    eager_speedup: float | None = None       # over the reference mode, eagerly
+    replayed_speedup: float | None = None    # over the reference mode, replayed
+    replayed_kernel_ms_per_step: float | None = None
+    replayed_attention_share: float | None = None      # of the replayed kernel time
+    replayed_memory_bound_share: float | None = None   # of the replayed kernel time
+    replayed_unknown_bound_share: float | None = None  # no op joined: no bound decided
+    eager_host_ms_per_step: float | None = None        # eager step - its kernel time
+
+
 class Sweep(Record, kw_only=True):
     """sweep.json (docs/data-contracts.md): every job and mode of a sweep folder, fits,
     the OOM frontier and the sweep's findings. Written identically for identical inputs."""
@@ -106,6 +128,7 @@ class Sweep(Record, kw_only=True):
     rows: list[SweepRow] = []
     attention_fits: list[AttentionFit] = []
     oom_frontier: list[OomFrontier] = []
+    execution_pairs: list[ExecutionPair] = []
     findings: list[Finding] = []
     warnings: list[str] = []
 

@@ -28,7 +28,16 @@ def sweep_context(sweep: Sweep) -> dict:
     cards = sorted({j.card for j in sweep.jobs if j.card})
     warnings = list(sweep.warnings) + [f"{j.job}: {j.status}: {j.reason or 'no reason recorded'}"
                                        for j in sweep.jobs if j.status != "complete"]
-    return {"kind": "sweep", "title": f"Sweep: {', '.join(models) or 'UNet'} on {', '.join(cards) or '?'}",
+    def ms(v):
+        return f"{v:.2f}" if v is not None else "–"
+
+    pairs = [{"group": p.group, "execution": p.execution, "resolution": p.resolution, "mode": p.mode,
+              "eager_ms": ms(p.eager_step_median_ms) + ("" if p.eager_job else " (run's own)"),
+              "replayed_ms": ms(p.replayed_step_median_ms), "gain": fmt.speedup(p.replay_gain),
+              "eager_speedup": fmt.speedup(p.eager_speedup), "replayed_speedup": fmt.speedup(p.replayed_speedup),
+              "attention": fmt.percent(p.replayed_attention_share), "memory": fmt.percent(p.replayed_memory_bound_share),
+              "unknown": fmt.percent(p.replayed_unknown_bound_share)} for p in sweep.execution_pairs]
+    return {"kind": "sweep", "pairs": pairs, "title": f"Sweep: {', '.join(models) or 'UNet'} on {', '.join(cards) or '?'}",
             "jobs": sweep.jobs, "complete": sum(j.status == "complete" for j in sweep.jobs),
             "models": models, "resolutions": resolutions, "cards": cards, "findings": sweep.findings,
             "figs": figure_divs(figs), "frontier": sweep.oom_frontier, "fits": sweep.attention_fits,

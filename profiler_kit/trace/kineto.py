@@ -27,7 +27,7 @@ import msgspec
 import numpy as np
 
 from profiler_kit.trace import values as tv
-from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, load_trace_bytes
+from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, event_batches, load_trace_bytes
 
 __all__ = [
     "TraceError", "ReadLimits", "Trace", "GpuActivities", "CpuSpans", "RuntimeCalls", "MemoryEvents",
@@ -255,42 +255,6 @@ def _decode(path: str, data) -> tuple[_TraceFile, memoryview]:
     return top, view
 
 
-# Where one event object may end and the next begin. A match inside a string is possible (a name
-# holding "},{"): the batch that ends there fails to decode and is extended to the next match.
-_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
-_BATCH_BYTES = 1 << 20    # text per typed decode: about 3,000 real events, a few MB of structs
-
-
-def _event_batches(path: str, events: memoryview, limits: ReadLimits):
-    """The event array's text in slices of about _BATCH_BYTES that hold whole elements, each as
-    a JSON array: no per-event object of the whole trace ever exists at once, so memory stays
-    bounded whatever the events hold (a million empty "{}" events cost no more than their text).
-    """
-    end = len(events) - 1            # the closing "]"
-    start = 1
-    while start < end:
-        cut = end
-        probe = start + _BATCH_BYTES
-        while True:
-            m = _BOUNDARY.search(events, probe) if probe < end else None
-            cut = m.start() + 1 if m else end
-            text = b"[" + events[start:cut] + b"]"
-            try:
-                yield msgspec.json.decode(text, type=list[msgspec.Raw]), text
-                break
-            except msgspec.DecodeError:
-                if cut >= end:
-                    raise TraceError(f"{path}: not valid JSON in the event array; the trace "
-                                     "may be truncated, re-export it") from None
-                probe = cut + 1      # the boundary was inside a string: extend the batch
-            except RecursionError:
-                raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
-                                 "written by torch.profiler") from None
-        start = cut + 1 if cut < end else end
-        if start < end:
-            start = m.end() - 1      # the "{" that opens the next event
-
-
 class _Columns:
     """Column arrays of one table, appended batch by batch and joined at the end."""
 
@@ -485,7 +449,7 @@ def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
     batch_decoder = msgspec.json.Decoder(list[_Event])
     first = n_events
     raws, text = None, None
-    for raws, text in _event_batches(path, events, limits):
+    for raws, text in event_batches(path, events, limits):
         n_events += len(raws)
         if n_events > limits.max_events:
             raise TraceError(f"{path}: holds more than {limits.max_events:,} events; if the trace "

@@ -16,6 +16,7 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from .fused_attention import estimate_attention, is_fused_attention
+from .inductor import estimate_inductor, is_inductor_kernel
 from .matmul_conv import CONV_OPS, GEMM_OPS, conv_output_shape, estimate_conv, estimate_gemm
 from .pointwise import estimate_pointwise, is_pointwise
 from .op_args import parse_args
@@ -27,7 +28,8 @@ __all__ = ["OpCost", "AttentionShape", "estimate_op", "estimate_from_args", "is_
 
 def is_modeled(name: str) -> bool:
     """Does :func:`estimate_op` have a formula for this op name (inputs permitting)?"""
-    return name in GEMM_OPS or name in CONV_OPS or is_fused_attention(name) or is_pointwise(name)
+    return (name in GEMM_OPS or name in CONV_OPS or is_fused_attention(name) or is_pointwise(name)
+            or is_inductor_kernel(name))
 
 
 def estimate_op(name: str, input_dims: list, input_types: list, concrete_inputs: list | None,
@@ -52,6 +54,8 @@ def estimate_op(name: str, input_dims: list, input_types: list, concrete_inputs:
         return estimate_conv(name, args, allow_tf32)
     if is_fused_attention(name):
         return estimate_attention(name, args)
+    if is_inductor_kernel(name):
+        return estimate_inductor(name, args)
     return estimate_pointwise(name, args, fallback_dtype)
 
 
