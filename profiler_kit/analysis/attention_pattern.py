@@ -19,9 +19,21 @@ SDPA wrapper op. ``aten::matmul`` is one unit with the copies it makes of a tran
 the ``aten::bmm`` inside it; ``aten::linear`` (the q/k/v projections) is a unit of its own and
 not in the matmul family, so projections never start a match.
 
-Under torch.compile the softmax step is Inductor's Triton kernel (``triton_red_fused__softmax_*``)
-over the scores, and ops Inductor schedules between the softmax and PV that do not touch the
-scores (the V projection) are left out of the call.
+Under torch.compile the softmax step is Inductor's Triton kernel (``triton_red_fused__softmax_*``,
+``triton_per_fused__softmax_div_*``, ``triton_poi_fused__softmax_*`` for the normalizing half of
+a split softmax; any scale, mask or cast fused in) over the scores, and ops Inductor schedules
+between the softmax and PV that do not touch the scores (the V projection) are left out of the
+call. The GEMMs stay extern ``aten::bmm`` / ``aten::baddbmm`` calls, or under ``max_autotune``
+become Triton templates (``triton_tem_fused_bmm_*``, A, B and out read from its arguments by
+``cost_model.inductor.template_operands``). A Triton kernel records buffers, not a softmax's
+input: its scores are any tensor argument of rank >= 3 with the producer's [..., L, S], or a
+rank-2 [b·L, S] (a graph that views the scores as rows, ``.view(-1, S)``, before its softmax:
+Inductor hands the kernel that buffer as viewed; not seen in the compiled traces here, which all
+pass [b, L, S]). The flattened form is accepted only after a batched QK^T producer: the guard
+below is unchanged, the producer's scores must be rank >= 3, so a 2-D mm/linear never opens a
+match.
+``aten::mm`` stays out of the family under compile too: Inductor keeps attention's batched
+GEMMs as bmm on the GPU, and the mm it runs between the softmax and PV is the V projection.
 
 A classifier's softmax does not match: its logits are rank 2 (``[batch, classes]``), and there
 is no QK^T-shaped producer and PV-shaped consumer around it. Scores must be rank >= 3 (a batch
@@ -36,16 +48,19 @@ import re
 
 import numpy as np
 
+from profiler_kit.analysis.cost_model.inductor import template_operands
 from profiler_kit.analysis.spans import SpanTree
 from profiler_kit.trace import Trace, decode_raw
 
 # QK^T and PV. aten::mm is 2-D only (projections through aten::linear reach it), so it is not
 # in the family: its output has no batch dimension and could never be rank-3 scores anyway.
-_MATMUL = re.compile(r"aten::(bmm|baddbmm|matmul)$")
+# torch.compile under max_autotune: Triton bmm/baddbmm templates (their name lists the fused ops).
+_MATMUL = re.compile(r"aten::(bmm|baddbmm|matmul)$|triton_tem_fused_\w*bmm")
 # torch.compile: Inductor turns the softmax into one Triton reduction kernel over the scores
-# (triton_red_fused__softmax_..., triton_per_fused__softmax_...), with the scale or mask fused in;
-# the GEMMs stay extern aten::bmm / baddbmm calls.
-_SOFTMAX = re.compile(r"aten::(softmax|_softmax|_safe_softmax)$|triton_(per|red)_fused_\w*softmax")
+# (triton_red_fused__softmax_..., triton_per_fused__softmax_...), with the scale or mask fused in,
+# or a reduction for the row max and sum and a pointwise kernel (triton_poi_fused__softmax_...)
+# that normalizes; the GEMMs stay extern aten::bmm / baddbmm calls.
+_SOFTMAX = re.compile(r"aten::(softmax|_softmax|_safe_softmax)$|triton_(poi|per|red)_fused_\w*softmax")
 _TRITON = re.compile(r"triton_")
 # Wrappers whose insides are the units: SDPA and its math decomposition.
 # torch.compile's "Torch-Compiled Region: 0/0" op encloses every op of the compiled graph, and
@@ -72,6 +87,9 @@ def _as_shape(x) -> list | None:
 
 def _matmul_operands(name: str, dims: list) -> tuple[list, list] | None:
     """(A, B) of the product A @ B, from the op's recorded input dims."""
+    if _TRITON.match(name):
+        found = template_operands(dims) if isinstance(dims, list) else None
+        return (found[0], found[1]) if found else None
     try:
         a, b = (dims[1], dims[2]) if name.endswith("baddbmm") else (dims[0], dims[1])
     except (IndexError, TypeError):
@@ -137,9 +155,7 @@ def find_unfused_attention(trace: Trace, tree: SpanTree, units: np.ndarray) -> d
         if _TRITON.match(name(op)):
             # a Triton kernel lists its buffers, the scores among them; its "Concrete Inputs"
             # are its sizes (xnumel, rnumel), not a softmax dim
-            return isinstance(d, list) and any(
-                _as_shape(x) is not None and len(x) >= MIN_SCORES_RANK and _same_scores(x, scores)
-                for x in d)
+            return isinstance(d, list) and any(_scores_buffer(_as_shape(x), scores) for x in d)
         x = _as_shape(d[0]) if isinstance(d, list) and d else None
         if x is None or not _same_scores(x, scores):
             return False
@@ -182,7 +198,21 @@ def _touches_scores(d, scores: list) -> bool:
     work there (the V projection's mm, its head split): that is no part of the call."""
     L, S = scores[-2], scores[-1]
     return isinstance(d, list) and any(
-        (x := _as_shape(a)) is not None and len(x) >= 2 and x[-2:] == [L, S] for a in d)
+        (x := _as_shape(a)) is not None and len(x) >= 2 and (x[-2:] == [L, S] or _flat(x, scores))
+        for a in d)
+
+
+def _flat(x: list, scores: list) -> bool:
+    """Is x the scores with their batch folded into the rows, [b·L, S]?"""
+    return len(x) == 2 and x[1] == scores[-1] and x[0] == math.prod(scores[:-1])
+
+
+def _scores_buffer(x: list | None, scores: list) -> bool:
+    """Is a Triton kernel's tensor argument the scores: rank >= 3 with the producer's batch and
+    [L, S], or flattened to [b·L, S] (module docstring)?"""
+    if x is None:
+        return False
+    return (len(x) >= MIN_SCORES_RANK and _same_scores(x, scores)) or _flat(x, scores)
 
 
 def _match_from(i: int, seq, threads, scores, name, dims, softmax_over) -> int:

@@ -55,7 +55,7 @@ def estimate_op(name: str, input_dims: list, input_types: list, concrete_inputs:
     if is_fused_attention(name):
         return estimate_attention(name, args)
     if is_inductor_kernel(name):
-        return estimate_inductor(name, args)
+        return estimate_inductor(name, args, allow_tf32)
     return estimate_pointwise(name, args, fallback_dtype)
 
 
