@@ -60,6 +60,8 @@ class _Run:
     weights_bytes: int
     warnings: List[str]
     runners: Dict[str, execution.Runner]
+    # one CUDA-graph memory pool for every mode's graph (execution.make_runner says why)
+    graph_pool: Any = None
 
     @property
     def execution_mode(self) -> str:
@@ -108,7 +110,9 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
     with attention_modes.attention_mode(unet, mode), torch.inference_mode():
         # the UNet call in the run's execution mode: a graph captured or a UNet compiled for this
         # mode (raises ExecutionUnavailable where that cannot be done here)
-        runner = execution.make_runner(run.execution_mode, unet, inputs, str(cfg.compile_mode))
+        if run.graph_pool is None and run.execution_mode == "cuda_graphs" and device.type == "cuda":
+            run.graph_pool = torch.cuda.graph_pool_handle()
+        runner = execution.make_runner(run.execution_mode, unet, inputs, str(cfg.compile_mode), run.graph_pool)
         run.runners[mode] = runner
         # The capture is profiled first: Inductor's cudagraph trees record on the call after
         # compiling, and a recaptured graph is then the one every later call replays.
