@@ -47,11 +47,11 @@ elif [ "${PART}" = 2 ]; then
   run 150 compile-default-sd15_512 point=sd15_512 execution=compile compile_mode=default \
     "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
 elif [ "${PART}" = 4 ]; then
-  run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
-    "modes=[vanilla,xformers]" warmup=3 iterations=10
   run 100 graphs-sd15_1024-pool point=sd15_1024 execution=cuda_graphs "modes=[all]"
   run 180 compile-ro-sd15_768 point=sd15_768 execution=compile compile_mode=reduce-overhead \
     $MODES warmup=3 iterations=10
+  run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
+    "modes=[vanilla,xformers]" warmup=3 iterations=10
   run 200 compile-ro-sdxl_1024 point=sdxl_1024 execution=compile compile_mode=reduce-overhead \
     $MODES warmup=3 iterations=10
 else
