@@ -6,7 +6,7 @@
 #           other tools write (scripts/gpu/graph_trace_shapes.py);
 #   PART 2: compile reduce-overhead and default, SDXL 1024 under graphs, eager 768;
 #   PART 3: measure=ncu under graphs;
-#   PART 4: compile (reduce-overhead) at 768 px and SDXL 1024 px with every compared mode, xformers
+#   PART 4: compile (reduce-overhead) at 768 px and SDXL 1024 px with every compared mode, then
 #           under compile at 512 px; SD 1.5 1024 px under graphs with every mode (the
 #           shared graph pool: separate pools ran vanilla out of memory on the H100).
 # Each run has its own limit, and everything measured so far is packed into $OUT after each,
@@ -47,13 +47,13 @@ elif [ "${PART}" = 2 ]; then
   run 150 compile-default-sd15_512 point=sd15_512 execution=compile compile_mode=default \
     "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
 elif [ "${PART}" = 4 ]; then
-  run 100 graphs-sd15_1024-pool point=sd15_1024 execution=cuda_graphs "modes=[all]"
   run 180 compile-ro-sd15_768 point=sd15_768 execution=compile compile_mode=reduce-overhead \
     $MODES warmup=3 iterations=10
-  run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
-    "modes=[vanilla,xformers]" warmup=3 iterations=10
   run 200 compile-ro-sdxl_1024 point=sdxl_1024 execution=compile compile_mode=reduce-overhead \
     $MODES warmup=3 iterations=10
+  run 100 graphs-sd15_1024-pool point=sd15_1024 execution=cuda_graphs "modes=[all]"
+  run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
+    "modes=[vanilla,xformers]" warmup=3 iterations=10
 else
   run 500 ncu-graphs-sd15_512 point=sd15_512 execution=cuda_graphs "modes=[vanilla,sdpa_cudnn]" measure=ncu
 fi
