@@ -7,8 +7,8 @@
 #   PART 2: compile reduce-overhead and default, SDXL 1024 under graphs, eager 768;
 #   PART 3: measure=ncu under graphs;
 #   PART 4: compile (reduce-overhead) at 768 px and SDXL 1024 px with every compared mode, then
-#           under compile at 512 px; SD 1.5 1024 px under graphs with every mode (the
-#           shared graph pool: separate pools ran vanilla out of memory on the H100).
+#           SD 1.5 1024 px under graphs with every mode (the shared graph pool: separate pools
+#           ran vanilla out of memory on the H100), then xformers under compile at 512 px.
 # Each run has its own limit, and everything measured so far is packed into $OUT after each,
 # so a call that runs out of time still returns what it measured.
 set -uo pipefail
