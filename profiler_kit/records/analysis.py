@@ -122,6 +122,7 @@ class AttentionCall(Record, kw_only=True):
     backend: str | None = None
     kernels: list[str] = []
     time_us: float = 0.0
+    prologue_us: float = 0.0             # of time_us: quantization prologue (Sage's INT8/FP8 quant)
     flops_estimate: float = 0.0
     hbm_bytes_estimate: float = 0.0
     bound_us: dict[str, float] = {}      # the call's kernel time by roofline bound
@@ -131,6 +132,7 @@ class AttentionCall(Record, kw_only=True):
 
 class AttentionSummary(Record, kw_only=True):
     total_us: float = 0.0
+    prologue_us: float = 0.0             # of total_us: quantization prologues of the calls
     backends: dict[str, float] = {}
     fallback: bool = False               # some calls ran SDPA's math (unfused) path
     mixed: bool = False                  # more than one backend ran
