@@ -109,10 +109,20 @@ def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: lis
     if not (device_names or trace.has_gpu):
         return None, None
     known = specs.list_specs()      # reads every conf/gpu file: once, not per device name
+    sms = {p.get("name"): p.get("numSms") for p in trace.device_properties if isinstance(p, dict)}
     for name in device_names:
         found = specs.match_spec(name, known)
+        if found is not None and isinstance(sms.get(name), int) and sms[name] != found.sm_count:
+            # "AMD Instinct MI250X / MI250" names two cards; the CU count tells which ran
+            warnings.append(f"{name} reports {sms[name]} SMs/CUs, {found.key} has "
+                            f"{found.sm_count}: not judged against {found.key}'s roof")
+            continue
         if found is not None:
             return found, "deviceProperties"
+    for props in trace.device_properties:     # generic names ("AMD Radeon Graphics")
+        found = specs.match_properties(props, known)
+        if found is not None:
+            return found, "deviceProperties (compute capability, SM/CU count, memory)"
     if trace.has_gpu:
         names = ", ".join(device_names) or "no device name in the trace"
         warnings.append(f"no GPU spec matches {names}: no roofline figures; pass --gpu NAME "

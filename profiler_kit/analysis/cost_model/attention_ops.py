@@ -86,7 +86,7 @@ def _attention(q: Arg, k: Arg, v: Arg, layout: str, causal: bool, io_bytes: floa
 def estimate_attention_op(name: str, args: Sequence[Arg]) -> OpCost | None:
     """Cost of one call of an op :func:`is_attention_op` accepts, or None if its recorded
     arguments are not what the op takes."""
-    tensors = [a for a in args if a.is_tensor]
+    tensors = [a for a in args if a.is_tensor and a.shape]   # 0-d scalars are launch arguments
     if name in _BMHK_OPS:
         if len(args) < 3 or not all(a.is_tensor for a in args[:3]):
             return None
