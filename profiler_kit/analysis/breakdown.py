@@ -51,6 +51,25 @@ def blocks_us(table: KernelTable) -> dict[str, dict[str, float]]:
     return out
 
 
+def models_us(table: KernelTable) -> dict[str, float]:
+    """Kernel time per model of a pipeline trace (text encoders, denoiser, VAE): the outermost
+    nn.Module frame around each kernel's launch (spans.SpanTree.model_names). Empty when the
+    trace names no models (no with_modules frames, or record_function scopes of one model)."""
+    names = table.tree.model_names
+    if not names:
+        return {}
+    dur_us = table.dur_us
+    out: dict[str, float] = {}
+    for scope, us in zip(table.scope_node.tolist(), dur_us.tolist()):
+        model = names.get(scope, "") if scope >= 0 else ""
+        key = model or OUTSIDE_MODELS
+        out[key] = out.get(key, 0.0) + us
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+OUTSIDE_MODELS = "(outside models)"
+
+
 def top_kernels(table: KernelTable, costs: KernelCosts) -> list[dict]:
     gpu = table.trace.gpu
     dur_us = table.dur_us

@@ -210,6 +210,7 @@ class Analysis(Record, kw_only=True):
     bound_by_category_us: dict[str, dict[str, float]] = {}
     categories_us: dict[str, float] = {}
     blocks_us: dict[str, dict[str, float]] = {}
+    models_us: dict[str, float] = {}         # kernel time per model (outermost nn.Module frame)
     attention: AttentionSummary = AttentionSummary()
     flops_estimate: float = 0.0
     hbm_bytes_estimate: float = 0.0
