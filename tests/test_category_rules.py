@@ -133,6 +133,7 @@ REAL = [
     (VLLM, "vllm::rotary_embedding_kernel", "elementwise", ""),
     # copies, softmax, optimizer, embedding, elementwise, other
     (QWEN, "CatArrayBatchedCopy", "copy", ""),
+    (VLLM_CAPTURE, "vectorized_gather_kernel", "copy", ""),   # no op recorded for it
     (HF_BERT, "softmax_warp_forward<float, float, float, 1,", "softmax", ""),  # a classifier's
     (MI250, "multi_tensor_apply_kernel", "optimizer", ""),
     (BERT, "indexSelectLargeIndex", "embedding", ""),

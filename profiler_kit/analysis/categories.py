@@ -219,8 +219,10 @@ RULES: tuple[Rule, ...] = (
     Rule("embedding", "gathers launched by an embedding op (indexSelectLargeIndex, ...)",
          ancestor=r"aten::(embedding|embedding_bag|_embedding_bag)|fbgemm::"),
     # --- data movement and pointwise ----------------------------------------------------------
-    Rule("copy", "copies made on the GPU (.contiguous(), cat, dtype casts) move bytes only",
-         kernel=r"direct_copy|catarraybatchedcopy|copy_kernel|memcpy|memset"),
+    Rule("copy", "copies made on the GPU (.contiguous(), cat, dtype casts) and index gathers "
+         "(PyTorch's vectorized_gather_kernel when no embedding op launched it) move bytes only",
+         kernel=r"direct_copy|catarraybatchedcopy|copy_kernel|memcpy|memset|"
+         r"vectorized_gather_kernel"),
     Rule("elementwise", "activation quantization before a low-precision GEMM (vLLM "
          "scaled_fp8_quant, TensorRT-LLM quantize_with_block_size) and rotary embeddings: one "
          "pass over memory each", kernel=r"quantiz|_quant_|fp8_quant|rotary|(^|[^a-z])rope_"),
