@@ -107,3 +107,9 @@ def test_pipeline_trace_time_per_model():
                                                  + rec.kernels.memset_us)
     # measured: transformer 59.4 %, T5 32.0 %, VAE decoder 6.8 %, CLIP 1.8 % of kernel time
     assert models["T5EncoderModel_0"] / rec.kernels.total_us == pytest.approx(0.320, abs=0.002)
+    # blocks under their model: the VAE's up blocks are the decoder's, not the text encoder's
+    blocks = rec.blocks_us
+    assert {"Decoder_0/UpDecoderBlock2D_0", "Decoder_0/UNetMidBlock2D_0", "T5EncoderModel_0/T5Stack_0",
+            "CLIPTextModel_0/CLIPTextTransformer_0"} <= set(blocks)
+    assert sum(sum(v.values()) for k, v in blocks.items() if k.startswith("Decoder_0/")) == \
+        pytest.approx(models["Decoder_0"])
