@@ -172,6 +172,11 @@ LIBRARY = [
     # FlashInfer's Python ops (flashinfer/prefill.py registers flashinfer::batch_prefill...)
     ("void flashinfer::PersistentKernelTemplate<...>", ("flashinfer::batch_prefill_with_kv_cache",),
      "attention", "flashinfer"),
+    # SageAttention-style INT8 quantization of Q and K before an attention kernel (Triton
+    # kernels quant_query_per_thread_int8_kernel / quant_key_per_thread_int8_kernel, as in
+    # SageAttention and its forks, e.g. moonmath-ai/LiteAttention hopper/flash_attn_interface.py)
+    ("quant_query_per_thread_int8_kernel", (), "attention", "sage"),
+    ("quant_key_per_thread_int8_kernel", (), "attention", "sage"),
     # vLLM csrc/attention/paged_attention_v2.cu
     ("void vllm::paged_attention_v2_kernel<__nv_bfloat16, __nv_bfloat16, 128, 16, 128>",
      (), "attention", "paged"),
@@ -256,6 +261,9 @@ def test_trigger_words_in_other_families_names_do_not_decide(trace, part, not_ca
 def test_sage_is_a_word_and_only_the_quant_kernel_is_a_prologue():
     # Real: Sage's two kernels; the prologue is the quant one only.
     assert is_attention_prologue("sage_quant_kernel") and not is_attention_prologue("sage_fwd")
+    assert is_attention_prologue("quant_key_per_thread_int8_kernel")
+    # activation quantization before a GEMM is no attention prologue
+    assert not is_attention_prologue("void vllm::scaled_fp8_quant_kernel_strided<c10::BFloat16>")
     # 'sage' inside another word is not Sage (no such kernel is attention)
     assert classify("void c10d::usage_counter_kernel<int>", KERNEL, (), False)[1] != "sage"
     assert classify("message_queue_poll", KERNEL, (), False)[0] != "attention"

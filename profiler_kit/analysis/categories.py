@@ -29,7 +29,7 @@ BACKENDS = ("vanilla", "flash", "cutlass_fmha", "cudnn", "xformers", "triton", "
 
 # Quantization prologues of quantized attention (SageAttention: per-block INT8 Q/K, FP8 V): part
 # of the attention call, shown apart from the attention kernel itself (attention_calls.py).
-_PROLOGUE = re.compile(r"(^|[^a-z])sage_?quant|quant_per_(block|warp|thread)_int8|"
+_PROLOGUE = re.compile(r"(^|[^a-z])sage_?quant|quant_(query_|key_)?per_(block|warp|thread)_int8|"
                        r"sageattn_quant")
 
 # The ops of an explicit (unfused) attention: QK^T (baddbmm/bmm), softmax, PV (bmm). Matched
