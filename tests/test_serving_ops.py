@@ -60,3 +60,15 @@ def test_b200_bound_decided_share_rises_with_the_vllm_ops():
     # measured: 36.4 % -> 43.7 %; the MoE expert GEMMs (47 %) stay unknown: vllm::moe_forward
     # records the activations and router logits only, not the expert weights
     assert decided == pytest.approx(0.437, abs=0.002)
+
+
+def test_aiter_rms_norm_with_add_on_rocm():
+    """vLLM decode on an MI300X (TraceLens, MIT): aiter::rmsnorm2d_fwd_with_add_ck(out, input,
+    residual_in, residual_out [32, 2880] bf16, weight [2880], eps, ...)."""
+    t26 = B200.parent
+    a = analyze_trace(t26 / "vllm_decode_full_graph_execution.json.gz",
+                      capture=t26 / "vllm_decode_full_graph_capture.json.gz", spec="mi300x")
+    rows = [r for r in a.kernel_rows() if r["cost_op"] == "aiter::rmsnorm2d_fwd_with_add_ck"]
+    assert rows and all(r["category"] == "norm" and r["bound"] != "unknown" for r in rows)
+    per_call = (4 * 32 * H + H) * BF16
+    assert {r["hbm_bytes_estimate"] for r in rows} == {per_call}

@@ -20,6 +20,9 @@ records it:
   kv_cache_dtype, k_scale, v_scale)``: writes each token's K and V into its slot, in the cache's
   dtype (FP8 caches store one byte an element): reads key, value and the slot mapping, writes
   as many elements of the cache, never the whole cache (4.2 M blocks in the trace).
+- aiter's ``rmsnorm2d_fwd(out, input, weight, eps)`` and ``rmsnorm2d_fwd_with_add(out, input,
+  residual_in, residual_out, weight, eps)`` (``_ck`` variants alike; vLLM on ROCm): every tensor
+  argument once (inputs read, outputs written).
 """
 
 from __future__ import annotations
@@ -36,7 +39,8 @@ _QUANT_FLOPS = 2        # scale and clamp per element
 _OPS = ("_C::rms_norm", "_C::fused_add_rms_norm", "_C::rotary_embedding",
         "_C::static_scaled_fp8_quant", "_C::dynamic_scaled_fp8_quant",
         "_C::dynamic_per_token_scaled_fp8_quant", "_C_cache_ops::reshape_and_cache",
-        "_C_cache_ops::reshape_and_cache_flash")
+        "_C_cache_ops::reshape_and_cache_flash", "aiter::rmsnorm2d_fwd", "aiter::rmsnorm2d_fwd_ck",
+        "aiter::rmsnorm2d_fwd_with_add", "aiter::rmsnorm2d_fwd_with_add_ck")
 
 
 def is_serving_op(name: str) -> bool:
@@ -58,6 +62,15 @@ def estimate_serving_op(name: str, args: Sequence[Arg]) -> OpCost | None:
             return None
         out, x, w = t
         return OpCost(flops=_RMS_FLOPS * x.numel, bytes=float(x.nbytes + w.nbytes + out.nbytes),
+                      engine="cuda", dtype=x.dtype, formula="vllm.rms_norm", kind="norm",
+                      transcendentals=x.numel / max(x.shape[-1], 1))
+    if name.startswith("aiter::rmsnorm2d_fwd"):
+        tensors = [a for a in args if a.is_tensor and a.itemsize and a.shape]
+        if len(tensors) < 3:
+            return None
+        x = tensors[1]
+        add = 1 if "with_add" in name else 0
+        return OpCost(flops=(_RMS_FLOPS + add) * x.numel, bytes=float(sum(t.nbytes for t in tensors)),
                       engine="cuda", dtype=x.dtype, formula="vllm.rms_norm", kind="norm",
                       transcendentals=x.numel / max(x.shape[-1], 1))
     if name == "_C::fused_add_rms_norm":
