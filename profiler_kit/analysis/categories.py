@@ -4,9 +4,15 @@ One ordered table of rules; the first rule that matches wins. A rule looks at up
 the kernel's name, the GPU activity kind (kernel / memcpy / memset), the chain of aten ops that
 launched it (innermost first), and whether it ran inside an attention module scope.
 
-Order matters and every rule says why it sits where it does. Attention comes first because fused
+Order matters and every rule says why it sits where it does. Attention comes early because fused
 attention kernels contain "gemm"-like words and the vanilla chain *is* GEMMs and a softmax: inside
-an attention module those belong to attention, which is the question this toolkit answers.
+an attention module those belong to attention, which is the question this toolkit answers. Only
+rules whose words would otherwise be misread go before it: collectives, KV-cache writes (vLLM's
+``reshape_and_cache_flash``) and Inductor's generated kernels, whose names list the ops fused
+into them (``..._fmha_v3_fwd_mean_..._rsqrt``: the RMS norm feeding an attention op, not
+attention). Attention by the op that launched a kernel precedes attention by kernel name: the op
+says what ran whatever the kernel is called (ROCm's ``attn_fwd``). tests/test_category_rules.py
+holds every rule to real kernel names, positive and negative.
 """
 
 from __future__ import annotations
