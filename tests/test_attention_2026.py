@@ -109,3 +109,21 @@ def test_b200_vllm_attention_is_trtllm_fmha_and_little_is_left_in_other():
     assert cats["conv"] == 0.0                       # no convolution in an LLM
     assert rec.attention.backends["trtllm"] > 0
     assert {c.backend for c in rec.attention.calls_or_empty} == {"trtllm"}
+
+
+def test_qwen_attention_agrees_with_tracelens_sdpa_sheet():
+    """TraceLens' own SDPA_fwd sheet for this trace (its compare_test_e2e reference,
+    mi300_perf_report_csvs/SDPA_fwd.csv, MIT; copied beside the trace): 24 calls of
+    aten::_scaled_dot_product_flash_attention, 10.239377408 GFLOP and 69.875 MB (2^20 B) each,
+    attn_fwd 3,908.798 us in all. Its category sheet filed attn_fwd outside attention; its SDPA
+    sheet did not, and neither does this analysis now."""
+    import csv
+    sheet = QWEN.parent / "mi300x_Qwen1.5-0.5B-Chat__1016005_expected" / "SDPA_fwd.csv"
+    [row] = list(csv.DictReader(sheet.open(encoding="utf-8")))
+    calls = _calls(QWEN, "flash")
+    assert len(calls) == int(row["name_count"])
+    for c in calls:
+        assert c.flops_estimate == pytest.approx(float(row["GFLOPS_first"]) * 1e9, rel=1e-12)
+        assert c.hbm_bytes_estimate == pytest.approx(float(row["Data Moved (MB)_first"]) * 2**20,
+                                                     rel=1e-12)
+    assert sum(c.time_us for c in calls) == pytest.approx(3908.798)
