@@ -127,3 +127,22 @@ def test_qwen_attention_agrees_with_tracelens_sdpa_sheet():
         assert c.hbm_bytes_estimate == pytest.approx(float(row["Data Moved (MB)_first"]) * 2**20,
                                                      rel=1e-12)
     assert sum(c.time_us for c in calls) == pytest.approx(3908.798)
+
+
+def test_flux_text_encoder_and_vae_attention_agree_with_tracelens():
+    """TraceLens' SDPA sheet of the same xDiT Flux.1 Sage run (its perf_csvs/SDPA_fwd.csv, from
+    the run's profile trace, of which the committed file is the capture trace; MIT): CLIP's
+    77-token causal SDPA (12 heads of 64) and the VAE's 1024-token single-head attention of 512,
+    per call. Its category sheet put both (and Sage) in `other`."""
+    import csv
+    sheet = SAGE.parent / "xdit_flux1_aiter_sage_mi300x_expected" / "SDPA_fwd.csv"
+    rows = {(int(r["param: N_Q"]), int(r["param: H_Q"]), int(r["param: d_h_qk"])): r
+            for r in csv.DictReader(sheet.open(encoding="utf-8"))}
+    calls = _calls(SAGE, "flash")
+    assert {(c.q_tokens, c.heads, c.head_dim) for c in calls} == set(rows)
+    for c in calls:
+        row = rows[(c.q_tokens, c.heads, c.head_dim)]
+        assert c.flops_estimate == pytest.approx(float(row["GFLOPS_first"]) * 1e9, rel=1e-12)
+        assert c.hbm_bytes_estimate == pytest.approx(float(row["Data Moved (MB)_first"]) * 2**20,
+                                                     rel=1e-12)
+    assert sum(c.q_tokens == 77 for c in calls) == int(rows[(77, 12, 64)]["name_count"])
