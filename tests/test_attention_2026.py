@@ -146,3 +146,22 @@ def test_flux_text_encoder_and_vae_attention_agree_with_tracelens():
         assert c.hbm_bytes_estimate == pytest.approx(float(row["Data Moved (MB)_first"]) * 2**20,
                                                      rel=1e-12)
     assert sum(c.q_tokens == 77 for c in calls) == int(rows[(77, 12, 64)]["name_count"])
+
+
+def test_flux_aiter_attention_agrees_with_tracelens_but_counts_the_lse():
+    """TraceLens' SDPA sheet of the xDiT Flux.1 aiter run (perf_csvs/SDPA_fwd.csv, from the run's
+    profile trace; MIT): aiter::fmha_v3_fwd, 768 tokens, 24 heads of 128: 7.247757312 GFLOP, as
+    here; 18.0 MB, where this analysis adds the fp32 log-sum-exp the call returns
+    (return_softmax_lse = True, argument 8): 24 x 768 x 4 B = 73,728 B (0.4 %)."""
+    import csv
+    sheet = FLUX.parent / "xdit_flux1_mi300x_expected" / "SDPA_fwd.csv"
+    rows = {r["name"] + str(r["param: N_Q"]): r for r in csv.DictReader(sheet.open(encoding="utf-8"))}
+    aiter = rows["aiter::fmha_v3_fwd768"]
+    assert aiter["Concrete Inputs_first"].split(", ")[8] == "'True'"
+    for c in _calls(FLUX, "aiter"):
+        assert c.flops_estimate == pytest.approx(float(aiter["GFLOPS_first"]) * 1e9, rel=1e-12)
+        assert c.hbm_bytes_estimate == float(aiter["Data Moved (MB)_first"]) * 2**20 + 24 * 768 * FP32
+    for c in _calls(FLUX, "flash"):
+        row = rows[f"aten::_scaled_dot_product_flash_attention{c.q_tokens}"]
+        assert c.flops_estimate == pytest.approx(float(row["GFLOPS_first"]) * 1e9, rel=1e-12)
+        assert c.hbm_bytes_estimate == pytest.approx(float(row["Data Moved (MB)_first"]) * 2**20)
