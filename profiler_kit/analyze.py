@@ -186,41 +186,53 @@ def run(argv: list[str] | None = None) -> int:
     from profiler_kit.trace import file as tracefile
     for path in args.traces:          # inflate on the second core while the imports run
         tracefile.prefetch(path, limits)
-    from profiler_kit.analysis import TraceError, analyze_trace, compare
+    from profiler_kit.analysis import TraceError, analyze_devices, analyze_trace, compare
 
     labels = args.label or _default_labels(args.traces)
     analyses = []
     for path, label, (measurement, source), capture in zip(args.traces, labels, measurements,
                                                            captures):
+        # one trace: one analysis per GPU it holds (trace/devices.py); two: the busiest GPU each
+        analyze = analyze_devices if len(args.traces) == 1 and measurement is None else analyze_trace
         try:
-            analyses.append(analyze_trace(path, spec=args.gpu, label=label, limits=limits,
-                                          capture=capture,
-                                          spec_source="--gpu" if args.gpu else None,
-                                          calibration=calibration, roof_basis=args.roof_basis or "datasheet",
-                                          measurement=measurement, measurement_source=source))
+            done = analyze(path, spec=args.gpu, label=label, limits=limits,
+                           capture=capture,
+                           spec_source="--gpu" if args.gpu else None,
+                           calibration=calibration, roof_basis=args.roof_basis or "datasheet",
+                           measurement=measurement, measurement_source=source)
+            analyses.extend(done if isinstance(done, list) else [done])
         except TraceError as exc:
             raise _BadInput(str(exc)) from None
         except ValueError as exc:     # unknown --gpu key: the message lists the known ones
             raise _BadInput(f"--gpu {args.gpu}: {exc}") from None
     out = Path(args.out)
-    comparison = compare(analyses[0].record, analyses[1].record) if len(analyses) == 2 else None
+    per_device = len(args.traces) == 1 and len(analyses) > 1
+    comparison = (compare(analyses[0].record, analyses[1].record)
+                  if len(analyses) == 2 and not per_device else None)
     from profiler_kit.out_folder import staged_outputs
     try:
         with staged_outputs(out) as stage:     # the outputs replace the old ones as a whole
-            if comparison is None:
+            if per_device:                      # device<N>/ each, with its own report
+                for analysis in analyses:
+                    sub = stage / f"device{analysis.label.rsplit(':device', 1)[-1]}"
+                    _write_analysis(analysis, sub)
+                    if not args.no_report:
+                        _write_report([analysis], None, sub)
+            elif comparison is None:
                 _write_analysis(analyses[0], stage)
             else:
                 for analysis, sub in zip(analyses, ("a", "b")):
                     _write_analysis(analysis, stage / sub)
                 write_record(stage / "comparison.json", comparison)
-            if not args.no_report:
+            if not args.no_report and not per_device:
                 _write_report(analyses, comparison, stage)
     except OSError as exc:
         raise _BadInput(f"cannot write to {out} ({exc.strerror}); pick a writable --out "
                         "folder") from None
     for analysis in analyses:
         r = analysis.record
-        print(f"{r.source.path}: {r.kernels.count} kernels, {r.kernels.total_us / 1000:.3f} ms kernel time, "
+        where = f" ({analysis.label.rsplit(':', 1)[-1]})" if per_device else ""
+        print(f"{r.source.path}{where}: {r.kernels.count} kernels, {r.kernels.total_us / 1000:.3f} ms kernel time, "
               f"GPU busy {r.timeline.busy_us / 1000:.3f} of {r.timeline.window_us / 1000:.3f} ms")
         if r.measured is not None:
             print(measured_line(r.measured))

@@ -37,7 +37,9 @@ def _locked(folder: Path) -> Iterator[None]:
 
 
 def _swap(stage: Path, out: Path) -> None:
-    for name in OUTPUT_NAMES:
+    # one folder per GPU of a multi-GPU trace (device0/, device1/, ...): whichever either holds
+    per_device = sorted({p.name for d in (stage, out) for p in d.glob("device[0-9]*")})
+    for name in (*OUTPUT_NAMES, *per_device):
         new, old = stage / name, out / name
         if old.is_dir() and not old.is_symlink():
             os.replace(old, stage / f".old-{name}")   # on the same file system: a rename

@@ -94,10 +94,14 @@ def test_a_card_without_the_tensor_cores_skips_that_dtype_with_the_reason():
 def test_default_sizes_are_far_above_l2_and_fit_a_16_gb_card():
     from profiler_kit.hardware.specs import list_specs
     assert calibrate.STREAM_BYTES >= 2**30
-    assert calibrate.STREAM_BYTES >= 10 * max(s.l2_bytes for s in list_specs())
-    elementwise = 3 * calibrate.STREAM_BYTES                  # the largest benchmark's operands
-    fp32_gemm = 3 * 4 * calibrate.GEMM_N**2
-    assert max(elementwise, fp32_gemm) < 15 * 10**9 / 4
+    for spec in list_specs():
+        stream = calibrate.stream_bytes_for(spec)
+        assert stream >= 10 * spec.l2_bytes
+        elementwise = 3 * stream                               # the largest benchmark's operands
+        fp32_gemm = 3 * 4 * calibrate.GEMM_N**2
+        # a quarter of the card at most; 16 GB cards (T4, V100) get 1 GiB operands
+        assert max(elementwise, fp32_gemm) < spec.memory_bytes / 4, spec.key
+    assert calibrate.stream_bytes_for(None) == calibrate.STREAM_BYTES
 
 
 def test_out_of_memory_halves_the_size_then_skips():

@@ -54,8 +54,9 @@ def test_flux_triton_kernels_get_a_bound_and_the_unknown_share_falls(flux, monke
     # the same trace with Inductor's kernels left uncosted, as before cost_model/inductor.py
     monkeypatch.setattr(cost_model, "is_inductor_kernel", lambda name: False)
     before = analyze_trace(FLUX, spec="h100-sxm")
-    # measured: 13.4 % -> 5.6 % of 64.0 ms (aiter's FMHA and group norm keep the rest)
-    assert _unknown_share(before.record) > 0.13 and _unknown_share(after) < 0.06
+    # measured: 9.3 % -> 1.6 % of 64.0 ms (13.4 % -> 5.6 % before aiter's FMHA was costed,
+    # issue 21; aiter's group norm and the unlaunched kernels keep the rest)
+    assert _unknown_share(before.record) > 0.09 and _unknown_share(after) < 0.02
     assert (before.record.bound_us["unknown"] - after.bound_us["unknown"]
             == pytest.approx(sum(k["duration_us"] for k in rows), rel=1e-6))
     # bytes: 65.3 GB -> 70.5 GB; FLOPs barely move (the GEMMs carry them)

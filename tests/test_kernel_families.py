@@ -14,7 +14,9 @@ from profiler_kit.analysis.categories import classify
 from profiler_kit.trace import KERNEL
 
 DATA = Path(__file__).parent / "data"
-THIRD = sorted((DATA / "third_party").glob("*/*.json.gz"))
+# TraceLens' 2025-26 peer traces included (issue 21: B200 vLLM was 53 % `other`, Sage 5 %)
+THIRD = sorted((DATA / "third_party").glob("*/*.json.gz")) + sorted(
+    (DATA / "third_party" / "tracelens" / "2026").glob("*.json.gz"))
 ALEXNET = DATA / "third_party" / "hta" / "benchmark_result_2869224_1695835535_trace.json.gz"
 MI250 = DATA / "third_party" / "hta" / "mi250_minitoy_train_ROCm6_2_kineto.json.gz"
 BERT = DATA / "third_party" / "tracelens" / "gaunernst_bert-small-uncased__1016001.json.gz"

@@ -29,15 +29,35 @@ DEVICE_NAMES = {
     "NVIDIA L40S": "l40s",
     "Tesla V100-SXM2-16GB": "v100",
     "Tesla V100-SXM2-32GB": "v100-32gb",
+    # issue 21: 2025-26 cards (B200 and MI300X names as TraceLens' traces record them)
+    "NVIDIA B200": "b200",
+    "NVIDIA GB200": "gb200",
+    "NVIDIA B300 SXM6 AC": "b300",
+    "NVIDIA H20": "h20",
+    "NVIDIA H100 NVL": "h100-nvl",
+    "NVIDIA GeForce RTX 5090": "rtx-5090",
+    "NVIDIA RTX PRO 6000 Blackwell Workstation Edition": "rtx-pro-6000-blackwell",
+    "NVIDIA RTX PRO 6000 Blackwell Server Edition": "rtx-pro-6000-blackwell",
+    "AMD Instinct MI300X": "mi300x",
+    "AMD Instinct MI300X VF": "mi300x",
+    "AMD Instinct MI325X": "mi325x",
+    "AMD Instinct MI355X": "mi355x",
+    # names both cards; the analysis then checks the CU count (110 per MI250X GCD, 104 per MI250's)
+    "AMD Instinct MI250X / MI250": "mi250x",
 }
 
 # Cards we have no file for must not be judged against a look-alike's roof.
-UNMATCHED = ["NVIDIA H100 NVL", "NVIDIA H200 NVL", "NVIDIA L40", "Tesla V100-PCIE-16GB",
+UNMATCHED = ["NVIDIA H200 NVL", "NVIDIA L40", "Tesla V100-PCIE-16GB",
              "NVIDIA GeForce RTX 4090 D", "NVIDIA GeForce RTX 4090 Laptop GPU", "NVIDIA A10",
-             "AMD Instinct MI250X / MI250", "NVIDIA RTX A1000", ""]
+             "NVIDIA RTX A1000", "NVIDIA GB300", "NVIDIA GeForce RTX 5080",
+             "NVIDIA RTX PRO 6000 Blackwell Max-Q Workstation Edition", "AMD Instinct MI300A",
+             "AMD Radeon Graphics", ""]
 
 REQUIRED_KEYS = {"a100-40gb", "a100-80gb", "h100-sxm", "h100-pcie", "h200", "a10g", "l4", "l40s",
-                 "t4", "v100", "rtx-4090", "a100", "h100"}
+                 "t4", "v100", "rtx-4090", "a100", "h100",
+                 # issue 21
+                 "b200", "b300", "gb200", "h20", "h100-nvl", "rtx-5090", "rtx-pro-6000-blackwell",
+                 "mi250x", "mi300x", "mi325x", "mi355x"}
 
 
 def test_every_required_card_and_alias_has_a_file():
@@ -136,9 +156,9 @@ def test_spec_from_hydra_style_mapping_follows_alias():
 
 def test_unknown_key_lists_known_keys_in_one_line():
     with pytest.raises(ValueError) as info:
-        load_spec("b200")
+        load_spec("mi210")
     message = str(info.value)
-    assert "\n" not in message and "'b200'" in message
+    assert "\n" not in message and "'mi210'" in message
     assert "h100-sxm" in message and "a100" in message and "rtx-4090" in message
 
 
@@ -188,3 +208,44 @@ def test_spec_to_dict_is_json_ready():
     d = load_spec("h200").to_dict()
     assert json.loads(json.dumps(d))["match"] == ["h200"]
     assert specs.load_spec("h200").memory_bandwidth_gbps == 4800
+
+
+# Kineto deviceProperties as TraceLens' 2025-26 traces record them (tests/data/third_party/tracelens/2026).
+MI300X_PROPS = {"id": 0, "name": "AMD Instinct MI300X", "totalGlobalMem": 206141652992,
+                "computeMajor": 9, "computeMinor": 4, "numSms": 304}
+B200_PROPS = {"id": 0, "name": "NVIDIA B200", "totalGlobalMem": 191503138816, "computeMajor": 10,
+              "computeMinor": 0, "numSms": 148}
+# HTA's MI250 trace: ROCm names each GCD "AMD Radeon Graphics"; 104 CUs is an MI250 GCD, not an MI250X's
+MI250_PROPS = {"id": 0, "name": "AMD Radeon Graphics", "totalGlobalMem": 68702699520,
+               "computeMajor": 9, "computeMinor": 0, "numSms": 104}
+
+
+def test_device_properties_fingerprint_a_card_when_the_name_says_nothing():
+    assert specs.match_properties({**MI300X_PROPS, "name": "AMD Radeon Graphics"}).key == "mi300x"
+    # B200 and GB200 share dies and SM count, and 191.5 GB fits both: ambiguous, so none (the
+    # name decides, and does: NVIDIA names its cards)
+    assert specs.match_properties(B200_PROPS) is None and match_spec(B200_PROPS["name"]).key == "b200"
+    # an MI250 GCD (104 CUs) is no MI250X GCD (110): no roof rather than a look-alike's
+    assert specs.match_properties(MI250_PROPS) is None
+    assert specs.match_properties({**MI250_PROPS, "numSms": 110}).key == "mi250x"
+    # the MI325X has the MI300X's compute; its 256 GB tell them apart
+    assert specs.match_properties({**MI300X_PROPS, "totalGlobalMem": 270_000_000_000}).key == "mi325x"
+    assert specs.match_properties({"name": "x"}) is None
+
+
+def test_low_precision_peaks_where_the_card_has_them():
+    b200, mi355x, h100 = load_spec("b200"), load_spec("mi355x"), load_spec("h100-sxm")
+    assert peak_tflops(b200, "fp4", "tensor") == 9000.0 and peak_tflops(b200, "fp6", "tensor") == 4500.0
+    assert peak_tflops(mi355x, "fp4", "tensor") == 10066.3
+    assert peak_tflops(h100, "fp4", "tensor") is None            # Hopper has no FP4 tensor cores
+    assert peak_tflops(load_spec("mi250x"), "fp8_e4m3", "tensor") is None
+
+
+def test_every_spec_of_issue_21_cites_its_datasheet_per_figure_family():
+    for key in ("b200", "b300", "gb200", "h20", "h100-nvl", "rtx-5090", "rtx-pro-6000-blackwell",
+                "mi250x", "mi300x", "mi325x", "mi355x"):
+        spec = load_spec(key)
+        assert "http" in spec.source and spec.notes, key
+        # estimates are said to be estimates
+        if key in ("b300", "gb200", "h20", "rtx-pro-6000-blackwell"):
+            assert "estimate" in spec.notes.lower(), key

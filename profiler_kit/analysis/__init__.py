@@ -31,9 +31,10 @@ from profiler_kit.analysis.links import host_link_figures
 from profiler_kit.analysis.memory import analyze_memory
 from profiler_kit.analysis.ncu_join import join_measurement
 from profiler_kit.analysis.timeline import analyze_timeline
-from profiler_kit.trace import KERNEL, MEMCPY, MEMSET, Trace, TraceError, compact_raw, read_trace
+from profiler_kit.trace import (KERNEL, MEMCPY, MEMSET, Trace, TraceError, compact_raw, devices_of,
+                                one_device, read_trace)
 
-__all__ = ["analyze_trace", "compare", "TraceAnalysis", "TraceError", "SCHEMA_VERSION",
+__all__ = ["analyze_trace", "analyze_devices", "compare", "TraceAnalysis", "TraceError", "SCHEMA_VERSION",
            "KERNEL_CSV_COLUMNS"]
 
 KERNEL_CSV_COLUMNS = ("name", "category", "stream", "start_us", "duration_us", "grid", "block",
@@ -109,10 +110,20 @@ def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: lis
     if not (device_names or trace.has_gpu):
         return None, None
     known = specs.list_specs()      # reads every conf/gpu file: once, not per device name
+    sms = {p.get("name"): p.get("numSms") for p in trace.device_properties if isinstance(p, dict)}
     for name in device_names:
         found = specs.match_spec(name, known)
+        if found is not None and isinstance(sms.get(name), int) and sms[name] != found.sm_count:
+            # "AMD Instinct MI250X / MI250" names two cards; the CU count tells which ran
+            warnings.append(f"{name} reports {sms[name]} SMs/CUs, {found.key} has "
+                            f"{found.sm_count}: not judged against {found.key}'s roof")
+            continue
         if found is not None:
             return found, "deviceProperties"
+    for props in trace.device_properties:     # generic names ("AMD Radeon Graphics")
+        found = specs.match_properties(props, known)
+        if found is not None:
+            return found, "deviceProperties (compute capability, SM/CU count, memory)"
     if trace.has_gpu:
         names = ", ".join(device_names) or "no device name in the trace"
         warnings.append(f"no GPU spec matches {names}: no roofline figures; pass --gpu NAME "
@@ -174,6 +185,19 @@ def _graph_join_warnings(f: dict, n_activities: int) -> list[str]:
     return out
 
 
+def analyze_devices(path, label: str | None = None, *, limits: ReadLimits = DEFAULT_LIMITS,
+                    capture: str | os.PathLike | None = None, **kwargs) -> list[TraceAnalysis]:
+    """One analysis per GPU of the trace (read once), most kernel time first; labels get
+    ``:device<N>`` when there are several. kwargs: as :func:`analyze_trace`."""
+    trace = read_trace(path, limits, capture=capture)
+    devices = devices_of(trace)
+    if len(devices) <= 1:
+        return [analyze_trace(path, label=label, limits=limits, trace=trace, **kwargs)]
+    base = label or os.path.basename(os.fspath(path))
+    return [analyze_trace(path, label=f"{base}:device{d}", limits=limits, trace=trace, device=d,
+                          **kwargs) for d in devices]
+
+
 def _device_names(trace: Trace) -> list[str]:
     used = set(np.unique(trace.gpu.device).tolist())
     props = trace.device_properties
@@ -188,8 +212,9 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
                   roof_basis: str = "datasheet",
                   measurement: NcuMeasurement | None = None,
                   measurement_source: str | None = None,
-                  capture: str | os.PathLike | None = None) -> TraceAnalysis:
-    """Analyse one Kineto trace.
+                  capture: str | os.PathLike | None = None, device: int | None = None,
+                  trace: Trace | None = None) -> TraceAnalysis:
+    """Analyse one Kineto trace (one GPU of it).
 
     spec: a GpuSpec, a spec key/alias such as "h100", or None to match the trace's
     deviceProperties. spec_source names where a given spec came from ("--gpu"); it lands in
@@ -202,13 +227,28 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     trace's kernels (analysis/ncu_join.py) into ``record.measured``; measurement_source names its
     file. capture: a second trace holding the CUDA-graph capture of this trace's replays
     (vLLM, SGLang, xDiT write them apart); its ops and launch calls join the replayed kernels
-    (analysis/graph_join.py). Raises TraceError for unreadable input and ValueError for an
-    unknown spec key.
+    (analysis/graph_join.py). device: which GPU of a trace that holds several (trace/devices.py
+    says why they are never merged); None: the one with most kernel time, with a warning when
+    there are others (:func:`analyze_devices` analyses each). trace: the trace already read
+    (``path`` then only names it). Raises TraceError for unreadable input or a device the trace
+    has no activity on, and ValueError for an unknown spec key.
     """
     if spec_record is not None:
         spec = specs.spec_from_record(spec_record)
-    trace = read_trace(path, limits, capture=capture)
+    if trace is None:
+        trace = read_trace(path, limits, capture=capture)
     warnings: list[str] = []
+    devices = devices_of(trace)
+    if device is not None and device not in devices:
+        raise TraceError(f"{os.fspath(path)}: no GPU activity on device {device}; the trace has "
+                         f"{', '.join(map(str, sorted(devices))) or 'none'}")
+    if device is None and len(devices) > 1:
+        device = devices[0]
+        warnings.append(f"the trace holds GPU activity of devices {', '.join(map(str, sorted(devices)))}: "
+                        f"this is device {device}'s (the most kernel time); every GPU has its own "
+                        "analysis (python -m profiler_kit.analyze writes one per device)")
+    if device is not None and len(devices) > 1:
+        trace = one_device(trace, device)
     device_names = _device_names(trace)
     gpu_spec, matched_from = _resolve_spec(spec, spec_source, trace, device_names, warnings)
     table = build_kernel_table(trace)
@@ -282,6 +322,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         "bound_by_category_us": breakdown.bound_by_category_us(table, costs),
         "categories_us": breakdown.categories_us(table),
         "blocks_us": breakdown.blocks_us(table),
+        "models_us": breakdown.models_us(table),
         "attention": analyze_attention(table, costs),
         "flops_estimate": float(costs.flops.sum()),
         "hbm_bytes_estimate": float(costs.hbm_bytes.sum()),

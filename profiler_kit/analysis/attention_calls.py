@@ -24,7 +24,7 @@ import re
 
 import numpy as np
 
-from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
+from profiler_kit.analysis.categories import BACKENDS, CATEGORIES, is_attention_prologue
 from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts
 from profiler_kit.analysis.kernels import KernelTable, block_of
 from profiler_kit.trace import decode_raw
@@ -34,7 +34,8 @@ _ATTENTION = CATEGORIES.index("attention")
 _SHAPE_OPS = (
     (re.compile(r"aten::(scaled_dot_product_attention|_scaled_dot_product_\w+)$"), "BHLE"),
     (re.compile(r"aten::_(flash_attention|efficient_attention)_forward$"), "BLHE"),
-    (re.compile(r"xformers"), "BLHE"),
+    (re.compile(r"xformers|aiter::\w*(fmha|mha_)|flash_attn(_3)?::"), "BLHE"),
+    (re.compile(r"(\w+::)?sage_fwd(_\d+)?$"), "BHLE"),
     (re.compile(r"aten::baddbmm$"), "baddbmm"),
     (re.compile(r"aten::(bmm|matmul)$"), "bmm"),
 )
@@ -134,9 +135,12 @@ def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
             scope = table.scope_of_node(node) if node in table.tree.scope_names \
                 else table.scope(int(kernels[0]))
             time_by_backend: dict[str, float] = {}
+            prologue_us = 0.0
             for k in kernels.tolist():
                 name = table.backend_name(k)
                 time_by_backend[name] = time_by_backend.get(name, 0.0) + float(dur_us[k])
+                if is_attention_prologue(table.name(k)):
+                    prologue_us += float(dur_us[k])
             shape = _call_shape(table, kernels)
             calls.append({
                 "scope": scope, "kind": _kind(scope, shape), "level": block_of(scope),
@@ -144,6 +148,7 @@ def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
                 "backend": max(time_by_backend, key=time_by_backend.get),
                 "kernels": sorted({table.name(k) for k in kernels.tolist()}),
                 "time_us": float(dur_us[kernels].sum()),
+                "prologue_us": prologue_us,
                 "flops_estimate": float(costs.flops[kernels].sum()),
                 "hbm_bytes_estimate": float(costs.hbm_bytes[kernels].sum()),
                 "bound_us": {BOUNDS[b]: float(us) for b, us in enumerate(np.bincount(
@@ -157,6 +162,7 @@ def analyze_attention(table: KernelTable, costs: KernelCosts) -> dict:
     used = {c["backend"] for c in calls}
     return {
         "total_us": float(dur_us[is_attention].sum()),
+        "prologue_us": float(sum(c["prologue_us"] for c in calls)),
         "backends": backends,
         "fallback": "math" in used,
         "mixed": len(used) > 1,

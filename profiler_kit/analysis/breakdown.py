@@ -37,18 +37,44 @@ def bound_by_category_us(table: KernelTable, costs: KernelCosts) -> dict[str, di
 
 
 def blocks_us(table: KernelTable) -> dict[str, dict[str, float]]:
+    """Kernel time by block and category. In a pipeline trace (more than one model) a block is
+    named under its model, ``Decoder_0/UpDecoderBlock2D_2``: module paths leave the model out,
+    and the VAE's blocks would otherwise sit beside the text encoder's as if one model's."""
     dur_us = table.dur_us
+    models = table.tree.model_names
+    several = len(set(models.values()) - {""}) > 1
     block_cache: dict[int, str] = {}
     out: dict[str, dict[str, float]] = {}
     for k, scope in enumerate(table.scope_node.tolist()):
         block = block_cache.get(scope)
         if block is None:
-            block = block_cache[scope] = block_of(table.scope_of_node(scope))
+            block = block_of(table.scope_of_node(scope))
+            model = models.get(scope, "") if several else ""
+            block = block_cache[scope] = f"{model}/{block}" if model else block
         row = out.get(block)
         if row is None:
             row = out[block] = {c: 0.0 for c in CATEGORIES}
         row[CATEGORIES[table.category[k]]] += float(dur_us[k])
     return out
+
+
+def models_us(table: KernelTable) -> dict[str, float]:
+    """Kernel time per model of a pipeline trace (text encoders, denoiser, VAE): the outermost
+    nn.Module frame around each kernel's launch (spans.SpanTree.model_names). Empty when the
+    trace names no models (no with_modules frames, or record_function scopes of one model)."""
+    names = table.tree.model_names
+    if not names:
+        return {}
+    dur_us = table.dur_us
+    out: dict[str, float] = {}
+    for scope, us in zip(table.scope_node.tolist(), dur_us.tolist()):
+        model = names.get(scope, "") if scope >= 0 else ""
+        key = model or OUTSIDE_MODELS
+        out[key] = out.get(key, 0.0) + us
+    return dict(sorted(out.items(), key=lambda kv: -kv[1]))
+
+
+OUTSIDE_MODELS = "(outside models)"
 
 
 def top_kernels(table: KernelTable, costs: KernelCosts) -> list[dict]:

@@ -7,7 +7,8 @@ aten::_flash_attention_forward). Each op instance is then costed exactly once, h
 kernels it launches. The walk stops below a DECOMPOSITIONS op (SDPA's math backend).
 
 How an op's cost is split over its kernels: over its WORK kernels, those of the op's leading
-category (attention > conv > gemm > norm > softmax > embedding > optimizer > communication >
+category (attention > conv > gemm > norm > softmax > embedding > optimizer > moe_routing >
+communication >
 elementwise > other > copy > layout), in
 proportion to their time. Inside aten::conv2d the convolution kernels are the work; cuDNN's
 NCHW<->NHWC conversions, workspace memsets and the bias add are helpers: they carry no share of
@@ -47,7 +48,7 @@ _TENSORLIST_OPS = frozenset({"aten::cat", "aten::_cat", "aten::stack"})
 
 # Which kernels of an op do its work (lowest rank present); see the module docstring.
 _RANK = np.asarray([("attention", "conv", "gemm", "norm", "softmax", "embedding", "optimizer",
-                     "communication", "elementwise", "other", "copy", "layout").index(c)
+                     "moe_routing", "communication", "elementwise", "other", "copy", "layout").index(c)
                     for c in CATEGORIES])
 _LOW_INTENSITY = [CATEGORIES.index(c) for c in ("elementwise", "copy", "layout")]
 

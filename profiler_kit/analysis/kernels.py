@@ -17,6 +17,7 @@ import numpy as np
 
 from profiler_kit.analysis.attention_pattern import find_unfused_attention, unit_op
 from profiler_kit.analysis.categories import (BACKENDS, CATEGORIES, classify,
+                                              is_attention_prologue,
                                               is_attention_scope_component)
 from profiler_kit.analysis.graph_join import GraphJoin, join_graph_replays
 from profiler_kit.analysis.spans import SpanTree, build_span_tree
@@ -184,6 +185,7 @@ def build_kernel_table(trace: Trace) -> KernelTable:
                 attention_call[k] = call
             else:
                 attention_call[k] = _attention_call_op(trace, chain)
+    _attach_prologues(trace, launch_ns, attention_call)
     return KernelTable(trace=trace, tree=tree, launch_ns=launch_ns, launch_name=launch_name, op_node=op_node,
                        scope_node=scope_node, category=category, backend=backend,
                        attention_call=attention_call, graph_join=graph_join)
@@ -209,6 +211,33 @@ def _attention_module(tree: SpanTree, scope: int) -> int:
         up = int(tree.parent[scope])
         scope = int(tree.scope_node[up]) if up >= 0 else -1
     return -1
+
+
+def _attach_prologues(trace: Trace, launch_ns: np.ndarray, attention_call: np.ndarray) -> None:
+    """Give each quantization prologue (Sage's INT8/FP8 quant, its own op) the call of the next
+    attention kernel launched after it on the same device and stream: the prologue exists only
+    for that call, and a call's time, bytes and bound include it (shown apart as prologue_us)."""
+    gpu, names = trace.gpu, trace.names
+    linked = np.flatnonzero(attention_call >= 0)
+    if not len(linked):
+        return
+    prologue_ids = {i for i in np.unique(gpu.name_id[linked]).tolist()
+                    if is_attention_prologue(names[i])}
+    if not prologue_ids:
+        return
+    when = np.where(launch_ns[linked] >= 0, launch_ns[linked], gpu.start_ns[linked])
+    order = linked[np.lexsort((when, gpu.stream[linked], gpu.device[linked]))]
+    pending: list[int] = []
+    lane = None
+    for k in order.tolist():
+        here = (int(gpu.device[k]), int(gpu.stream[k]))
+        if here != lane:
+            pending, lane = [], here
+        if int(gpu.name_id[k]) in prologue_ids:
+            pending.append(k)
+        elif pending:
+            attention_call[pending] = attention_call[k]
+            pending = []
 
 
 def _attention_call_op(trace: Trace, chain: tuple[int, ...]) -> int:

@@ -118,6 +118,7 @@ def ridge_point(spec: GpuSpec, dtype: str, engine: str) -> float | None:
 # Label of each compute roof a kernel can be judged against, highest-rate engines first.
 ROOF_LABELS = {
     ("tensor", "fp8_e4m3"): "FP8 tensor", ("tensor", "fp8_e5m2"): "FP8 tensor",
+    ("tensor", "fp6"): "FP6 tensor", ("tensor", "fp4"): "FP4 tensor",
     ("tensor", "fp16"): "FP16 tensor", ("tensor", "bf16"): "BF16 tensor",
     ("tensor", "tf32"): "TF32 tensor", ("cuda", "fp16"): "FP16 CUDA cores",
     ("cuda", "bf16"): "BF16 CUDA cores", ("cuda", "fp32"): "FP32 CUDA cores",
@@ -129,6 +130,7 @@ _ENGINE_NAMES = {"tensor": "tensor", "cuda": "CUDA cores"}
 # The roof each spec field is (its label names the field's own math).
 _FIELD_LABELS = {"fp16_tensor_tflops": "FP16 tensor", "bf16_tensor_tflops": "BF16 tensor",
                  "tf32_tensor_tflops": "TF32 tensor", "fp8_tensor_tflops": "FP8 tensor",
+                 "fp6_tensor_tflops": "FP6 tensor", "fp4_tensor_tflops": "FP4 tensor",
                  "fp16_tflops": "FP16 CUDA cores", "bf16_tflops": "BF16 CUDA cores",
                  "fp32_tflops": "FP32 CUDA cores", "fp64_tflops": "FP64 CUDA cores"}
 

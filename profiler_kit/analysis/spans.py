@@ -26,6 +26,10 @@ class SpanTree:
     end_ns: np.ndarray
     # per thread: (span indices sorted by start, their starts) for enclosing-span lookups
     by_thread: dict
+    # scope span -> the model it runs in: the outermost nn.Module frame's class
+    # ("CLIPTextModel_0", "T5EncoderModel_0", "AutoencoderKL_0"): a pipeline trace's text
+    # encoders, denoiser and VAE apart. Empty for record_function scopes (one model per capture).
+    model_names: dict = field(default_factory=dict)
     # op -> its ancestor chain: asked for by the kernel table, the cost walk, the attention
     # view and kernels.csv, for the same ops; computed once each
     _ancestors: dict = field(default_factory=dict, repr=False, compare=False)
@@ -85,6 +89,7 @@ def build_span_tree(trace: Trace) -> SpanTree:
     nearest_op = np.full(n, -1, dtype=np.int64)
     scope_node = np.full(n, -1, dtype=np.int64)
     scope_names: dict[int, str] = {}
+    model_names: dict[int, str] = {}
 
     order_l = order.tolist()
     thread_l = spans.thread.tolist()
@@ -124,10 +129,12 @@ def build_span_tree(trace: Trace) -> SpanTree:
                 # nn.Module frames carry only the class: join them into a path, leaving out
                 # the outermost module (the model itself), as named_modules() paths do.
                 scope_names[i] = ""
+                model_names[i] = names[name_l[i]][len(NN_MODULE_PREFIX):]
             else:
                 short = names[name_l[i]][len(NN_MODULE_PREFIX):]
                 up = scope_names[int(outer)]
                 scope_names[i] = f"{up}.{short}" if up else short
+                model_names[i] = model_names.get(int(outer), "")
         elif p >= 0:
             scope_node[i] = scope_node[p]
         stack.append(i)
@@ -141,4 +148,4 @@ def build_span_tree(trace: Trace) -> SpanTree:
             by_thread[int(spans.thread[chunk[0]])] = (chunk, start[chunk])
     return SpanTree(parent=parent, nearest_op=nearest_op, scope_node=scope_node,
                     scope_names=scope_names, scope_source=scope_source, end_ns=end,
-                    by_thread=by_thread)
+                    by_thread=by_thread, model_names=model_names)

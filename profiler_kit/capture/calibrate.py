@@ -40,11 +40,13 @@ from profiler_kit.run_folder import ROOFS_MEASURED_FILE
 
 log = logging.getLogger("profiler_kit")
 
-# 1 GiB per streamed operand: over 10x the largest L2 of any card in conf/gpu (L40S: 96 MiB; H200:
-# 60 MiB), so at most a tenth of the bytes could be L2 hits (in practice far fewer: each byte is
-# touched once per call); and ~0.5 ms per copy on an H200, long enough that launch and ramp (a
-# few µs) cost under 1 %.
+# 1 GiB per streamed operand, or 10x the card's L2 where that is more (L2_MULTIPLE;
+# stream_bytes_for): at most a tenth of the bytes could be L2 hits (in practice far fewer: each
+# byte is touched once per call); and ~0.5 ms per copy on an H200, long enough that launch and
+# ramp (a few µs) cost under 1 %. 1 GiB covers every card up to 96 MiB of L2 (L40S, RTX 5090);
+# Blackwell's B200 (126 MiB) and RTX PRO 6000 (128 MiB) get more, and have the memory for it.
 STREAM_BYTES = 1 << 30
+L2_MULTIPLE = 10
 # Halving on out-of-memory stops here: still 2.7x the largest L2 (L40S), 4x an H200's.
 MIN_STREAM_BYTES = 256 << 20
 # 8192^3: 1.1 TFLOP, ~1.1 ms in fp16 on an H200 (many waves on every SM, tile-aligned for every
@@ -217,8 +219,13 @@ def _measure(bench: _Bench, device: torch.device, spec, warmup: int, repeats: in
                        reason=f"out of memory at {', '.join(tried)} ({why})")
 
 
+def stream_bytes_for(spec: specs.GpuSpec | None) -> int:
+    """Bytes per streamed operand on this card: STREAM_BYTES, or L2_MULTIPLE x its L2 if more."""
+    return max(STREAM_BYTES, L2_MULTIPLE * spec.l2_bytes) if spec is not None else STREAM_BYTES
+
+
 def measure_roofs(device: torch.device, env: Mapping[str, Any], *, spec: specs.GpuSpec | None = None,
-                  stream_bytes: int = STREAM_BYTES, gemm_n: int = GEMM_N,
+                  stream_bytes: int | None = None, gemm_n: int = GEMM_N,
                   warmup: int = WARMUP_CALLS, repeats: int = REPEATS) -> RoofCalibration:
     """Measure every roof this device has (see the module docstring). ``env`` is the run's
     environment record (environment.describe): its device name, driver, torch and CUDA versions
@@ -228,6 +235,8 @@ def measure_roofs(device: torch.device, env: Mapping[str, Any], *, spec: specs.G
     device_name = roof_cache.identity(env)[0]
     if spec is None:
         spec = specs.match_spec(device_name)
+    if stream_bytes is None:
+        stream_bytes = stream_bytes_for(spec)
     capability = torch.cuda.get_device_capability(device) if device.type == "cuda" else None
     measured, skipped = [], []
     for bench in benchmarks(stream_bytes, gemm_n):

@@ -51,6 +51,8 @@ class GpuSpec:
     # Additions beyond the data contract (optional in the YAML):
     bf16_tflops: float | None = None        # CUDA cores, non-tensor BF16 vector rate
     fp8_tensor_tflops: float | None = None  # dense; None where the card has no FP8 tensor cores
+    fp6_tensor_tflops: float | None = None  # dense; Blackwell / CDNA4 (MXFP6) only
+    fp4_tensor_tflops: float | None = None  # dense; Blackwell NVFP4/MXFP4, CDNA4 MXFP4 only
     fp64_tflops: float | None = None        # CUDA cores
     architecture: str = ""                  # "ampere", "hopper", ...
     compute_capability: str = ""            # "9.0"; matches Kineto deviceProperties computeMajor/Minor
@@ -256,6 +258,25 @@ def match_score(spec: GpuSpec, device_name: str) -> int:
     return max((len(m) for m in spec.match if _contains_token(name, m)), default=0)
 
 
+def match_properties(props: Mapping[str, Any], specs: list[GpuSpec] | None = None) -> GpuSpec | None:
+    """The spec a Kineto ``deviceProperties`` entry fingerprints when its name says nothing
+    ("AMD Radeon Graphics" is what ROCm reports for an MI250's GCD): the same compute capability
+    (``computeMajor.computeMinor``; gfx90a is 9.0, gfx942 9.4), the same SM/CU count
+    (``numSms``), and a capacity the device's ``totalGlobalMem`` fits (at most the nominal
+    capacity, at least 85 % of it: drivers reserve a little). None when no spec, or more than
+    one, fits: a guess would judge the trace against another card's roof."""
+    try:
+        cc = f"{int(props['computeMajor'])}.{int(props['computeMinor'])}"
+        sms = int(props["numSms"])
+        mem = int(props["totalGlobalMem"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    fits = [s for s in (specs if specs is not None else list_specs())
+            if s.compute_capability == cc and s.sm_count == sms
+            and 0.85 * s.memory_bytes <= mem <= s.memory_bytes]
+    return fits[0] if len(fits) == 1 else None
+
+
 def match_spec(device_name: str, specs: list[GpuSpec] | None = None) -> GpuSpec | None:
     """The spec whose match string is the most specific (longest) hit in ``device_name``.
 
@@ -318,6 +339,10 @@ def peak_field(spec: GpuSpec, dtype: str, engine: str, allow_tf32: bool = False)
             return "tf32_tensor_tflops" if spec.tf32_tensor_tflops else "fp32_tflops"
         if dtype.startswith("fp8"):
             return "fp8_tensor_tflops"
+        if dtype.startswith("fp6"):
+            return "fp6_tensor_tflops"
+        if dtype.startswith("fp4"):
+            return "fp4_tensor_tflops"
     return _cuda_core_field(spec, dtype)
 
 

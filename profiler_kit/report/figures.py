@@ -26,6 +26,7 @@ CATEGORY_COLORS = {
     "attention": "#2f855a", "softmax": "#c53030", "gemm": "#2b6cb0", "conv": "#4c51bf",
     "layout": "#d69e2e", "norm": "#319795", "elementwise": "#dd6b20", "copy": "#718096",
     "other": "#a0aec0", "communication": "#97266d", "optimizer": "#744210", "embedding": "#285e61",
+    "moe_routing": "#9c4221",
 }
 MODE_COLORS = ["#c53030", "#2b6cb0", "#2f855a", "#805ad5", "#d69e2e", "#319795", "#718096"]
 MODE_SYMBOLS = ["circle", "diamond", "square", "triangle-up", "cross", "x", "star"]

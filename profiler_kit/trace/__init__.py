@@ -7,6 +7,7 @@ The reader's names are importable from here (``from profiler_kit.trace import re
 
 from __future__ import annotations
 
+from profiler_kit.trace.devices import devices_of, one_device
 from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError
 from profiler_kit.trace.kineto import (ANNOTATION, KERNEL, MEMCPY, MEMSET, MODULE, NN_MODULE_PREFIX, OP, CpuSpans,
                                        GpuActivities, GpuAnnotations, MemoryEvents, RuntimeCalls, Trace,
@@ -14,4 +15,5 @@ from profiler_kit.trace.kineto import (ANNOTATION, KERNEL, MEMCPY, MEMSET, MODUL
 
 __all__ = ["DEFAULT_LIMITS", "ReadLimits", "TraceError", "ANNOTATION", "KERNEL", "MEMCPY", "MEMSET", "MODULE",
            "NN_MODULE_PREFIX", "OP", "CpuSpans", "GpuActivities", "GpuAnnotations", "MemoryEvents",
-           "RuntimeCalls", "Trace", "compact_raw", "decode_raw", "read_trace"]
+           "RuntimeCalls", "Trace", "compact_raw", "decode_raw", "read_trace", "devices_of",
+           "one_device"]

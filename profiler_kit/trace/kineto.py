@@ -350,6 +350,8 @@ class _Reader:
         for e in events:
             cat = e.cat
             if e.ph == "X":
+                if cat == "cuda_profiler_range":
+                    counts[tv.PROFILER_RANGE] += 1
                 if cat not in _KNOWN_CATS or not tv.event_time_ok(e.ts, e.dur, counts):
                     continue
                 if cat in _GPU_CATS:

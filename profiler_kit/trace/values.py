@@ -35,6 +35,14 @@ BAD_MEMORY = "memory figure negative or over a petabyte"
 ID_OUT_OF_RANGE = "id past 64 bits, read as unknown"
 NOT_UTF8 = "text not UTF-8"
 BAD_LAUNCH_DIMS = "grid/block not 1..2^31-1, read as unknown"
+# HTA's cupti_profiler traces: torch.profiler(experimental_config=_ExperimentalConfig(
+# profiler_metrics=[...])) replays each kernel under CUPTI's range profiler and writes one
+# cuda_profiler_range event per kernel, its counters (smsp__sass_thread_inst_executed_op_*) in
+# args. They are measurements, but of a replay: the durations are not the run's, and such traces
+# hold no kernel event to join them to. Said plainly rather than dropped in silence.
+PROFILER_RANGE = ("cuda_profiler_range (CUPTI range-profiler counters per kernel, measured in a "
+                  "profiler replay): not read; their durations are replay times and the trace has "
+                  "no kernel to join them to (Nsight Compute's measurement joins with --ncu)")
 
 
 def event_time_ok(ts: float, dur: float, counts: Counter) -> bool:

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from .attention_ops import estimate_attention_op, is_attention_op
 from .fused_attention import estimate_attention, is_fused_attention
 from .inductor import estimate_inductor, is_inductor_kernel
 from .matmul_conv import CONV_OPS, GEMM_OPS, conv_output_shape, estimate_conv, estimate_gemm
 from .pointwise import estimate_pointwise, is_pointwise
+from .serving_ops import estimate_serving_op, is_serving_op
 from .op_args import parse_args
 from .op_cost import AttentionShape, OpCost
 
@@ -29,7 +31,7 @@ __all__ = ["OpCost", "AttentionShape", "estimate_op", "estimate_from_args", "is_
 def is_modeled(name: str) -> bool:
     """Does :func:`estimate_op` have a formula for this op name (inputs permitting)?"""
     return (name in GEMM_OPS or name in CONV_OPS or is_fused_attention(name) or is_pointwise(name)
-            or is_inductor_kernel(name))
+            or is_inductor_kernel(name) or is_attention_op(name) or is_serving_op(name))
 
 
 def estimate_op(name: str, input_dims: list, input_types: list, concrete_inputs: list | None,
@@ -54,6 +56,10 @@ def estimate_op(name: str, input_dims: list, input_types: list, concrete_inputs:
         return estimate_conv(name, args, allow_tf32)
     if is_fused_attention(name):
         return estimate_attention(name, args)
+    if is_attention_op(name):
+        return estimate_attention_op(name, args)
+    if is_serving_op(name):
+        return estimate_serving_op(name, args)
     if is_inductor_kernel(name):
         return estimate_inductor(name, args, allow_tf32)
     return estimate_pointwise(name, args, fallback_dtype)

@@ -29,6 +29,8 @@ DTYPES: dict[str, tuple[str, int]] = {
     "c10::Float8_e5m2": ("fp8_e5m2", 1),
     "c10::Float8_e4m3fnuz": ("fp8_e4m3", 1),
     "c10::Float8_e5m2fnuz": ("fp8_e5m2", 1),
+    # two FP4 (e2m1) values packed per byte: the recorded shape counts bytes, not values
+    "c10::Float4_e2m1fn_x2": ("fp4", 1),
     "signed char": ("int8", 1),
     "unsigned char": ("uint8", 1),
     "short int": ("int16", 2),

@@ -13,7 +13,7 @@ TENSOR_KINDS = ("gemm", "conv", "attention")
 def tensor_engine(dtype: str | None, tf32: bool = False) -> tuple[str, str]:
     """(engine, dtype label) of a GEMM, conv or attention: tensor cores for 16-bit and 8-bit
     floats, for fp32 only when TF32 is allowed (then labelled "tf32"); CUDA cores otherwise."""
-    if dtype in ("fp16", "bf16") or (dtype or "").startswith("fp8"):
+    if dtype in ("fp16", "bf16", "fp4") or (dtype or "").startswith(("fp8", "fp6")):
         return "tensor", dtype
     if dtype == "fp32" and tf32:
         return "tensor", "tf32"
