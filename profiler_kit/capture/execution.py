@@ -19,6 +19,8 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 
+from profiler_kit.capture import model_inputs
+
 # Warm-up calls on a side stream before capture, as PyTorch's CUDA-graph docs do: lazy
 # initialisation (cuBLAS handles, cuDNN autotuning, allocator pools) must not be captured.
 GRAPH_WARMUP_CALLS = 3
@@ -35,17 +37,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 class Runner:
-    """One UNet call in one execution mode; `setup_s` is what building it cost (capture, compile)."""
+    """One denoiser call (UNet or transformer) in one execution mode; `setup_s` is what building
+    it cost (capture, compile)."""
 
     execution = "eager"
 
     def __init__(self, unet: Any, inputs: Dict[str, Any]):
         self.unet = unet
+        self.family = model_inputs.family_of(unet)
         self.extra = {k: v for k, v in inputs.items() if k not in ("sample", "timestep")}
         self.setup_s: Optional[float] = None
 
     def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
-        return self.unet(sample, timestep, **self.extra, return_dict=False)[0]
+        return model_inputs.call(self.unet, self.family, sample, timestep, self.extra)
 
     # Whether record_capture() records anything: an eager call launches its kernels itself.
     captures = False
@@ -151,7 +155,7 @@ class CompiledRunner(Runner):
         t = torch.as_tensor(timestep).to(device=sample.device, dtype=torch.float32)
         if not sample.is_inference():
             sample = sample.clone()
-        return self.compiled(sample, t, **self.extra, return_dict=False)[0]
+        return model_inputs.call(self.compiled, self.family, sample, t, self.extra)
 
 
 def make_runner(execution: str, unet: Any, inputs: Dict[str, Any], compile_mode: str) -> Runner:

@@ -22,8 +22,8 @@ import torch
 import msgspec
 from omegaconf import OmegaConf
 
-from profiler_kit.capture import (attention_modes, calibrate, environment, execution, models, ncu_measure,
-                                  timing)
+from profiler_kit.capture import (attention_modes, attention_ran, calibrate, environment, execution, model_inputs,
+                                  models, ncu_measure, timing)
 from profiler_kit.hardware import specs
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
@@ -60,10 +60,19 @@ class _Run:
     weights_bytes: int
     warnings: List[str]
     runners: Dict[str, execution.Runner]
+    flow_shift: Optional[float] = None     # the flow-matching scheduler's shift (transformers)
 
     @property
     def execution_mode(self) -> str:
         return str(self.cfg.execution)
+
+    @property
+    def guidance(self) -> bool:
+        """Classifier-free guidance in the loop: asked for, and a pipeline that batches it."""
+        return model_inputs.cfg_batches(self.cfg)
+
+    def scheduler(self) -> Any:
+        return timing.make_scheduler(str(self.cfg.scheduler), self.flow_shift)
 
     @property
     def block(self) -> int:
@@ -106,6 +115,12 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
     meter = timing.PeakMemory(device)
     meter.reset()
     with attention_modes.attention_mode(unet, mode), torch.inference_mode():
+        # one eager call, its ops read: did the mode run the attention it names?
+        eager = execution.Runner(unet, inputs)
+        ran = attention_ran.check(mode, lambda: eager(inputs["sample"], inputs["timestep"]), run.execution_mode)
+        if ran.fallback:
+            run.warnings.append(f"{mode}: {ran.fallback}")
+            log.warning("%s: %s", mode, ran.fallback)
         # the UNet call in the run's execution mode: a graph captured or a UNet compiled for this
         # mode (raises ExecutionUnavailable where that cannot be done here)
         runner = execution.make_runner(run.execution_mode, unet, inputs, str(cfg.compile_mode))
@@ -135,8 +150,7 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         # alike). A CPU run measures no peak memory, and a UNet call of seconds dwarfs the
         # scheduler's warm-up: there the step would only cost time (10-17 s per mode, SD 1.5).
         if device.type == "cuda":
-            timing.timed_denoising_loop(runner, inputs, timing.make_scheduler(cfg.scheduler),
-                                         1, cfg.guidance, device)
+            timing.timed_denoising_loop(runner, inputs, run.scheduler(), 1, run.guidance, device)
         peak_allocated, peak_reserved = meter.read()
         trace = None
         if cfg.profiler.enabled:
@@ -145,7 +159,8 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
                                   os.path.join(run.run_dir, trace), cfg.profiler, device)
     record = ModeRecord(status="ok", description=ATTENTION_MODES[mode], peak_allocated_bytes=peak_allocated,
                         peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace,
-                        capture_trace=capture_trace, setup_s=runner.setup_s, phase="prepared", **check)
+                        capture_trace=capture_trace, setup_s=runner.setup_s, phase="prepared",
+                        attention_ran=ran.families, attention_fallback=ran.fallback, **check)
     return record, out_copy
 
 
@@ -221,11 +236,10 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
             try:
                 with attention_modes.attention_mode(unet, mode), torch.inference_mode():
                     times, it_s = timing.timed_denoising_loop(
-                        run.runners[mode], inputs, timing.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
+                        run.runners[mode], inputs, run.scheduler(), block, run.guidance, device)
                     if also_eager:
                         eager, _ = timing.timed_denoising_loop(
-                            execution.Runner(unet, inputs), inputs, timing.make_scheduler(cfg.scheduler), block,
-                            cfg.guidance, device)
+                            execution.Runner(unet, inputs), inputs, run.scheduler(), block, run.guidance, device)
                         eager_samples[mode].extend(eager)
             except Exception as exc:
                 failed = _failure(mode, exc)
@@ -269,7 +283,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
     os.makedirs(run_dir, exist_ok=True)
     device = environment.resolve_device(str(cfg.device))
-    dtype = environment.resolve_dtype(str(cfg.dtype), device)
+    dtype = environment.resolve_dtype(str(cfg.dtype), device, str(cfg.model.get("cuda_dtype", "fp16")))
     warm_auto, iters_auto = AUTO_COUNTS["cuda" if device.type == "cuda" else "cpu"]
     warmup = cfg.warmup if cfg.warmup is not None else warm_auto
     iterations = cfg.iterations if cfg.iterations is not None else iters_auto
@@ -289,11 +303,12 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         log.warning("%s", warnings[-1])
 
     start = time.perf_counter()
-    log.info("building the UNet (%s)...", cfg.model.display_name or cfg.model.name)
+    log.info("building the model (%s)...", cfg.model.display_name or cfg.model.name)
     built = models.build_unet(cfg.model, device, dtype, int(cfg.seed))
-    batch = cfg.images_per_prompt * (2 if cfg.guidance else 1)
-    inputs = models.make_inputs(built.unet, cfg.model, int(cfg.resolution), batch, device, dtype, int(cfg.seed))
-    log.info("UNet ready: %.0fM parameters, %s weights, %.1f s", built.parameters / 1e6, built.weights,
+    batch = cfg.images_per_prompt * (2 if model_inputs.cfg_batches(cfg) else 1)
+    inputs = model_inputs.make_inputs(built.unet, cfg.model, int(cfg.resolution), batch, device, dtype,
+                                      int(cfg.seed))
+    log.info("model ready: %.0fM parameters, %s weights, %.1f s", built.parameters / 1e6, built.weights,
              time.perf_counter() - start)
 
     shapes = attention_modes.attention_shapes(built.unet)
@@ -320,7 +335,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         roof_calibration=ROOFS_MEASURED_FILE if roof_cal is not None else None)
     run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
                warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
-               warnings=warnings, runners={})
+               warnings=warnings, runners={}, flow_shift=model_inputs.flow_shift(cfg.model, inputs))
     summary_path = os.path.join(run_dir, SUMMARY_FILE)
     records: Dict[str, ModeRecord] = {}
     reference_out = None

@@ -42,6 +42,11 @@ class ModeRecord(Record, kw_only=True):
     # interrupted run leaves) or "timed" (step times measured). Modes that did not run: "timed".
     phase: Literal["prepared", "timed"] = "timed"
     attention_kernels: list[str] = []        # longest first (set by the analysis)
+    # what the capture saw run (capture/attention_ran.py: the ops that pick the attention kernel,
+    # by family: flash, efficient, cudnn, math, xformers, flex, flash_attn, ...), and why it is not
+    # what the mode asked for (a pinned backend that fell back), None when it is
+    attention_ran: list[str] = []
+    attention_fallback: str | None = None
     measure: MeasureStatus | None = None     # measure=ncu: how the Nsight Compute measurement went
     analysis: Analysis | None = None
 
