@@ -60,7 +60,7 @@ class _Run:
     weights_bytes: int
     warnings: List[str]
     runners: Dict[str, execution.Runner]
-    flow_shift: Optional[float] = None     # the flow-matching scheduler's shift (transformers)
+    flow: Optional[Dict[str, Any]] = None   # the flow-matching scheduler's set-up (transformers)
 
     @property
     def execution_mode(self) -> str:
@@ -72,7 +72,7 @@ class _Run:
         return model_inputs.cfg_batches(self.cfg)
 
     def scheduler(self) -> Any:
-        return timing.make_scheduler(str(self.cfg.scheduler), self.flow_shift)
+        return timing.make_scheduler(str(self.cfg.scheduler), self.flow)
 
     @property
     def block(self) -> int:
@@ -323,7 +323,9 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         config=OmegaConf.to_container(cfg, resolve=True),
         environment=env,
         run=RunInfo(device=str(device), dtype=environment.dtype_name(dtype), batch=batch,
-                    latent_shape=list(inputs["sample"].shape), warmup=warmup, iterations=iterations,
+                    latent_shape=list(inputs["sample"].shape),
+                    image_tokens=model_inputs.image_tokens(cfg.model, int(cfg.resolution)),
+                    warmup=warmup, iterations=iterations,
                     execution=str(cfg.execution),
                     compile_mode=str(cfg.compile_mode) if cfg.execution == "compile" else None,
                     timing=f"interleaved: rounds of {min(TIMING_BLOCK, iterations)} denoising steps per mode",
@@ -335,7 +337,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         roof_calibration=ROOFS_MEASURED_FILE if roof_cal is not None else None)
     run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
                warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
-               warnings=warnings, runners={}, flow_shift=model_inputs.flow_shift(cfg.model, inputs))
+               warnings=warnings, runners={}, flow=model_inputs.flow_schedule(cfg.model, inputs))
     summary_path = os.path.join(run_dir, SUMMARY_FILE)
     records: Dict[str, ModeRecord] = {}
     reference_out = None

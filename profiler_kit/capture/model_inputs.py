@@ -10,7 +10,6 @@ torch.compile all call every family the same way.
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable, Dict, Optional
 
 import torch
@@ -54,24 +53,38 @@ def cfg_batches(cfg: Any) -> bool:
     return bool(cfg.guidance) and bool(cfg.model.get("cfg_batch", True))
 
 
-def flow_shift(model_cfg: Any, inputs: Dict[str, Any]) -> Optional[float]:
-    """The flow-matching scheduler's sigma shift, None for the UNet's schedulers.
+def flow_schedule(model_cfg: Any, inputs: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+    """The flow-matching scheduler as the pipeline sets it up, None for the UNet's schedulers:
+    `config` for FlowMatchEulerDiscreteScheduler, `set_timesteps` for its set_timesteps.
 
-    Flux shifts by exp(mu), mu linear in the image tokens: the static shift s*sigma/(1+(s-1)sigma)
-    with s = exp(mu) is the same curve as the pipeline's dynamic exponential shift."""
+    SD3 and Wan shift sigmas by a fixed `flow_shift`; Flux shifts them dynamically by mu, linear
+    in the image tokens (pipeline_flux.calculate_shift)."""
     family = str(model_cfg.family)
     if family == "unet":
         return None
     if model_cfg.flow_shift is not None:
-        return float(model_cfg.flow_shift)
+        return {"config": {"shift": float(model_cfg.flow_shift)}, "set_timesteps": {}}
     tokens = inputs["sample"].shape[1]
     (t0, t1), (m0, m1) = FLUX_SHIFT_TOKENS, FLUX_SHIFT_MU
     mu = m0 + (m1 - m0) * (tokens - t0) / (t1 - t0)
-    return math.exp(mu)
+    return {"config": {"use_dynamic_shifting": True, "base_shift": m0, "max_shift": m1,
+                       "base_image_seq_len": t0, "max_image_seq_len": t1},
+            "set_timesteps": {"mu": mu}}
 
 
 def latent_frames(frames: int) -> int:
     return (frames - 1) // WAN_TEMPORAL_STRIDE + 1
+
+
+def image_tokens(model_cfg: Any, resolution: int) -> int:
+    """Tokens of the image (video) at the model's top level: the UNet's latent pixels, a
+    transformer's 2x2 latent patches (Flux's packed tokens), times Wan's latent frames."""
+    side = resolution // VAE_SCALE
+    family = str(model_cfg.get("family", "unet"))
+    if family == "unet":
+        return side * side
+    patches = (side // 2) ** 2
+    return patches * latent_frames(int(model_cfg.frames)) if family == "wan" else patches
 
 
 def make_inputs(unet: Any, model_cfg: Any, resolution: int, batch: int, device: torch.device,

@@ -42,13 +42,16 @@ def output_tolerance(dtype: torch.dtype) -> float:
     return OUTPUT_TOLERANCE.get(dtype, 1e-2)
 
 
-def make_scheduler(name: str, flow_shift: Optional[float] = None):
-    """The loop's scheduler: for a flow-matching transformer (flow_shift set: SD3, Flux, Wan) its
-    pipeline's FlowMatchEulerDiscreteScheduler with that sigma shift; else the UNet's."""
+def make_scheduler(name: str, flow: Optional[Dict[str, Any]] = None):
+    """The loop's scheduler: for a flow-matching transformer (SD3, Flux, Wan;
+    model_inputs.flow_schedule) its pipeline's FlowMatchEulerDiscreteScheduler, set up as the
+    pipeline sets it up; else the UNet's."""
     from diffusers import DDIMScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, PNDMScheduler
 
-    if flow_shift is not None:
-        return FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, shift=flow_shift)
+    if flow is not None:
+        scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, **flow["config"])
+        scheduler.profiler_kit_set_timesteps = dict(flow["set_timesteps"])    # Flux's mu
+        return scheduler
     cls = {"euler": EulerDiscreteScheduler, "ddim": DDIMScheduler, "pndm": PNDMScheduler}[name]
     # SD's training schedule (scaled_linear betas 0.00085..0.012 over 1000 steps)
     return cls(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
@@ -63,7 +66,7 @@ def timed_denoising_loop(call: Callable[[torch.Tensor, Any], torch.Tensor], inpu
     Returns the UNet call times in ms (CUDA events around each call) and the loop's it/s (wall
     clock over the whole loop, synchronized, so it includes guidance, scheduler and launch gaps).
     """
-    scheduler.set_timesteps(iterations)
+    scheduler.set_timesteps(iterations, **getattr(scheduler, "profiler_kit_set_timesteps", {}))
     sample = inputs["sample"]
     half = sample.shape[0] // 2 if guidance else sample.shape[0]
     latents = sample[:half].clone()

@@ -74,6 +74,10 @@ class RunInfo(Record, kw_only=True):
     dtype: str
     batch: int
     latent_shape: list[int]
+    # the image (or video) tokens the attention sees at the model's top level: (resolution/8)²
+    # for the UNet, (resolution/16)² after a transformer's 2x2 patches (x latent frames for
+    # Wan); None in summaries written before transformers (the sweep falls back to the latents)
+    image_tokens: int | None = None
     warmup: int
     iterations: int
     execution: str = "eager"                 # eager | cuda_graphs | compile
