@@ -217,3 +217,28 @@ def test_no_arguments_stays_the_sd15_unet(tmp_path):
     proc = run_cli(["--cfg", "job"], cwd=tmp_path, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "name: sd15" in proc.stdout and "family: unet" in proc.stdout and "UNet2DConditionModel" in proc.stdout
+
+
+def test_the_compiled_transformer_compiles_once_per_mode_for_the_check_and_the_loop():
+    """As for the UNet (test_execution): the check's prepared inputs (a float32 timestep that
+    .to() hands back as it is) and the loop's scheduler timesteps must not recompile a
+    transformer inside the timed steps, switching modes included."""
+    import torch
+    from torch._dynamo.utils import counters
+
+    from profiler_kit.capture import attention_modes, execution, model_inputs, timing
+
+    cfg, built, inputs = _build("tiny_sd3")        # SD3 takes the timestep as it is (Flux divides it)
+    torch._dynamo.reset()
+    counters.clear()
+    with torch.inference_mode():
+        for mode in ("vanilla", "sdpa"):
+            with attention_modes.attention_mode(built.unet, mode):
+                runner = execution.make_runner("compile", built.unet, inputs, "default")
+                runner(inputs["sample"], inputs["timestep"])
+        compiled = counters["stats"]["unique_graphs"]
+        for mode in ("vanilla", "sdpa"):
+            with attention_modes.attention_mode(built.unet, mode):
+                timing.timed_denoising_loop(runner, inputs, timing.make_scheduler(
+                    "euler", model_inputs.flow_schedule(cfg.model, inputs)), 2, True, torch.device("cpu"))
+    assert compiled == 2 and counters["stats"]["unique_graphs"] == compiled
