@@ -242,3 +242,23 @@ def test_the_compiled_transformer_compiles_once_per_mode_for_the_check_and_the_l
                 timing.timed_denoising_loop(runner, inputs, timing.make_scheduler(
                     "euler", model_inputs.flow_schedule(cfg.model, inputs)), 2, True, torch.device("cpu"))
     assert compiled == 2 and counters["stats"]["unique_graphs"] == compiled
+
+
+def test_a_local_pretrained_folder_is_loaded_not_built(tmp_path):
+    """model.pretrained: a pipeline folder with transformer/ inside gives the saved weights."""
+    import torch
+
+    from profiler_kit.capture import execution, models
+
+    cfg, built, inputs = _build("tiny_flux")
+    with torch.no_grad():
+        for param in built.unet.parameters():
+            param.mul_(0.5)                          # weights no seeded build would give
+    built.unet.save_pretrained(tmp_path / "transformer")
+    cfg.model.pretrained = str(tmp_path)
+    loaded = models.build_unet(cfg.model, torch.device("cpu"), torch.float32, 0)
+    assert loaded.weights == str(tmp_path) and loaded.parameters == built.parameters
+    with torch.inference_mode():
+        want = execution.Runner(built.unet, inputs)(inputs["sample"], inputs["timestep"])
+        got = execution.Runner(loaded.unet, inputs)(inputs["sample"], inputs["timestep"])
+    assert torch.equal(want, got)
