@@ -24,25 +24,45 @@ class BuiltUnet:
     weights_bytes: int
 
 
-def _init_random_(module: torch.nn.Module, seed: int, device: torch.device) -> None:
-    """Fill every parameter from one seeded generator on the target device (fast, no host copy).
+def _init_random_(module: torch.nn.Module, seed: int, device: torch.device, dtype: torch.dtype) -> None:
+    """Give every (meta) parameter storage on the device, filled from one seeded generator there
+    (fast, no host copy), in the run's dtype.
 
-    Matrices get N(0, 1/fan_in) so activations keep their scale through the depth of the UNet
-    (fp16 must not overflow); biases are zero and norm scales one, as after a fresh init.
+    Matrices get N(0, 1/fan_in) so activations keep their scale through the depth of the model
+    (fp16 must not overflow); biases are zero and norm scales one, as after a fresh init. Each
+    parameter is drawn in fp32 and cast at once, so the device never holds an fp32 copy of the
+    whole model (Flux: 48 GB) beside the half-precision one; the class's fp32-kept parameters
+    (Wan's time embedder, norms and modulation table) stay fp32, as from_pretrained keeps them.
+    Buffers go to the device, cast as from_pretrained casts them.
     """
+    keep = getattr(type(module), "_keep_in_fp32_modules", None) or []
     gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
-        for name, param in module.named_parameters():
-            if param.dim() > 1:
-                fan_in = param[0].numel()
-                param.normal_(0.0, fan_in ** -0.5, generator=gen)
-            elif name.endswith("bias"):
-                param.zero_()
-            else:
-                param.fill_(1.0)
-        for buf in module.buffers():
-            if buf.is_floating_point() and not torch.isfinite(buf).all():
-                buf.zero_()
+        for mod_name, sub in module.named_modules():
+            for name, param in list(sub._parameters.items()):
+                if param is None:
+                    continue
+                full = f"{mod_name}.{name}" if mod_name else name
+                data = torch.empty(param.shape, device=device, dtype=torch.float32)
+                if data.dim() > 1:
+                    fan_in = data[0].numel()
+                    data.normal_(0.0, fan_in ** -0.5, generator=gen)
+                elif full.endswith("bias"):
+                    data.zero_()
+                else:
+                    data.fill_(1.0)
+                target = torch.float32 if any(part in keep for part in full.split(".")) else dtype
+                sub._parameters[name] = torch.nn.Parameter(data.to(target), requires_grad=False)
+            for name, buf in list(sub._buffers.items()):
+                if buf is None:
+                    continue
+                # from_pretrained(torch_dtype=...) casts what it loads: persistent buffers (SD3's
+                # position table); those built at construction (Wan's RoPE tables) stay as built
+                cast = buf.is_floating_point() and name not in sub._non_persistent_buffers_set
+                buf = buf.to(device, dtype) if cast else buf.to(device)
+                if buf.is_floating_point() and not torch.isfinite(buf).all():
+                    buf.zero_()
+                sub._buffers[name] = buf
 
 
 @contextlib.contextmanager
@@ -62,25 +82,6 @@ def _parameters_on_meta() -> Iterator[None]:
         yield
     finally:
         torch.nn.Module.register_parameter = register
-
-
-def _materialise_(module: torch.nn.Module, device: torch.device) -> None:
-    """Uninitialised storage on the device for every meta parameter; buffers are moved there."""
-    for sub in module.modules():
-        for name, param in list(sub._parameters.items()):
-            if param is not None and param.is_meta:
-                sub._parameters[name] = torch.nn.Parameter(torch.empty_like(param, device=device),
-                                                           requires_grad=False)
-    module.to(device)
-
-
-def _keep_in_fp32_(module: torch.nn.Module, dtype: torch.dtype) -> None:
-    keep = getattr(type(module), "_keep_in_fp32_modules", None) or []
-    if dtype == torch.float32 or not keep:
-        return
-    for name, param in module.named_parameters():
-        if any(part in keep for part in name.split(".")):
-            param.data = param.data.float()
 
 
 # The diffusers class of each family (a pretrained folder's config.json names its own, which must
@@ -120,13 +121,7 @@ def build_unet(model_cfg: Any, device: torch.device, dtype: torch.dtype, seed: i
         # tables are computed at construction and would be garbage after to_empty.
         with _parameters_on_meta():
             unet = cls.from_config(config)
-        _materialise_(unet, device)
-        _init_random_(unet, seed, device)
-        # nn.Module.to, not ModelMixin.to: the latter warns about fp32-kept modules. Those the
-        # class keeps in fp32 (Wan's time embedder, norms and modulation table) go back to fp32,
-        # as from_pretrained(torch_dtype=...) leaves them: their kernels are the pipeline's.
-        unet = torch.nn.Module.to(unet, dtype)
-        _keep_in_fp32_(unet, dtype)
+        _init_random_(unet, seed, device, dtype)
         weights = f"random (seed {seed})"
     unet.eval().requires_grad_(False)
     params = sum(p.numel() for p in unet.parameters())
