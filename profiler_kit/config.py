@@ -18,13 +18,14 @@ from profiler_kit.records import ROOF_BASES
 
 # Attention modes, written side by side so a reader sees where each kernel comes from.
 ATTENTION_MODES: Dict[str, str] = {
-    "vanilla": "diffusers AttnProcessor: baddbmm -> softmax -> bmm, the N x N scores in memory",
-    "xformers": "diffusers XFormersAttnProcessor -> xformers.ops.memory_efficient_attention",
-    "sdpa": "diffusers AttnProcessor2_0 -> torch SDPA, PyTorch picks the backend",
-    "sdpa_flash": "torch SDPA pinned to FlashAttention-2 (SDPBackend.FLASH_ATTENTION)",
-    "sdpa_efficient": "torch SDPA pinned to the CUTLASS memory-efficient kernel (SDPBackend.EFFICIENT_ATTENTION)",
-    "sdpa_cudnn": "torch SDPA pinned to cuDNN attention (SDPBackend.CUDNN_ATTENTION)",
-    "sdpa_math": "torch SDPA pinned to the math fallback (SDPBackend.MATH), unfused",
+    "vanilla": "textbook attention: baddbmm -> softmax -> bmm, the N x N scores in memory (diffusers AttnProcessor on the UNet)",
+    "xformers": "diffusers dispatcher 'xformers' -> xformers.ops.memory_efficient_attention",
+    "sdpa": "diffusers dispatcher 'native' -> torch SDPA, PyTorch picks the backend",
+    "sdpa_flash": "diffusers dispatcher '_native_flash': torch SDPA pinned to FlashAttention-2 (SDPBackend.FLASH_ATTENTION)",
+    "sdpa_efficient": "diffusers dispatcher '_native_efficient': torch SDPA pinned to the CUTLASS memory-efficient "
+                      "kernel (SDPBackend.EFFICIENT_ATTENTION)",
+    "sdpa_cudnn": "diffusers dispatcher '_native_cudnn': torch SDPA pinned to cuDNN attention (SDPBackend.CUDNN_ATTENTION)",
+    "sdpa_math": "diffusers dispatcher '_native_math': torch SDPA pinned to the math fallback (SDPBackend.MATH), unfused",
     # diffusers' dispatcher only (attention_dispatch.AttentionBackendName): the libraries it calls
     "flex": "diffusers dispatcher 'flex' -> torch.nn.attention.flex_attention (fused only when compiled)",
     "flash_attn": "diffusers dispatcher 'flash' -> the flash-attn 2 package's flash_attn_func",

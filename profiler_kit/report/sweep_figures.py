@@ -96,7 +96,7 @@ def step_and_kernel_time(sweep: Sweep) -> go.Figure | None:
     rows = [r for r in sweep.rows if r.status == "ok" and r.step_median_ms is not None]
     if not rows:
         return None
-    fig, groups, legend = _facets(rows, 460, "ms per UNet step")
+    fig, groups, legend = _facets(rows, 460, "ms per denoiser step")
     for col, group in enumerate(groups, start=1):
         for mi, mode, rs in _curves(rows, group, lambda r: r.step_median_ms):
             xs = [str(r.resolution) for r in rs]
@@ -166,7 +166,7 @@ def bound_shares(sweep: Sweep) -> go.Figure | None:
                     marker=dict(color=HOST_COLOR, pattern_shape=".", pattern_fgcolor="#dd6b20"),
                     hovertemplate="%{y}<br>host: %{x:.2f} ms per step<extra></extra>")
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title="ms per UNet step")
+    fig.update_xaxes(title="ms per denoiser step")
     return _style(fig, 120 + 24 * len(rows), left=20 + max(len(x) for x in labels) * 7, barmode="stack",
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
