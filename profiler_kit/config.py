@@ -31,6 +31,11 @@ ATTENTION_MODES: Dict[str, str] = {
     "flash_attn": "diffusers dispatcher 'flash' -> the flash-attn 2 package's flash_attn_func",
     "flash_attn_3": "diffusers dispatcher '_flash_3' -> FlashAttention-3 (flash_attn_interface, Hopper)",
     "sage": "diffusers dispatcher 'sage' -> SageAttention (INT8 QK^T, FP16/FP8 PV)",
+    # the dispatcher's Hub kernels (fetched by the `kernels` package at run time): always
+    # unavailable here, nothing is downloaded; the same libraries run as flash_attn / sage
+    "flash_attn_hub": "diffusers dispatcher 'flash_hub' -> kernels-community/flash-attn2 from the Hub",
+    "flash_attn_3_hub": "diffusers dispatcher '_flash_3_hub' -> kernels-community/flash-attn3 from the Hub",
+    "sage_hub": "diffusers dispatcher 'sage_hub' -> SageAttention/sage-attention from the Hub",
 }
 # Names resolved at run time, once the device is known (see attention_modes.resolve_modes).
 MODE_ALIASES = ("efficient", "all")

@@ -158,6 +158,21 @@ def test_unavailable_backends_carry_diffusers_reason():
         assert not check.available and "diffusers" in check.reason
 
 
+def test_hub_kernels_are_never_downloaded():
+    import torch
+
+    from profiler_kit.capture import attention_modes
+
+    check = attention_modes.check_mode("sage_hub", torch.device("cpu"), torch.float32, [(2, 16)])
+    assert not check.available and "never downloads" in check.reason and "mode sage" in check.reason
+
+
+def test_the_transformers_sweep_composes_sd3_and_flux_points():
+    cfg = _cfg("+sweep=transformers", "point=flux_1536")
+    assert cfg.model.name == "flux" and cfg.resolution == 1536 and list(cfg.modes) == ["all"]
+    assert _cfg("point=sd3_512").model.family == "sd3"
+
+
 def test_transformer_blocks_are_the_blocks():
     """Joint and single blocks of Flux, SD3's joint blocks and Wan's blocks are the analysis'
     blocks, as down_blocks.N is the UNet's."""
@@ -196,7 +211,7 @@ def test_a_run_goes_end_to_end(family_run):
         assert any(n.startswith("module::") and ".attn" in n for n in names), mode
     assert s["modes"]["sdpa_math"]["attention_ran"] == ["math"]
     assert "without torch.compile" in s["modes"]["flex"]["attention_fallback"]
-    for mode in ("flash_attn", "flash_attn_3", "sage", "xformers", "sdpa_efficient", "sdpa_cudnn"):
+    for mode in ("flash_attn", "flash_attn_3", "sage", "xformers", "sdpa_efficient", "sdpa_cudnn", "flash_attn_hub"):
         assert s["modes"][mode]["status"] == "unavailable" and s["modes"][mode]["reason"], mode
     assert (run_dir / "report.html").stat().st_size > 100_000
 

@@ -49,7 +49,9 @@ DISPATCH_BACKENDS = {
     "sdpa": "native", "sdpa_flash": "_native_flash", "sdpa_efficient": "_native_efficient",
     "sdpa_cudnn": "_native_cudnn", "sdpa_math": "_native_math", "xformers": "xformers",
     "flex": "flex", "flash_attn": "flash", "flash_attn_3": "_flash_3", "sage": "sage",
+    "flash_attn_hub": "flash_hub", "flash_attn_3_hub": "_flash_3_hub", "sage_hub": "sage_hub",
 }
+HUB_MODES = ("flash_attn_hub", "flash_attn_3_hub", "sage_hub")
 
 
 def dispatch_backend(mode: str):
@@ -105,6 +107,11 @@ def check_mode(mode: str, device: torch.device, dtype: torch.dtype,
         return ModeCheck(mode, True)
     if mode == "xformers":
         return _check_xformers(device, dtype, shapes)
+    if mode in HUB_MODES:
+        local = mode.replace("_hub", "")
+        return ModeCheck(mode, False, f"diffusers fetches '{DISPATCH_BACKENDS[mode]}' from the Hugging Face Hub at "
+                                      f"run time and profiler_kit never downloads: install the library and use "
+                                      f"mode {local}")
     if mode not in ("sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn", "sdpa_math"):
         return _check_dispatch(mode, device, dtype, shapes)
     backend = _sdpa_backend(mode)

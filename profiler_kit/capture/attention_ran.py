@@ -36,6 +36,7 @@ EXPECTED = {
     "sdpa": SDPA_FUSED, "sdpa_flash": ("flash",), "sdpa_efficient": ("efficient",),
     "sdpa_cudnn": ("cudnn",), "sdpa_math": ("math",), "xformers": ("xformers",), "flex": ("flex",),
     "flash_attn": ("flash_attn",), "flash_attn_3": ("flash_attn_3",), "sage": ("sage",),
+    "flash_attn_hub": ("flash_attn",), "flash_attn_3_hub": ("flash_attn_3",), "sage_hub": ("sage",),
 }
 
 
