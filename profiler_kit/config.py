@@ -17,14 +17,29 @@ from profiler_kit.hardware.nsight import METRIC_SETS as NCU_METRIC_SETS     # to
 from profiler_kit.records import ROOF_BASES
 
 # Attention modes, written side by side so a reader sees where each kernel comes from.
+# The sdpa_* pins run in diffusers' AttnProcessor2_0 on the UNet (as its pipeline does) and through
+# the dispatcher's '_native_*' backend on the transformers (capture/attention_modes.py says why).
 ATTENTION_MODES: Dict[str, str] = {
-    "vanilla": "diffusers AttnProcessor: baddbmm -> softmax -> bmm, the N x N scores in memory",
-    "xformers": "diffusers XFormersAttnProcessor -> xformers.ops.memory_efficient_attention",
-    "sdpa": "diffusers AttnProcessor2_0 -> torch SDPA, PyTorch picks the backend",
-    "sdpa_flash": "torch SDPA pinned to FlashAttention-2 (SDPBackend.FLASH_ATTENTION)",
-    "sdpa_efficient": "torch SDPA pinned to the CUTLASS memory-efficient kernel (SDPBackend.EFFICIENT_ATTENTION)",
-    "sdpa_cudnn": "torch SDPA pinned to cuDNN attention (SDPBackend.CUDNN_ATTENTION)",
-    "sdpa_math": "torch SDPA pinned to the math fallback (SDPBackend.MATH), unfused",
+    "vanilla": "textbook attention: baddbmm -> softmax -> bmm, the N x N scores in memory (diffusers AttnProcessor on the UNet)",
+    "xformers": "xformers.ops.memory_efficient_attention (diffusers XFormersAttnProcessor on the UNet, "
+                "dispatcher 'xformers' on the transformers)",
+    "sdpa": "torch SDPA, PyTorch picks the backend (diffusers AttnProcessor2_0 on the UNet, dispatcher 'native' "
+            "on the transformers)",
+    "sdpa_flash": "torch SDPA pinned to FlashAttention-2 (SDPBackend.FLASH_ATTENTION) [dispatcher '_native_flash' on the transformers]",
+    "sdpa_efficient": "torch SDPA pinned to the CUTLASS memory-efficient "
+                      "kernel (SDPBackend.EFFICIENT_ATTENTION) [dispatcher '_native_efficient' on the transformers]",
+    "sdpa_cudnn": "torch SDPA pinned to cuDNN attention (SDPBackend.CUDNN_ATTENTION) [dispatcher '_native_cudnn' on the transformers]",
+    "sdpa_math": "torch SDPA pinned to the math fallback (SDPBackend.MATH), unfused [dispatcher '_native_math' on the transformers]",
+    # diffusers' dispatcher only (attention_dispatch.AttentionBackendName): the libraries it calls
+    "flex": "diffusers dispatcher 'flex' -> torch.nn.attention.flex_attention (fused only when compiled)",
+    "flash_attn": "diffusers dispatcher 'flash' -> the flash-attn 2 package's flash_attn_func",
+    "flash_attn_3": "diffusers dispatcher '_flash_3' -> FlashAttention-3 (flash_attn_interface, Hopper)",
+    "sage": "diffusers dispatcher 'sage' -> SageAttention (INT8 QK^T, FP16/FP8 PV)",
+    # the dispatcher's Hub kernels (fetched by the `kernels` package at run time): always
+    # unavailable here, nothing is downloaded; the same libraries run as flash_attn / sage
+    "flash_attn_hub": "diffusers dispatcher 'flash_hub' -> kernels-community/flash-attn2 from the Hub",
+    "flash_attn_3_hub": "diffusers dispatcher '_flash_3_hub' -> kernels-community/flash-attn3 from the Hub",
+    "sage_hub": "diffusers dispatcher 'sage_hub' -> SageAttention/sage-attention from the Hub",
 }
 # Names resolved at run time, once the device is known (see attention_modes.resolve_modes).
 MODE_ALIASES = ("efficient", "all")
@@ -44,12 +59,22 @@ class ConfigError(ValueError):
 
 @dataclass
 class ModelConfig:
+    """A model: its official config values (`unet` or `transformer`, exactly one) and what its
+    pipeline feeds it. The defaults are the SD UNet pipeline's; conf/model/*.yaml say otherwise
+    where a pipeline differs, each value with its source."""
     name: str = MISSING
     display_name: str = ""
     source: str = ""
     pretrained: Optional[str] = None
-    text_tokens: int = 77
+    family: str = "unet"             # unet | sd3 | flux | wan: how inputs, timestep and loop are built
+    text_tokens: int = 77            # text tokens the pipeline's encoders give (SD3: 77 CLIP + 256 T5)
+    cfg_batch: bool = True           # the pipeline doubles the batch for classifier-free guidance
+    guidance_scale: float = 7.5      # the pipeline's default (CFG scale, or Flux's embedded guidance)
+    flow_shift: Optional[float] = None       # flow-matching sigma shift; null: from image tokens (Flux)
+    frames: int = 1                  # video frames (Wan); 1 for image models
+    cuda_dtype: str = "fp16"         # dtype=auto on CUDA: what the model card runs
     unet: Dict[str, Any] = field(default_factory=dict)
+    transformer: Dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -169,5 +194,32 @@ def validate(cfg: Any) -> None:
     if cfg.model.pretrained is not None and not os.path.isdir(str(cfg.model.pretrained)):
         raise ConfigError(f"model.pretrained={cfg.model.pretrained} is not a folder here: give the path of a "
                           "local diffusers model (weights are never downloaded), or leave it null for random weights")
-    if not cfg.model.unet and cfg.model.pretrained is None:
-        raise ConfigError(f"model '{cfg.model.name}' has no unet config: pick model=sd15, sd21, sdxl or tiny")
+    _validate_model(cfg)
+
+
+MODEL_FAMILIES = ("unet", "sd3", "flux", "wan")
+FLOW_FAMILIES = ("sd3", "flux", "wan")
+WAN_TEMPORAL_STRIDE = 4      # Wan's VAE keeps frame 0 and compresses each next 4 frames into one
+
+
+def _validate_model(cfg: Any) -> None:
+    model = cfg.model
+    if model.family not in MODEL_FAMILIES:
+        raise ConfigError(f"model.family={model.family} is not known: use one of {_choices(MODEL_FAMILIES)}")
+    want = "unet" if model.family == "unet" else "transformer"
+    if (model.unet and model.transformer) or (not model[want] and model.pretrained is None):
+        raise ConfigError(f"model '{model.name}' needs exactly one '{want}' config (family {model.family}): "
+                          "pick model=sd15, sd21, sdxl, sd3, sd35_medium, sd35_large, flux, flux_schnell, wan "
+                          "or a tiny_* one")
+    if model.family in FLOW_FAMILIES and cfg.scheduler != "euler":
+        raise ConfigError(f"scheduler={cfg.scheduler} is a UNet scheduler; model {model.name} is a flow-matching "
+                          "transformer: use scheduler=euler (its pipeline's flow-matching Euler)")
+    if cfg.resolution % 16 and model.family in FLOW_FAMILIES:
+        lower = max(16, cfg.resolution - cfg.resolution % 16)
+        raise ConfigError(f"resolution={cfg.resolution} is not a multiple of 16 (VAE 8 x patch 2 for "
+                          f"{model.name}): try resolution={lower}")
+    if model.frames < 1 or (model.frames - 1) % WAN_TEMPORAL_STRIDE:
+        raise ConfigError(f"model.frames={model.frames} must be 4k+1 (Wan's VAE keeps frame 0 and packs "
+                          "4 frames per latent frame): try model.frames=81 or model.frames=1")
+    if model.cuda_dtype not in ("fp16", "bf16", "fp32"):
+        raise ConfigError(f"model.cuda_dtype={model.cuda_dtype} is not known: use fp16, bf16 or fp32")

@@ -131,7 +131,7 @@ def test_the_compiled_runner_compiles_once_for_the_check_and_the_loop():
     from torch._dynamo.utils import counters
 
     from profiler_kit import config
-    from profiler_kit.capture import execution, models, timing
+    from profiler_kit.capture import execution, model_inputs, models, timing
     from test_experiment import REPO
 
     config.register()
@@ -139,7 +139,7 @@ def test_the_compiled_runner_compiles_once_for_the_check_and_the_loop():
         cfg = compose("config", overrides=["model=tiny", "resolution=64"])
     device = torch.device("cpu")
     unet = models.build_unet(cfg.model, device, torch.float32, 0).unet
-    inputs = models.make_inputs(unet, cfg.model, 64, 2, device, torch.float32, 0)
+    inputs = model_inputs.make_inputs(unet, cfg.model, 64, 2, device, torch.float32, 0)
     torch._dynamo.reset()
     counters.clear()
     with torch.inference_mode():

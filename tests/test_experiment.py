@@ -164,7 +164,7 @@ def test_out_of_memory_is_a_result_and_the_next_mode_runs(tmp_path, monkeypatch)
 
     real = attention_modes._processor
     monkeypatch.setattr(attention_modes, "_processor",
-                        lambda mode: OutOfMemoryProcessor() if mode == "vanilla" else real(mode))
+                        lambda mode, model=None: OutOfMemoryProcessor() if mode == "vanilla" else real(mode, model))
     config.register()
     with initialize_config_dir(config_dir=str(REPO / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=[*TINY, "modes=[vanilla,sdpa]", "profiler.enabled=false",

@@ -30,6 +30,10 @@ def group_of(row: SweepRow | SweepJob) -> str:
 
 
 def _tokens(summary: Summary) -> int | None:
+    """The image tokens the run recorded (a transformer's are patches, not latent pixels), else
+    the latent pixels of a run recorded before (the UNet's top-level tokens)."""
+    if summary.run and summary.run.image_tokens:
+        return int(summary.run.image_tokens)
     shape = summary.run.latent_shape if summary.run else None
     return int(shape[-1] * shape[-2]) if shape and len(shape) >= 2 else None
 

@@ -1,9 +1,15 @@
-"""Attention modes -> diffusers' own attention processors (and PyTorch SDPA backends), and
-whether each can run here, with the reason xformers or PyTorch gives when it cannot.
+"""Attention modes -> diffusers' attention dispatcher (`dispatch_attention_fn` with an
+`AttentionBackendName`), and whether each can run here, with the reason diffusers, xformers or
+PyTorch gives when it cannot.
 
-No hand-written attention: `vanilla` is diffusers' AttnProcessor (baddbmm -> softmax -> bmm, the
-N x N score matrix in memory), `xformers` its XFormersAttnProcessor, `sdpa*` its AttnProcessor2_0
-with torch.nn.attention.sdpa_kernel pinning the backend.
+Every model takes every mode: SD3's attention layers get the processors of
+attention_processors.py (diffusers' own, with the attention call through the dispatcher), Flux's
+and Wan's keep their own processors, which call the dispatcher, with the mode's backend set on
+them. The UNet keeps diffusers' own processors for the modes they run (UNET_OWN_PROCESSOR_MODES:
+what a Stable Diffusion pipeline runs) and takes the dispatcher's processor for the others. No hand-written attention kernel: `vanilla` is diffusers'
+AttnProcessor on the UNet and the same baddbmm -> softmax -> bmm chain elsewhere (the N x N
+score matrix in memory), `sdpa_*` are the dispatcher's pinned native backends (and the
+torch.nn.attention.sdpa_kernel pin around the call as well).
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from typing import Any, Iterator, List, Optional, Sequence, Tuple
 
 import torch
 
+from profiler_kit.capture import attention_processors
 from profiler_kit.config import ATTENTION_MODES
 
 REASON_CHARS = 400
@@ -38,25 +45,55 @@ def _sdpa_backend(mode: str):
     }.get(mode)
 
 
-def _processor(mode: str):
+# Each mode's backend in diffusers' dispatcher (AttentionBackendName values); vanilla has none.
+DISPATCH_BACKENDS = {
+    "sdpa": "native", "sdpa_flash": "_native_flash", "sdpa_efficient": "_native_efficient",
+    "sdpa_cudnn": "_native_cudnn", "sdpa_math": "_native_math", "xformers": "xformers",
+    "flex": "flex", "flash_attn": "flash", "flash_attn_3": "_flash_3", "sage": "sage",
+    "flash_attn_hub": "flash_hub", "flash_attn_3_hub": "_flash_3_hub", "sage_hub": "sage_hub",
+}
+HUB_MODES = ("flash_attn_hub", "flash_attn_3_hub", "sage_hub")
+
+
+def dispatch_backend(mode: str):
+    from diffusers.models.attention_dispatch import AttentionBackendName
+
+    name = DISPATCH_BACKENDS.get(mode)
+    return AttentionBackendName(name) if name else None
+
+
+# The UNet's modes that diffusers' own processors already run, as a Stable Diffusion pipeline
+# does (AttnProcessor2_0 by default, XFormersAttnProcessor after
+# enable_xformers_memory_efficient_attention): the UNet keeps those, so its figures are the
+# pipeline's. Through the dispatcher the same backends differ in what surrounds the kernel
+# (_native_cudnn makes q, k and v contiguous: three copies a call the pipeline never makes).
+# Only the backends the UNet's processors cannot reach (flex, flash-attn, Sage) are dispatched.
+UNET_OWN_PROCESSOR_MODES = ("xformers", "sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn", "sdpa_math")
+
+
+def _processor(mode: str, model: Any = None):
+    """The processor of a plain Attention layer (the UNet's, SD3.5's second attention)."""
     from diffusers.models.attention_processor import AttnProcessor, AttnProcessor2_0, XFormersAttnProcessor
 
     if mode == "vanilla":
         return AttnProcessor()
-    if mode == "xformers":
-        return XFormersAttnProcessor()
-    return AttnProcessor2_0()
+    if type(model).__name__ == "UNet2DConditionModel" and mode in UNET_OWN_PROCESSOR_MODES:
+        return XFormersAttnProcessor() if mode == "xformers" else AttnProcessor2_0()
+    return attention_processors.DispatchAttnProcessor(dispatch_backend(mode))
+
+
+def _joint_processor(mode: str):
+    """The processor of SD3's joint attention layers (image and text tokens in one attention)."""
+    return attention_processors.DispatchJointAttnProcessor(dispatch_backend(mode))
 
 
 def attention_shapes(unet: Any) -> List[Tuple[int, int]]:
-    """Distinct (heads, head_dim) of the UNet's attention layers, for availability probes."""
-    from diffusers.models.attention_processor import Attention
-
+    """Distinct (heads, head_dim) of the model's attention layers, for availability probes."""
     shapes = set()
-    for module in unet.modules():
-        if isinstance(module, Attention):
-            heads = module.heads
-            shapes.add((heads, module.inner_dim // heads))
+    for module in attention_processors.attention_modules(unet):
+        heads = module.heads
+        head_dim = getattr(module, "head_dim", None) or module.inner_dim // heads
+        shapes.add((heads, head_dim))
     return sorted(shapes)
 
 
@@ -82,6 +119,13 @@ def check_mode(mode: str, device: torch.device, dtype: torch.dtype,
         return ModeCheck(mode, True)
     if mode == "xformers":
         return _check_xformers(device, dtype, shapes)
+    if mode in HUB_MODES:
+        local = mode.replace("_hub", "")
+        return ModeCheck(mode, False, f"diffusers fetches '{DISPATCH_BACKENDS[mode]}' from the Hugging Face Hub at "
+                                      f"run time and profiler_kit never downloads: install the library and use "
+                                      f"mode {local}")
+    if mode not in ("sdpa", "sdpa_flash", "sdpa_efficient", "sdpa_cudnn", "sdpa_math"):
+        return _check_dispatch(mode, device, dtype, shapes)
     backend = _sdpa_backend(mode)
     from torch.nn.attention import sdpa_kernel
 
@@ -97,6 +141,32 @@ def check_mode(mode: str, device: torch.device, dtype: torch.dtype,
                 said = [str(w.message) for w in caught] + [str(exc)]
                 return ModeCheck(mode, False, f"PyTorch: {_condense(chr(10).join(said))} "
                                                f"(head_dim {shape[1]}, {str(dtype).replace('torch.', '')}, {device.type})")
+    return ModeCheck(mode, True)
+
+
+def _check_dispatch(mode: str, device: torch.device, dtype: torch.dtype,
+                    shapes: Sequence[Tuple[int, int]]) -> ModeCheck:
+    """A backend only the dispatcher offers: diffusers' own requirement check (the package and
+    version it needs), its constraints (device, dtype, shape), then one call per head size."""
+    from diffusers.models.attention_dispatch import (_AttentionBackendRegistry,
+                                                     _check_attention_backend_requirements, dispatch_attention_fn)
+
+    backend = dispatch_backend(mode)
+    try:
+        _check_attention_backend_requirements(backend)
+    except RuntimeError as exc:
+        return ModeCheck(mode, False, f"diffusers: {_condense(str(exc))}")
+    for shape in shapes:
+        q, k, v = _probe_inputs(shape, device, dtype, "bmhk")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")     # flex's "use torch.compile" note: the run says so itself
+                for constraint in _AttentionBackendRegistry._constraints.get(backend, []):
+                    constraint(query=q, key=k, value=v, attn_mask=None, is_causal=False)
+                dispatch_attention_fn(q, k, v, backend=backend)
+        except Exception as exc:
+            return ModeCheck(mode, False, f"diffusers '{backend.value}': {_condense(str(exc))} "
+                                          f"(head_dim {shape[1]}, {str(dtype).replace('torch.', '')}, {device.type})")
     return ModeCheck(mode, True)
 
 
@@ -179,13 +249,28 @@ def headline_efficient(modes: Sequence[str], reference: str, efficient: str, why
 
 @contextlib.contextmanager
 def attention_mode(unet: Any, mode: str) -> Iterator[None]:
-    """Install the mode's diffusers processor on every attention layer (and pin the SDPA backend)."""
-    unet.set_attn_processor(_processor(mode))
-    backend = _sdpa_backend(mode)
-    if backend is None:
-        yield
-        return
-    from torch.nn.attention import sdpa_kernel
+    """Route every attention layer of the model to the mode's backend (and pin SDPA's backend
+    around the call too, as before the dispatcher: a pinned backend fails rather than falls
+    back, and the pin holds under torch.compile whatever the dispatcher's inner pin does)."""
+    from diffusers.models.attention_processor import Attention
 
-    with sdpa_kernel([backend]):
+    backend = dispatch_backend(mode)
+    plain, joint = _processor(mode, unet), _joint_processor(mode)
+    if mode == "vanilla" and type(unet).__name__ != "UNet2DConditionModel":
+        # diffusers' AttnProcessor predates QK norms (SD3.5's second attention has them): outside
+        # the UNet, textbook attention inside the processor that applies them
+        plain = attention_processors.DispatchAttnProcessor(None)
+    for module in attention_processors.attention_modules(unet):
+        if isinstance(module, Attention):
+            module.set_processor(joint if getattr(module, "add_q_proj", None) is not None else plain)
+        elif hasattr(module.processor, "_attention_backend"):
+            module.processor._attention_backend = backend
+    with contextlib.ExitStack() as stack:
+        if mode == "vanilla":
+            stack.enter_context(attention_processors.textbook_in_dispatching_processors(unet))
+        pinned = _sdpa_backend(mode)
+        if pinned is not None:
+            from torch.nn.attention import sdpa_kernel
+
+            stack.enter_context(sdpa_kernel([pinned]))
         yield

@@ -47,10 +47,15 @@ def resolve_device(requested: str) -> torch.device:
     return device
 
 
-def resolve_dtype(requested: str, device: torch.device) -> torch.dtype:
+DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+
+
+def resolve_dtype(requested: str, device: torch.device, cuda_default: str = "fp16") -> torch.dtype:
+    """`auto`: the model card's dtype on CUDA (fp16 for the SD UNets, bf16 for Flux, SD3.5 and
+    Wan), fp32 on a CPU (whose half-precision matmuls are slow emulation)."""
     if requested == "auto":
-        return torch.float16 if device.type == "cuda" else torch.float32
-    return {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}[requested]
+        return DTYPES[cuda_default] if device.type == "cuda" else torch.float32
+    return DTYPES[requested]
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -19,11 +19,18 @@ from typing import Any, Callable, Dict, Optional
 
 import torch
 
+from profiler_kit.capture import model_inputs
+
 # Warm-up calls on a side stream before capture, as PyTorch's CUDA-graph docs do: lazy
 # initialisation (cuBLAS handles, cuDNN autotuning, allocator pools) must not be captured.
 GRAPH_WARMUP_CALLS = 3
 # torch.compile modes that replay CUDA graphs (Inductor's cudagraph trees)
 CUDAGRAPH_COMPILE_MODES = ("reduce-overhead", "max-autotune")
+# Compiled entries Dynamo keeps per frame before it gives up and runs the frame eagerly (its
+# default is 8). Every attention mode of a run compiles the same model's frames once more (the
+# processors, or their dispatcher backend, are guarded on), and modes=[all] runs up to 11 modes:
+# past 8 the last modes would silently run eagerly and be timed as "compiled".
+COMPILED_ENTRIES_PER_FRAME = 32
 
 
 class ExecutionUnavailable(RuntimeError):
@@ -35,17 +42,19 @@ def _first_line(exc: BaseException) -> str:
 
 
 class Runner:
-    """One UNet call in one execution mode; `setup_s` is what building it cost (capture, compile)."""
+    """One denoiser call (UNet or transformer) in one execution mode; `setup_s` is what building
+    it cost (capture, compile)."""
 
     execution = "eager"
 
     def __init__(self, unet: Any, inputs: Dict[str, Any]):
         self.unet = unet
+        self.family = model_inputs.family_of(unet)
         self.extra = {k: v for k, v in inputs.items() if k not in ("sample", "timestep")}
         self.setup_s: Optional[float] = None
 
     def __call__(self, sample: torch.Tensor, timestep: Any) -> torch.Tensor:
-        return self.unet(sample, timestep, **self.extra, return_dict=False)[0]
+        return model_inputs.call(self.unet, self.family, sample, timestep, self.extra)
 
     # Whether record_capture() records anything: an eager call launches its kernels itself.
     captures = False
@@ -121,6 +130,9 @@ class CompiledRunner(Runner):
         self._inputs = (inputs["sample"], inputs["timestep"])
         self._recorded = False
         start = time.perf_counter()
+        import torch._dynamo.config as dynamo_config
+
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, COMPILED_ENTRIES_PER_FRAME)
         try:
             self.compiled = torch.compile(unet, mode=compile_mode, dynamic=False)
             out = self(inputs["sample"], inputs["timestep"])
@@ -149,9 +161,11 @@ class CompiledRunner(Runner):
         # autograd dispatch keys), the prepared inputs are not; a copy made here, always inside
         # inference mode, is.
         t = torch.as_tensor(timestep).to(device=sample.device, dtype=torch.float32)
+        if not t.is_inference():        # a float32 timestep is returned as it is by .to()
+            t = t.clone()
         if not sample.is_inference():
             sample = sample.clone()
-        return self.compiled(sample, t, **self.extra, return_dict=False)[0]
+        return model_inputs.call(self.compiled, self.family, sample, t, self.extra)
 
 
 def make_runner(execution: str, unet: Any, inputs: Dict[str, Any], compile_mode: str,

@@ -22,8 +22,8 @@ import torch
 import msgspec
 from omegaconf import OmegaConf
 
-from profiler_kit.capture import (attention_modes, calibrate, environment, execution, models, ncu_measure,
-                                  timing)
+from profiler_kit.capture import (attention_modes, attention_ran, calibrate, environment, execution, model_inputs,
+                                  models, ncu_measure, timing)
 from profiler_kit.hardware import specs
 from profiler_kit.config import ATTENTION_MODES
 from profiler_kit.records import (NOISE_IQR_FRACTION, GpuSpecRecord, ModeRecord, RunInfo, StepStats, Summary,
@@ -60,12 +60,21 @@ class _Run:
     weights_bytes: int
     warnings: List[str]
     runners: Dict[str, execution.Runner]
+    flow: Optional[Dict[str, Any]] = None   # the flow-matching scheduler's set-up (transformers)
     # one CUDA-graph memory pool for every mode's graph (execution.make_runner says why)
     graph_pool: Any = None
 
     @property
     def execution_mode(self) -> str:
         return str(self.cfg.execution)
+
+    @property
+    def guidance(self) -> bool:
+        """Classifier-free guidance in the loop: asked for, and a pipeline that batches it."""
+        return model_inputs.cfg_batches(self.cfg)
+
+    def scheduler(self) -> Any:
+        return timing.make_scheduler(str(self.cfg.scheduler), self.flow)
 
     @property
     def block(self) -> int:
@@ -108,6 +117,16 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
     meter = timing.PeakMemory(device)
     meter.reset()
     with attention_modes.attention_mode(unet, mode), torch.inference_mode():
+        # One eager call, its ops read: did the mode run the attention it names? Run eagerly,
+        # that call is the correctness call below (no extra call: seconds a mode on a CPU);
+        # replayed or compiled calls hide their ops, so those runs make one eager call first.
+        ran, eager_out = attention_ran.check(
+            mode, lambda: execution.Runner(unet, inputs)(inputs["sample"], inputs["timestep"]), run.execution_mode)
+        if run.execution_mode != "eager":
+            eager_out = None          # the replayed / compiled call below is the one to check
+        if ran.fallback:
+            run.warnings.append(f"{mode}: {ran.fallback}")
+            log.warning("%s: %s", mode, ran.fallback)
         # the UNet call in the run's execution mode: a graph captured or a UNet compiled for this
         # mode (raises ExecutionUnavailable where that cannot be done here)
         if run.graph_pool is None and run.execution_mode == "cuda_graphs" and device.type == "cuda":
@@ -119,7 +138,9 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         capture_trace = None
         if cfg.profiler.enabled and runner.captures and device.type == "cuda":
             capture_trace = _profile_capture(mode, run)
-        out = runner(inputs["sample"], inputs["timestep"])   # first call: warm-up and correctness
+        # first call: warm-up and correctness
+        out = eager_out if eager_out is not None else runner(inputs["sample"], inputs["timestep"])
+        del eager_out
         timing.synchronize(device)
         out_copy = out.float().clone()
         if reference_out is not None:
@@ -139,8 +160,7 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
         # alike). A CPU run measures no peak memory, and a UNet call of seconds dwarfs the
         # scheduler's warm-up: there the step would only cost time (10-17 s per mode, SD 1.5).
         if device.type == "cuda":
-            timing.timed_denoising_loop(runner, inputs, timing.make_scheduler(cfg.scheduler),
-                                         1, cfg.guidance, device)
+            timing.timed_denoising_loop(runner, inputs, run.scheduler(), 1, run.guidance, device)
         peak_allocated, peak_reserved = meter.read()
         trace = None
         if cfg.profiler.enabled:
@@ -149,7 +169,8 @@ def _prepare_mode(mode: str, run: "_Run", reference_out: Optional[torch.Tensor])
                                   os.path.join(run.run_dir, trace), cfg.profiler, device)
     record = ModeRecord(status="ok", description=ATTENTION_MODES[mode], peak_allocated_bytes=peak_allocated,
                         peak_reserved_bytes=peak_reserved, weights_bytes=run.weights_bytes, trace=trace,
-                        capture_trace=capture_trace, setup_s=runner.setup_s, phase="prepared", **check)
+                        capture_trace=capture_trace, setup_s=runner.setup_s, phase="prepared",
+                        attention_ran=ran.families, attention_fallback=ran.fallback, **check)
     return record, out_copy
 
 
@@ -225,11 +246,10 @@ def _time_interleaved(records: Dict[str, ModeRecord], run: "_Run") -> Dict[str, 
             try:
                 with attention_modes.attention_mode(unet, mode), torch.inference_mode():
                     times, it_s = timing.timed_denoising_loop(
-                        run.runners[mode], inputs, timing.make_scheduler(cfg.scheduler), block, cfg.guidance, device)
+                        run.runners[mode], inputs, run.scheduler(), block, run.guidance, device)
                     if also_eager:
                         eager, _ = timing.timed_denoising_loop(
-                            execution.Runner(unet, inputs), inputs, timing.make_scheduler(cfg.scheduler), block,
-                            cfg.guidance, device)
+                            execution.Runner(unet, inputs), inputs, run.scheduler(), block, run.guidance, device)
                         eager_samples[mode].extend(eager)
             except Exception as exc:
                 failed = _failure(mode, exc)
@@ -273,7 +293,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
     os.makedirs(run_dir, exist_ok=True)
     device = environment.resolve_device(str(cfg.device))
-    dtype = environment.resolve_dtype(str(cfg.dtype), device)
+    dtype = environment.resolve_dtype(str(cfg.dtype), device, str(cfg.model.get("cuda_dtype", "fp16")))
     warm_auto, iters_auto = AUTO_COUNTS["cuda" if device.type == "cuda" else "cpu"]
     warmup = cfg.warmup if cfg.warmup is not None else warm_auto
     iterations = cfg.iterations if cfg.iterations is not None else iters_auto
@@ -293,11 +313,12 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         log.warning("%s", warnings[-1])
 
     start = time.perf_counter()
-    log.info("building the UNet (%s)...", cfg.model.display_name or cfg.model.name)
+    log.info("building the model (%s)...", cfg.model.display_name or cfg.model.name)
     built = models.build_unet(cfg.model, device, dtype, int(cfg.seed))
-    batch = cfg.images_per_prompt * (2 if cfg.guidance else 1)
-    inputs = models.make_inputs(built.unet, cfg.model, int(cfg.resolution), batch, device, dtype, int(cfg.seed))
-    log.info("UNet ready: %.0fM parameters, %s weights, %.1f s", built.parameters / 1e6, built.weights,
+    batch = cfg.images_per_prompt * (2 if model_inputs.cfg_batches(cfg) else 1)
+    inputs = model_inputs.make_inputs(built.unet, cfg.model, int(cfg.resolution), batch, device, dtype,
+                                      int(cfg.seed))
+    log.info("model ready: %.0fM parameters, %s weights, %.1f s", built.parameters / 1e6, built.weights,
              time.perf_counter() - start)
 
     shapes = attention_modes.attention_shapes(built.unet)
@@ -312,7 +333,9 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         config=OmegaConf.to_container(cfg, resolve=True),
         environment=env,
         run=RunInfo(device=str(device), dtype=environment.dtype_name(dtype), batch=batch,
-                    latent_shape=list(inputs["sample"].shape), warmup=warmup, iterations=iterations,
+                    latent_shape=list(inputs["sample"].shape),
+                    image_tokens=model_inputs.image_tokens(cfg.model, int(cfg.resolution)),
+                    warmup=warmup, iterations=iterations,
                     execution=str(cfg.execution),
                     compile_mode=str(cfg.compile_mode) if cfg.execution == "compile" else None,
                     timing=f"interleaved: rounds of {min(TIMING_BLOCK, iterations)} denoising steps per mode",
@@ -324,7 +347,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         roof_calibration=ROOFS_MEASURED_FILE if roof_cal is not None else None)
     run = _Run(cfg=cfg, unet=built.unet, inputs=inputs, device=device, dtype=dtype, checks=checks,
                warmup=warmup, iterations=iterations, run_dir=run_dir, weights_bytes=built.weights_bytes,
-               warnings=warnings, runners={})
+               warnings=warnings, runners={}, flow=model_inputs.flow_schedule(cfg.model, inputs))
     summary_path = os.path.join(run_dir, SUMMARY_FILE)
     records: Dict[str, ModeRecord] = {}
     reference_out = None

@@ -1,5 +1,6 @@
-"""The Stable Diffusion UNet from its config (seeded random weights) or from a local folder, and
-inputs shaped as the real pipeline feeds it.
+"""The denoiser of a diffusion model (the SD UNet, or the SD3 / Flux / Wan transformer) from its
+official config values (seeded random weights) or from a local folder. model_inputs.py builds
+what its pipeline feeds it.
 
 Random weights are enough to measure speed and memory: the kernels, shapes and bytes do not
 depend on the values. Nothing is ever downloaded.
@@ -7,72 +8,120 @@ depend on the values. Nothing is ever downloaded.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
-from typing import Any, Dict
+from typing import Any, Dict, Iterator
 
 import torch
 
-VAE_SCALE = 8             # the SD VAE downsamples images by 8 in each direction
-LATENT_CHANNELS = 4
-
-
 @dataclass(frozen=True)
 class BuiltUnet:
+    """The built denoiser (a UNet or a diffusion transformer; the name is the stage's history)."""
     unet: Any
     weights: str                 # "random (seed N)" or the folder the weights came from
     parameters: int
     weights_bytes: int
 
 
-def _init_random_(module: torch.nn.Module, seed: int, device: torch.device) -> None:
-    """Fill every parameter from one seeded generator on the target device (fast, no host copy).
+def _init_random_(module: torch.nn.Module, seed: int, device: torch.device, dtype: torch.dtype) -> None:
+    """Give every (meta) parameter storage on the device, filled from one seeded generator there
+    (fast, no host copy), in the run's dtype.
 
-    Matrices get N(0, 1/fan_in) so activations keep their scale through the depth of the UNet
-    (fp16 must not overflow); biases are zero and norm scales one, as after a fresh init.
+    Matrices get N(0, 1/fan_in) so activations keep their scale through the depth of the model
+    (fp16 must not overflow); biases are zero and norm scales one, as after a fresh init. Each
+    parameter is drawn in fp32 and cast at once, so the device never holds an fp32 copy of the
+    whole model (Flux: 48 GB) beside the half-precision one; the class's fp32-kept parameters
+    (Wan's time embedder, norms and modulation table) stay fp32, as from_pretrained keeps them.
+    Buffers go to the device, cast as from_pretrained casts them.
     """
+    keep = getattr(type(module), "_keep_in_fp32_modules", None) or []
     gen = torch.Generator(device=device).manual_seed(seed)
     with torch.no_grad():
-        for name, param in module.named_parameters():
-            if param.dim() > 1:
-                fan_in = param[0].numel()
-                param.normal_(0.0, fan_in ** -0.5, generator=gen)
-            elif name.endswith("bias"):
-                param.zero_()
-            else:
-                param.fill_(1.0)
-        for buf in module.buffers():
-            if buf.is_floating_point() and not torch.isfinite(buf).all():
-                buf.zero_()
+        for mod_name, sub in module.named_modules():
+            for name, param in list(sub._parameters.items()):
+                if param is None:
+                    continue
+                full = f"{mod_name}.{name}" if mod_name else name
+                data = torch.empty(param.shape, device=device, dtype=torch.float32)
+                if data.dim() > 1:
+                    fan_in = data[0].numel()
+                    data.normal_(0.0, fan_in ** -0.5, generator=gen)
+                elif full.endswith("bias"):
+                    data.zero_()
+                else:
+                    data.fill_(1.0)
+                target = torch.float32 if any(part in keep for part in full.split(".")) else dtype
+                sub._parameters[name] = torch.nn.Parameter(data.to(target), requires_grad=False)
+            for name, buf in list(sub._buffers.items()):
+                if buf is None:
+                    continue
+                # from_pretrained(torch_dtype=...) casts what it loads: persistent buffers (SD3's
+                # position table); those built at construction (Wan's RoPE tables) stay as built
+                cast = buf.is_floating_point() and name not in sub._non_persistent_buffers_set
+                buf = buf.to(device, dtype) if cast else buf.to(device)
+                if buf.is_floating_point() and not torch.isfinite(buf).all():
+                    buf.zero_()
+                sub._buffers[name] = buf
 
 
-def _pretrained_folder(path: str) -> tuple[str, str | None]:
-    """Accept a diffusers pipeline folder (with unet/) or the unet folder itself."""
-    if os.path.isfile(os.path.join(path, "unet", "config.json")):
-        return path, "unet"
+@contextlib.contextmanager
+def _parameters_on_meta() -> Iterator[None]:
+    """Every parameter registered inside goes to the meta device as it is registered, so the
+    layers' own initialisation runs on meta tensors (free); buffers stay real (accelerate's
+    init_empty_weights(include_buffers=False) does the same)."""
+    register = torch.nn.Module.register_parameter
+
+    def on_meta(module, name, param):
+        register(module, name, param)
+        if param is not None and not param.is_meta:
+            module._parameters[name] = torch.nn.Parameter(param.to("meta"), requires_grad=param.requires_grad)
+
+    torch.nn.Module.register_parameter = on_meta
+    try:
+        yield
+    finally:
+        torch.nn.Module.register_parameter = register
+
+
+# The diffusers class of each family (a pretrained folder's config.json names its own, which must
+# be this one: the inputs and the loop are built for it).
+FAMILY_CLASSES = {"unet": "UNet2DConditionModel", "sd3": "SD3Transformer2DModel",
+                  "flux": "FluxTransformer2DModel", "wan": "WanTransformer3DModel"}
+
+
+def _pretrained_folder(path: str, part: str) -> tuple[str, str | None]:
+    """Accept a diffusers pipeline folder (with unet/ or transformer/) or that folder itself."""
+    if os.path.isfile(os.path.join(path, part, "config.json")):
+        return path, part
     if os.path.isfile(os.path.join(path, "config.json")):
         return path, None
-    raise FileNotFoundError(f"{path} holds neither unet/config.json nor config.json")
+    raise FileNotFoundError(f"{path} holds neither {part}/config.json nor config.json")
+
+
+def model_class(model_cfg: Any):
+    import diffusers
+
+    return getattr(diffusers, FAMILY_CLASSES[str(model_cfg.get("family", "unet"))])
 
 
 def build_unet(model_cfg: Any, device: torch.device, dtype: torch.dtype, seed: int) -> BuiltUnet:
-    from diffusers import UNet2DConditionModel
-
+    """The model's denoiser: the UNet, or the transformer of SD3 / Flux / Wan."""
+    cls = model_class(model_cfg)
+    part = "unet" if str(model_cfg.get("family", "unet")) == "unet" else "transformer"
     if model_cfg.get("pretrained"):
-        folder, subfolder = _pretrained_folder(str(model_cfg.pretrained))
-        unet = UNet2DConditionModel.from_pretrained(
-            folder, subfolder=subfolder, torch_dtype=dtype, local_files_only=True)
+        folder, subfolder = _pretrained_folder(str(model_cfg.pretrained), part)
+        unet = cls.from_pretrained(folder, subfolder=subfolder, torch_dtype=dtype, local_files_only=True)
         unet = unet.to(device)
         weights = os.path.abspath(folder)
     else:
         config = unet_config(model_cfg)
-        # Build on the meta device, then allocate straight on the target: no 3 GB host init.
-        with torch.device("meta"):
-            unet = UNet2DConditionModel.from_config(config)
-        unet = unet.to_empty(device=device)
-        _init_random_(unet, seed, device)
-        # nn.Module.to, not ModelMixin.to: the latter warns about fp32-kept modules SD does not have
-        unet = torch.nn.Module.to(unet, dtype)
+        # Parameters on the meta device, then allocated straight on the target: no 24 GB host
+        # init for Flux. Buffers are built for real: SD3's sin-cos position table and Wan's RoPE
+        # tables are computed at construction and would be garbage after to_empty.
+        with _parameters_on_meta():
+            unet = cls.from_config(config)
+        _init_random_(unet, seed, device, dtype)
         weights = f"random (seed {seed})"
     unet.eval().requires_grad_(False)
     params = sum(p.numel() for p in unet.parameters())
@@ -83,35 +132,6 @@ def build_unet(model_cfg: Any, device: torch.device, dtype: torch.dtype, seed: i
 def unet_config(model_cfg: Any) -> Dict[str, Any]:
     from omegaconf import OmegaConf
 
-    raw = model_cfg.unet
+    raw = model_cfg.unet if str(model_cfg.get("family", "unet")) == "unet" else model_cfg.transformer
     cfg = OmegaConf.to_container(raw, resolve=True) if not isinstance(raw, dict) else dict(raw)
     return cfg
-
-
-def make_inputs(unet: Any, model_cfg: Any, resolution: int, batch: int, device: torch.device,
-                dtype: torch.dtype, seed: int) -> Dict[str, Any]:
-    """Latents (batch, 4, H/8, W/8), a timestep, text embeddings (batch, 77, cross_attention_dim)
-    and, for SDXL, the pooled text embedding and size/crop ids of its added conditioning."""
-    gen = torch.Generator(device="cpu").manual_seed(seed)
-    side = resolution // VAE_SCALE
-    cfg = unet.config
-    cross_dim = cfg.cross_attention_dim
-    cross_dim = cross_dim[0] if isinstance(cross_dim, (list, tuple)) else cross_dim
-    sample = torch.randn(batch, cfg.in_channels, side, side, generator=gen)
-    text = torch.randn(batch, int(model_cfg.text_tokens), cross_dim, generator=gen)
-    inputs: Dict[str, Any] = {
-        "sample": sample.to(device, dtype),
-        "timestep": torch.tensor(999, device=device),
-        "encoder_hidden_states": text.to(device, dtype),
-    }
-    if cfg.addition_embed_type == "text_time":
-        # SDXL: pooled text embedding + (original size, crop top-left, target size) ids, each id
-        # embedded in addition_time_embed_dim channels; together projection_class_embeddings_input_dim.
-        time_ids_count = 6
-        pooled_dim = cfg.projection_class_embeddings_input_dim - time_ids_count * cfg.addition_time_embed_dim
-        time_ids = torch.tensor([resolution, resolution, 0, 0, resolution, resolution], dtype=torch.float32)
-        inputs["added_cond_kwargs"] = {
-            "text_embeds": torch.randn(batch, pooled_dim, generator=gen).to(device, dtype),
-            "time_ids": time_ids.repeat(batch, 1).to(device, dtype),
-        }
-    return inputs

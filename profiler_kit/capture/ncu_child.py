@@ -27,19 +27,19 @@ def main(argv: list[str]) -> int:
     import torch
     from omegaconf import OmegaConf
 
-    from profiler_kit.capture import attention_modes, environment, execution, models
+    from profiler_kit.capture import attention_modes, environment, execution, model_inputs, models
     from profiler_kit.records import read_summary
     from profiler_kit.run_folder import SUMMARY_FILE
 
     summary = read_summary(os.path.join(run_dir, SUMMARY_FILE))
     cfg = OmegaConf.create(summary.config)
     device = environment.resolve_device(str(cfg.device))
-    dtype = environment.resolve_dtype(str(cfg.dtype), device)
+    dtype = environment.resolve_dtype(str(cfg.dtype), device, str(cfg.model.get("cuda_dtype", "fp16")))
     torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
     torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
     built = models.build_unet(cfg.model, device, dtype, int(cfg.seed))
-    batch = int(cfg.images_per_prompt) * (2 if cfg.guidance else 1)
-    inputs = models.make_inputs(built.unet, cfg.model, int(cfg.resolution), batch, device, dtype, int(cfg.seed))
+    batch = int(cfg.images_per_prompt) * (2 if model_inputs.cfg_batches(cfg) else 1)
+    inputs = model_inputs.make_inputs(built.unet, cfg.model, int(cfg.resolution), batch, device, dtype, int(cfg.seed))
     with attention_modes.attention_mode(built.unet, mode), torch.inference_mode():
         runner = execution.make_runner(str(cfg.execution), built.unet, inputs, str(cfg.compile_mode))
         for _ in range(WARMUP_CALLS):

@@ -20,7 +20,7 @@ import torch
 
 from profiler_kit.records import parse_size_bytes
 
-GUIDANCE_SCALE = 7.5               # the pipelines' default; only the arithmetic matters here
+GUIDANCE_SCALE = 7.5               # SD's pipelines' default; only the arithmetic matters here
 # Relative L2 error allowed against the reference, by dtype: fp32 kernels agree to ~1e-6; half
 # precision accumulates differently across ~30 attention layers of random weights.
 OUTPUT_TOLERANCE = {torch.float32: 1e-4, torch.float16: 5e-3, torch.bfloat16: 4e-2}
@@ -42,9 +42,16 @@ def output_tolerance(dtype: torch.dtype) -> float:
     return OUTPUT_TOLERANCE.get(dtype, 1e-2)
 
 
-def make_scheduler(name: str):
-    from diffusers import DDIMScheduler, EulerDiscreteScheduler, PNDMScheduler
+def make_scheduler(name: str, flow: Optional[Dict[str, Any]] = None):
+    """The loop's scheduler: for a flow-matching transformer (SD3, Flux, Wan;
+    model_inputs.flow_schedule) its pipeline's FlowMatchEulerDiscreteScheduler, set up as the
+    pipeline sets it up; else the UNet's."""
+    from diffusers import DDIMScheduler, EulerDiscreteScheduler, FlowMatchEulerDiscreteScheduler, PNDMScheduler
 
+    if flow is not None:
+        scheduler = FlowMatchEulerDiscreteScheduler(num_train_timesteps=1000, **flow["config"])
+        scheduler.profiler_kit_set_timesteps = dict(flow["set_timesteps"])    # Flux's mu
+        return scheduler
     cls = {"euler": EulerDiscreteScheduler, "ddim": DDIMScheduler, "pndm": PNDMScheduler}[name]
     # SD's training schedule (scaled_linear betas 0.00085..0.012 over 1000 steps)
     return cls(num_train_timesteps=1000, beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear")
@@ -59,7 +66,7 @@ def timed_denoising_loop(call: Callable[[torch.Tensor, Any], torch.Tensor], inpu
     Returns the UNet call times in ms (CUDA events around each call) and the loop's it/s (wall
     clock over the whole loop, synchronized, so it includes guidance, scheduler and launch gaps).
     """
-    scheduler.set_timesteps(iterations)
+    scheduler.set_timesteps(iterations, **getattr(scheduler, "profiler_kit_set_timesteps", {}))
     sample = inputs["sample"]
     half = sample.shape[0] // 2 if guidance else sample.shape[0]
     latents = sample[:half].clone()
@@ -75,7 +82,8 @@ def timed_denoising_loop(call: Callable[[torch.Tensor, Any], torch.Tensor], inpu
     loop_start = time.perf_counter()
     for i, t in enumerate(scheduler.timesteps):
         model_in = torch.cat([latents] * 2) if guidance else latents
-        model_in = scheduler.scale_model_input(model_in, t)
+        if hasattr(scheduler, "scale_model_input"):     # flow matching feeds the latents as they are
+            model_in = scheduler.scale_model_input(model_in, t)
         if cuda:
             events[i][0].record()
             noise = call(model_in, t)

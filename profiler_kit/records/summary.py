@@ -42,6 +42,11 @@ class ModeRecord(Record, kw_only=True):
     # interrupted run leaves) or "timed" (step times measured). Modes that did not run: "timed".
     phase: Literal["prepared", "timed"] = "timed"
     attention_kernels: list[str] = []        # longest first (set by the analysis)
+    # what the capture saw run (capture/attention_ran.py: the ops that pick the attention kernel,
+    # by family: flash, efficient, cudnn, math, xformers, flex, flash_attn, ...), and why it is not
+    # what the mode asked for (a pinned backend that fell back), None when it is
+    attention_ran: list[str] = []
+    attention_fallback: str | None = None
     measure: MeasureStatus | None = None     # measure=ncu: how the Nsight Compute measurement went
     analysis: Analysis | None = None
 
@@ -69,6 +74,10 @@ class RunInfo(Record, kw_only=True):
     dtype: str
     batch: int
     latent_shape: list[int]
+    # the image (or video) tokens the attention sees at the model's top level: (resolution/8)²
+    # for the UNet, (resolution/16)² after a transformer's 2x2 patches (x latent frames for
+    # Wan); None in summaries written before transformers (the sweep falls back to the latents)
+    image_tokens: int | None = None
     warmup: int
     iterations: int
     execution: str = "eager"                 # eager | cuda_graphs | compile

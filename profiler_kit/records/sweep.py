@@ -40,7 +40,7 @@ class SweepRow(Record, kw_only=True):
     dtype: str | None
     batch: int | None
     execution: str = "eager"
-    tokens: int | None                       # latent tokens at the UNet's top level: (resolution / 8)²
+    tokens: int | None                       # image tokens at the model's top level (RunInfo.image_tokens)
     mode: str
     status: str
     reason: str | None = None

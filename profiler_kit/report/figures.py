@@ -176,7 +176,7 @@ def _lighten(hex_color: str, amount: float = 0.55) -> str:
 
 
 def blocks_treemap(analyses: dict[str, Analysis]) -> go.Figure | None:
-    """Mode → UNet block → category; tile area is GPU time, so modes compare by size too.
+    """Mode → block (UNet level or transformer block) → category; tile area is GPU time, so modes compare by size too.
 
     Two levels show at once (drawing all three made this the slowest figure on the page): each
     block is tinted by its largest category and its hover lists the top categories; a click
@@ -452,7 +452,7 @@ def memory_timeline(analyses: dict[str, Analysis]) -> go.Figure | None:
 def comparison_deltas(comparison: Comparison) -> go.Figure:
     """b − a per category and per block: negative means b spends less GPU time there."""
     a, b = _text(comparison.a), _text(comparison.b)
-    sections = [("categories_us", "by category"), ("blocks_us", "by UNet block / module")]
+    sections = [("categories_us", "by category"), ("blocks_us", "by block / module")]
     counts = [max(1, len(getattr(comparison, key))) for key, _ in sections]
     height = 240 + 24 * sum(counts)
     fig = make_subplots(rows=2, cols=1, subplot_titles=[f"{b} − {a}, {t}" for _, t in sections],

@@ -96,7 +96,7 @@ def step_and_kernel_time(sweep: Sweep) -> go.Figure | None:
     rows = [r for r in sweep.rows if r.status == "ok" and r.step_median_ms is not None]
     if not rows:
         return None
-    fig, groups, legend = _facets(rows, 460, "ms per UNet step")
+    fig, groups, legend = _facets(rows, 460, "ms per denoiser step")
     for col, group in enumerate(groups, start=1):
         for mi, mode, rs in _curves(rows, group, lambda r: r.step_median_ms):
             xs = [str(r.resolution) for r in rs]
@@ -166,7 +166,7 @@ def bound_shares(sweep: Sweep) -> go.Figure | None:
                     marker=dict(color=HOST_COLOR, pattern_shape=".", pattern_fgcolor="#dd6b20"),
                     hovertemplate="%{y}<br>host: %{x:.2f} ms per step<extra></extra>")
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title="ms per UNet step")
+    fig.update_xaxes(title="ms per denoiser step")
     return _style(fig, 120 + 24 * len(rows), left=20 + max(len(x) for x in labels) * 7, barmode="stack",
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
 
@@ -205,11 +205,11 @@ def attention_scaling(sweep: Sweep) -> go.Figure | None:
             continue
         rest = [(r.tokens, r.kernel_ms_per_step - (r.attention_ms_per_step or 0)) for r in rs]
         fig.add_scatter(x=[t for t, _ in rest], y=[v for _, v in rest], mode="lines+markers",
-                        name=_text("rest of the UNet (" + mode + ")" + ("" if n_groups == 1 else f" · {titles[group]}")),
+                        name=_text("rest of the model (" + mode + ")" + ("" if n_groups == 1 else f" · {titles[group]}")),
                         line=dict(color="#718096", dash="dash"), marker=dict(size=6),
-                        hovertemplate="%{x:,} tokens: rest of the UNet %{y:.2f} ms per step<extra></extra>")
+                        hovertemplate="%{x:,} tokens: rest of the model %{y:.2f} ms per step<extra></extra>")
     if not fig.data:
         return None
-    fig.update_xaxes(type="log", title="latent tokens at the top level, N = (resolution / 8)²")
+    fig.update_xaxes(type="log", title="image tokens at the top level, N (UNet: (resolution / 8)², DiT: (resolution / 16)²)")
     fig.update_yaxes(type="log", title="GPU ms per step")
     return _style(fig, 460, legend=dict(orientation="v", x=1.02, y=1))
