@@ -175,3 +175,36 @@ def attention_as(model: PathModel, mine: dict[str, float], other: dict[str, floa
                    else f"attention as fast as {reference}"),
             predicted_step_us=pred, baseline_step_us=base, reference=reference))
     return out
+
+
+def _call_times_per_step(record) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for c in record.attention.calls_or_empty:
+        out[c.scope] = out.get(c.scope, 0.0) + c.time_us / record.steps
+    return out
+
+
+def with_mode_what_ifs(analyses: dict) -> dict:
+    """label -> Analysis record, each with ``attention_as:<mode>`` what-ifs added for every other
+    mode whose attention took less time per step (the fastest among them). ``analyses``: label ->
+    TraceAnalysis (its record and path_model)."""
+    import msgspec
+
+    per_step = {label: a.record.attention.total_us / a.record.steps for label, a in analyses.items()
+                if a.record.attention.total_us > 0 and a.path_model is not None}
+    out = {}
+    for label, a in analyses.items():
+        rec = a.record
+        if label not in per_step or rec.critical_path is None:
+            out[label] = rec
+            continue
+        added = []
+        for other in sorted((m for m in per_step if per_step[m] < per_step[label]), key=per_step.get):
+            added += attention_as(a.path_model, _call_times_per_step(rec),
+                                  _call_times_per_step(analyses[other].record),
+                                  per_step[label], per_step[other], other)
+        if added:
+            cp = msgspec.structs.replace(rec.critical_path, what_if=list(rec.critical_path.what_if) + added)
+            rec = msgspec.structs.replace(rec, critical_path=cp)
+        out[label] = rec
+    return out

@@ -7,6 +7,7 @@
 | `roofs` | the GPU spec a run used, the roofs an analysis used, `roofs_measured.json` |
 | `ncu` | `ncu_<mode>.json` (Nsight Compute) and its join to a trace |
 | `analysis` | `analysis.json` (one trace) and `Finding` |
+| `critical_path` | `analysis.json`'s critical path of each step and its what-ifs |
 | `comparison` | `comparison.json` (two traces) |
 | `summary` | `summary.json` (one run) |
 | `sweep` | `sweep.json` (a multirun) |
@@ -41,6 +42,8 @@ from profiler_kit.records.analysis import (
     Level, Finding, TraceSource, HostLinkFigures, KernelTotals, StepWindow, Timeline, AttentionCall,
     AttentionSummary, MemoryTimeline, LiveAllocation, MemoryFigures, TopKernel, RooflineOp,
     GraphJoinFigures, Analysis, analysis_from_builtins, read_analysis)
+from profiler_kit.records.critical_path import (
+    PATH_PARTS, BALANCE_TOLERANCE_US, PathSegment, CriticalPathStep, WhatIf, CriticalPath)
 from profiler_kit.records.comparison import (
     Pair, CallPair, Comparison, comparison_from_builtins, read_comparison)
 from profiler_kit.records.summary import (
@@ -59,7 +62,8 @@ __all__ = [
     'MeasureStatus', 'read_ncu_measurement', 'Level', 'Finding', 'TraceSource', 'HostLinkFigures',
     'KernelTotals', 'StepWindow', 'Timeline', 'AttentionCall', 'AttentionSummary', 'MemoryTimeline',
     'LiveAllocation', 'MemoryFigures', 'TopKernel', 'RooflineOp', 'GraphJoinFigures', 'Analysis',
-    'analysis_from_builtins', 'read_analysis', 'Pair', 'CallPair', 'Comparison',
+    'analysis_from_builtins', 'read_analysis', 'PATH_PARTS', 'BALANCE_TOLERANCE_US', 'PathSegment',
+    'CriticalPathStep', 'WhatIf', 'CriticalPath', 'Pair', 'CallPair', 'Comparison',
     'comparison_from_builtins', 'read_comparison', 'Status', 'RunStatus', 'ModeRecord',
     'ModeComparison', 'RunInfo', 'Summary', 'summary_from_builtins', 'read_summary',
     'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep']
