@@ -139,3 +139,32 @@ def test_unknown_step_name_is_one_line(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "no annotation named 'no such range'" in proc.stderr
+
+
+def test_sweep_sets_predictions_against_the_replayed_steps(tmp_path):
+    """An eager job and a CUDA-graph job of the same point (SD 1.5 512 px, H200): each pair
+    carries the eager profile's predictions and their error against the replayed step."""
+    import shutil
+
+    from profiler_kit.aggregate import main as aggregate
+    from profiler_kit.analysis.run import analyze_run
+    from profiler_kit.records import PREDICTION_TOLERANCE, read_sweep
+
+    shutil.copytree(SD, tmp_path / "eager")
+    shutil.copytree(SD_GRAPHS, tmp_path / "graphs")
+    for job in ("eager", "graphs"):
+        analyze_run(str(tmp_path / job))
+    assert aggregate([str(tmp_path)]) == 0
+    sweep = read_sweep(tmp_path / "sweep.json")
+    pairs = {p.mode: p for p in sweep.execution_pairs}
+    assert set(pairs) == {"vanilla", "xformers", "sdpa_cudnn"}
+    for mode, p in pairs.items():
+        assert p.reference_mode == "vanilla"
+        assert abs(p.prediction_error) < PREDICTION_TOLERANCE, mode
+        assert abs(p.reference_prediction_error) < PREDICTION_TOLERANCE, mode
+    assert pairs["vanilla"].predicted_from_reference_ms == pairs["vanilla"].predicted_replayed_ms
+    checked = [f for f in sweep.findings if f.rule == "what_if_checked"]
+    assert len(checked) == 1 and checked[0].level == "info"
+    assert checked[0].figures["checks"] == 5
+    eager_rows = [r for r in sweep.rows if r.execution == "eager" and r.mode == "vanilla"]
+    assert eager_rows[0].path_ms_per_step > eager_rows[0].step_median_ms   # profiler overhead on the host

@@ -50,7 +50,8 @@ from profiler_kit.records.summary import (
     Status, RunStatus, ModeRecord, ModeComparison, RunInfo, Summary, summary_from_builtins,
     read_summary)
 from profiler_kit.records.sweep import (
-    SweepJobStatus, SweepJob, SweepRow, AttentionFit, OomFrontier, ExecutionPair, Sweep, read_sweep)
+    SweepJobStatus, SweepJob, SweepRow, AttentionFit, OomFrontier, ExecutionPair, Sweep, read_sweep,
+    PREDICTION_TOLERANCE)
 
 __all__ = [
     'SCHEMA_VERSION', 'RecordError', 'Record', 'write_atomic', 'write_text_atomic', 'to_json',
@@ -66,4 +67,4 @@ __all__ = [
     'CriticalPathStep', 'WhatIf', 'CriticalPath', 'Pair', 'CallPair', 'Comparison',
     'comparison_from_builtins', 'read_comparison', 'Status', 'RunStatus', 'ModeRecord',
     'ModeComparison', 'RunInfo', 'Summary', 'summary_from_builtins', 'read_summary',
-    'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep']
+    'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep', 'PREDICTION_TOLERANCE']
