@@ -168,3 +168,28 @@ def test_sweep_sets_predictions_against_the_replayed_steps(tmp_path):
     assert checked[0].figures["checks"] == 5
     eager_rows = [r for r in sweep.rows if r.execution == "eager" and r.mode == "vanilla"]
     assert eager_rows[0].path_ms_per_step > eager_rows[0].step_median_ms   # profiler overhead on the host
+
+
+def test_figure_segments_cover_the_path_end_to_end():
+    """A graph replay's path (1,347 kernels) is drawn with stretches under 1/1500 of it absorbed:
+    still from 0 to the path's length, back to back."""
+    a = analyze_trace(DATA / "sd-graphs-capture" / "run" / "trace_vanilla.json.gz",
+                      capture=DATA / "sd-graphs-capture" / "run" / "capture_vanilla.json.gz")
+    step = a.record.critical_path.steps[0]
+    seg = step.segments
+    assert 10 < len(seg) <= 1500
+    assert seg[0].start_us == 0.0
+    assert seg[-1].start_us + seg[-1].dur_us == pytest.approx(step.length_us)
+    assert all(x.start_us + x.dur_us == pytest.approx(y.start_us) for x, y in zip(seg, seg[1:]))
+    assert {"attention", "conv", "gemm"} <= {s.label for s in seg}
+
+
+def test_report_shows_the_path_and_the_what_ifs(tmp_path, sd_eager):
+    from profiler_kit.report import render_trace_report
+
+    out = tmp_path / "report.html"
+    render_trace_report({m: a.record for m, a in sd_eager.items()}, None, out)
+    html = out.read_text()
+    assert 'id="path"' in html and 'id="fig-path"' in html
+    assert "every launch free (CUDA graphs)" in html
+    assert "launch overhead" in html

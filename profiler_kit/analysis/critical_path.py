@@ -456,15 +456,17 @@ def _merged_segments(g: StepGraph, segs: list, category: np.ndarray, base_us: fl
             out[-1]["dur_us"] = (b / 1000.0) - out[-1]["start_us"]
             continue
         out.append({"part": part, "label": name, "start_us": a / 1000.0, "dur_us": (b - a) / 1000.0})
-    if len(out) > SEGMENTS_KEPT:       # merge the shortest into runs of one part each
-        merged: list[dict] = []
+    if len(out) > SEGMENTS_KEPT:
+        # thinner than 1/SEGMENTS_KEPT of the path (under a pixel of the figure): absorbed by the
+        # stretch before it, so the bars still cover the path end to end
+        thin = (out[-1]["start_us"] + out[-1]["dur_us"] - out[0]["start_us"]) / SEGMENTS_KEPT
+        kept: list[dict] = []
         for s in out:
-            if merged and merged[-1]["part"] == s["part"]:
-                merged[-1]["dur_us"] = s["start_us"] + s["dur_us"] - merged[-1]["start_us"]
-                merged[-1]["label"] = s["part"] if merged[-1]["label"] != s["label"] else s["label"]
+            if kept and (s["dur_us"] < thin or (kept[-1]["part"], kept[-1]["label"]) == (s["part"], s["label"])):
+                kept[-1]["dur_us"] = s["start_us"] + s["dur_us"] - kept[-1]["start_us"]
             else:
-                merged.append(dict(s))
-        out = merged[:SEGMENTS_KEPT]
+                kept.append(s)
+        out = kept
     for s in out:
         s["start_us"] -= g.t0 / 1000.0
     return out
