@@ -193,3 +193,51 @@ def test_report_shows_the_path_and_the_what_ifs(tmp_path, sd_eager):
     assert 'id="path"' in html and 'id="fig-path"' in html
     assert "every launch free (CUDA graphs)" in html
     assert "launch overhead" in html
+
+
+def test_checks_of_the_profiling_guide(sd_eager):
+    """Syncs with their cause, GPU gaps with the host op beside, launch latency, kernels per
+    step and memory growth, on the SD 1.5 eager trace (one step, 1,324 kernels)."""
+    a = sd_eager["vanilla"]
+    c = a.record.critical_path.checks
+    assert c.kernels_per_step == [a.record.kernels.count]
+    assert [s.call for s in c.syncs] == ["cudaDeviceSynchronize"] and c.syncs[0].mid_step == 0
+    lat = c.launch_latency_us
+    assert lat["p10"] <= lat["p50"] <= lat["p90"] <= lat["p99"]
+    assert lat["p50"] == pytest.approx(a.record.critical_path.launch_latency_us)
+    assert 5 < lat["p50"] < 20                   # an H200's eager launch: about 10 µs
+    assert c.gap_count > 100 and c.gaps[0].dur_us >= c.gaps[-1].dur_us >= c.gap_min_us
+    assert all(g.host for g in c.gaps)
+    assert c.memory_growth_bytes == [0]          # one step: what it allocates, it frees
+    rules = {f.rule for f in a.record.findings}
+    assert {"host_bound_path", "gpu_gaps"} <= rules
+    assert "host_sync" not in rules and "memory_growth" not in rules
+
+
+def test_memory_growth_over_twelve_steps_is_none():
+    """The 12-step SD 1.5 H200 trace frees in every step what it allocates: no finding."""
+    a = analyze_trace(Path(__file__).parent.parent / "benchmarks" / "data"
+                      / "sd15-512-vanilla-12steps-opheavy-h200.trace.json.gz")
+    cp = a.record.critical_path
+    assert len(cp.steps) == 12 and all(s.balanced for s in cp.steps)
+    assert cp.checks.memory_growth_bytes == [0] * 12
+    assert cp.checks.kernels_per_step == [1324] * 12
+    assert "memory_growth" not in {f.rule for f in a.record.findings}
+
+
+def test_mid_step_sync_is_a_finding():
+    """TraceLens' ViT trace: a cudaDeviceSynchronize followed by more launches in the step."""
+    a = analyze_trace(DATA / "third_party" / "tracelens" / "Falconsai_nsfw_image_detection__1016002.json.gz")
+    found = [f for f in a.record.findings if f.rule == "host_sync"]
+    assert len(found) == 1 and found[0].figures["mid_step_syncs"] == 1
+
+
+def test_kernels_per_step_eager_against_compile():
+    from profiler_kit.analysis import compare
+
+    eager = analyze_trace(SD / "trace_vanilla.json.gz", label="eager").record
+    compiled = analyze_trace(DATA / "sd-graphs-capture" / "compile-default" / "trace_vanilla.json.gz",
+                             label="compile").record
+    found = [f for f in compare(eager, compiled).findings if f.rule == "kernels_per_step"]
+    assert len(found) == 1 and found[0].subject == "compile"
+    assert found[0].figures == {"kernels_per_step_eager": 1324.0, "kernels_per_step_compile": 899.0}

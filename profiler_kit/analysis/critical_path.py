@@ -91,6 +91,7 @@ class PathModel:
     steps: list
     step_source: str
     launch_latency_ns: float
+    launch_latencies_ns: np.ndarray   # every launch onto an idle stream: call start -> activity start
     rt_class: np.ndarray       # per runtime call: 0 other, 1 launch, 2 sync
     rt_enclosing: np.ndarray   # per runtime call: innermost enclosing span, -1 none
 
@@ -268,16 +269,17 @@ def build_path_model(table: KernelTable, step_name: str | None = None) -> PathMo
         else:
             mine = launched & (table.launch_ns >= t0) & (table.launch_ns <= t1)
         graphs.append(_step_graph(table, name, thread, t0, t1, rt_index, rt_class, mine))
-    latency = _launch_latency(graphs, table)
+    latencies = _launch_latencies(graphs, table)
+    latency = float(np.median(latencies)) if len(latencies) else 0.0
     for g in graphs:
         _bind(g, latency)
         _syncs(g, table, rt_class)
     return PathModel(table=table, steps=graphs, step_source=source, launch_latency_ns=latency,
-                     rt_class=rt_class, rt_enclosing=_enclosing_spans(table))
+                     launch_latencies_ns=latencies, rt_class=rt_class, rt_enclosing=_enclosing_spans(table))
 
 
-def _launch_latency(graphs: list, table: KernelTable) -> float:
-    """Median launch-call start to activity start, over activities launched onto an idle stream
+def _launch_latencies(graphs: list, table: KernelTable) -> np.ndarray:
+    """Launch-call start to activity start, over activities launched onto an idle stream
     (their predecessor had ended) by a call that is not a graph launch (whose later kernels wait
     on the graph, not on the host)."""
     names = table.trace.names
@@ -290,8 +292,7 @@ def _launch_latency(graphs: list, table: KernelTable) -> float:
         graph = np.isin(table.launch_name[g.act], graph_ids)
         idle = (g.launch >= 0) & (prev_end < g.launch) & ~graph & (g.start >= g.launch)
         parts.append(g.start[idle] - g.launch[idle])
-    lat = np.concatenate(parts) if parts else np.empty(0)
-    return float(np.median(lat)) if len(lat) else 0.0
+    return np.concatenate(parts) if parts else np.empty(0, dtype=np.int64)
 
 
 # --------------------------------------------------------------------------------------------

@@ -43,7 +43,8 @@ from profiler_kit.records.analysis import (
     AttentionSummary, MemoryTimeline, LiveAllocation, MemoryFigures, TopKernel, RooflineOp,
     GraphJoinFigures, Analysis, analysis_from_builtins, read_analysis)
 from profiler_kit.records.critical_path import (
-    PATH_PARTS, BALANCE_TOLERANCE_US, PathSegment, CriticalPathStep, WhatIf, CriticalPath)
+    PATH_PARTS, BALANCE_TOLERANCE_US, PathSegment, CriticalPathStep, WhatIf, CriticalPath, SyncCause,
+    GpuGap, StepChecks)
 from profiler_kit.records.comparison import (
     Pair, CallPair, Comparison, comparison_from_builtins, read_comparison)
 from profiler_kit.records.summary import (
@@ -64,7 +65,7 @@ __all__ = [
     'KernelTotals', 'StepWindow', 'Timeline', 'AttentionCall', 'AttentionSummary', 'MemoryTimeline',
     'LiveAllocation', 'MemoryFigures', 'TopKernel', 'RooflineOp', 'GraphJoinFigures', 'Analysis',
     'analysis_from_builtins', 'read_analysis', 'PATH_PARTS', 'BALANCE_TOLERANCE_US', 'PathSegment',
-    'CriticalPathStep', 'WhatIf', 'CriticalPath', 'Pair', 'CallPair', 'Comparison',
+    'CriticalPathStep', 'WhatIf', 'CriticalPath', 'SyncCause', 'GpuGap', 'StepChecks', 'Pair', 'CallPair', 'Comparison',
     'comparison_from_builtins', 'read_comparison', 'Status', 'RunStatus', 'ModeRecord',
     'ModeComparison', 'RunInfo', 'Summary', 'summary_from_builtins', 'read_summary',
     'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep', 'PREDICTION_TOLERANCE']

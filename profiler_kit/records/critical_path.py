@@ -56,14 +56,48 @@ class WhatIf(Record, kw_only=True):
         return self.baseline_step_us / self.predicted_step_us if self.predicted_step_us else None
 
 
+class SyncCause(Record, kw_only=True):
+    """Blocking host calls of one kind and cause inside the steps."""
+
+    call: str                             # cudaDeviceSynchronize, cudaStreamSynchronize, cudaMemcpy, ...
+    op: str = ""                          # the innermost op around it (aten::item, aten::_local_scalar_dense)
+    frame: str = ""                       # the innermost Python frame around it (with_stack / with_modules)
+    count: int = 0
+    total_us: float = 0.0                 # host time in the calls
+    mid_step: int = 0                     # of them, followed by more launches in the same step: a stall
+
+
+class GpuGap(Record, kw_only=True):
+    step: str
+    start_us: float                       # from the step's start
+    dur_us: float
+    host: str = ""                        # the host op running at the gap's middle
+
+
+class StepChecks(Record, kw_only=True):
+    """The diffusers profiling guide's by-eye checks, measured (analysis/step_checks.py)."""
+
+    syncs: list[SyncCause] = []
+    gaps: list[GpuGap] = []               # the longest, at most 10
+    gap_count: int = 0
+    gap_total_us: float = 0.0
+    gap_min_us: float = 0.0               # the threshold a gap passed
+    launch_latency_us: dict[str, float] = {}   # p10, p50, p90, p99: launch call -> start, idle stream
+    launches_measured: int = 0
+    kernels_per_step: list[int] = []
+    memory_growth_bytes: list[int] | None = None   # allocated at each step's end less at its start
+
+
 class CriticalPath(Record, kw_only=True):
     step_source: str                      # "ProfilerStep", "--step NAME", "graph replay", "whole trace"
     steps: list[CriticalPathStep] = []
     what_if: list[WhatIf] = []
     launch_latency_us: float | None = None     # median launch -> start onto an idle stream
     notes: list[str] = []
+    checks: StepChecks | None = None
 
     @property
     def length_us(self) -> float:
         """Mean path length over the steps."""
         return sum(s.length_us for s in self.steps) / len(self.steps) if self.steps else 0.0
+
