@@ -166,6 +166,8 @@ def test_sweep_sets_predictions_against_the_replayed_steps(tmp_path):
     checked = [f for f in sweep.findings if f.rule == "what_if_checked"]
     assert len(checked) == 1 and checked[0].level == "info"
     assert checked[0].figures["checks"] == 5
+    html = (tmp_path / "sweep.html").read_text()
+    assert 'id="fig-predicted"' in html and "12.50 (+5.2 %) (vanilla)" in html
     eager_rows = [r for r in sweep.rows if r.execution == "eager" and r.mode == "vanilla"]
     assert eager_rows[0].path_ms_per_step > eager_rows[0].step_median_ms   # profiler overhead on the host
 

@@ -12,7 +12,8 @@ from .context import figure_divs
 def sweep_context(sweep: Sweep) -> dict:
     figs = {"speedup": sweep_figures.speedup(sweep), "time": sweep_figures.step_and_kernel_time(sweep),
             "memory": sweep_figures.peak_memory(sweep), "bounds": sweep_figures.bound_shares(sweep),
-            "scaling": sweep_figures.attention_scaling(sweep)}
+            "scaling": sweep_figures.attention_scaling(sweep),
+            "predicted": sweep_figures.predicted_vs_measured(sweep)}
     rows_by_job: dict[str, list[dict]] = {}
     for r in sweep.rows:
         rows_by_job.setdefault(r.job, []).append({
