@@ -243,3 +243,17 @@ def test_kernels_per_step_eager_against_compile():
     found = [f for f in compare(eager, compiled).findings if f.rule == "kernels_per_step"]
     assert len(found) == 1 and found[0].subject == "compile"
     assert found[0].figures == {"kernels_per_step_eager": 1324.0, "kernels_per_step_compile": 899.0}
+
+
+def test_item_sync_named_by_its_op_and_module():
+    """The H200 BERT eager trace: an .item() in the model (cudaStreamSynchronize under
+    aten::_local_scalar_dense, in BertModel) mid-step, in each of its two steps."""
+    a = analyze_trace(DATA / "hf_eager" / "bert-eager-modules-h200.json.gz")
+    cp = a.record.critical_path
+    item = [s for s in cp.checks.syncs if s.op == "aten::_local_scalar_dense"]
+    assert len(item) == 1
+    assert item[0].call == "cudaStreamSynchronize" and item[0].count == 2 and item[0].mid_step == 2
+    assert "BertModel" in item[0].frame
+    assert all(s.breakdown_us["sync"] > 0 and s.balanced for s in cp.steps)
+    found = [f for f in a.record.findings if f.rule == "host_sync"]
+    assert len(found) == 1 and "aten::_local_scalar_dense" in found[0].detail

@@ -37,8 +37,7 @@ import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
 from profiler_kit.analysis.kernels import KernelTable
-from profiler_kit.analysis.timeline import _SYNC_CALL
-from profiler_kit.trace import MODULE
+from profiler_kit.analysis.timeline import _STEP, _SYNC_CALL, _setup_steps
 
 # Host calls that put GPU work in a queue: their time on the host is launch overhead.
 LAUNCH_CALL = re.compile(r"(cuda|hip)(LaunchKernel\w*|LaunchCooperativeKernel\w*|ExtLaunchKernel\w*|"
@@ -142,7 +141,6 @@ def _step_spans(table: KernelTable, step_name: str | None):
                 int(spans.thread[i]), int(spans.start_ns[i]), int(spans.start_ns[i] + spans.dur_ns[i]))
                for n, i in enumerate(idx.tolist())]
         return out, f"--step {step_name}"
-    from profiler_kit.analysis.timeline import _STEP, _setup_steps
     step_ids = [i for i, nm in enumerate(names) if _STEP.match(nm)]
     setup = _setup_steps(table, step_ids)
     idx = np.flatnonzero(np.isin(spans.name_id, step_ids))
@@ -434,9 +432,9 @@ def host_split(model: PathModel, intervals: list) -> tuple[dict, float, float]:
             named[OUTSIDE_OPS] = named.get(OUTSIDE_OPS, 0.0) + outside
         # nesting that does not nest (a child ending after its parent by a few ns) can make the
         # parts miss the interval by a little: the host work is the interval less its calls
-        work = total - launch_i - sync_i
-        have = sum(named.values()) + float(rc[cls == 0].sum())
-        scale = (work - float(rc[cls == 0].sum())) / sum(named.values()) if named and have else 1.0
+        work = total - launch_i - sync_i - float(rc[cls == 0].sum())
+        named_sum = sum(named.values())
+        scale = max(work, 0.0) / named_sum if named_sum > 0 else 1.0
         for key, us in named.items():
             by_name[key] = by_name.get(key, 0.0) + us * scale
     return by_name, launch, sync
