@@ -257,3 +257,19 @@ def test_item_sync_named_by_its_op_and_module():
     assert all(s.breakdown_us["sync"] > 0 and s.balanced for s in cp.steps)
     found = [f for f in a.record.findings if f.rule == "host_sync"]
     assert len(found) == 1 and "aten::_local_scalar_dense" in found[0].detail
+
+
+def test_waiting_on_work_launched_before_the_step():
+    """TraceLens' vLLM decode replay (MI300X): the graph launch is issued while the stream still
+    runs earlier work; that wait is GPU time on the path, not launch overhead."""
+    tl = DATA / "third_party" / "tracelens" / "2026"
+    a = analyze_trace(tl / "vllm_decode_full_graph_execution.json.gz",
+                      capture=tl / "vllm_decode_full_graph_capture.json.gz")
+    cp = a.record.critical_path
+    step = cp.steps[0]
+    assert cp.step_source == "graph replay" and step.balanced
+    assert step.gpu_by_category_us["(launched before the step)"] > 0.3 * step.length_us
+    assert step.breakdown_us["launch"] < 0.01 * step.length_us
+    for g in a.path_model.steps:
+        dur = (g.end - g.start).astype(np.float64)
+        assert replay(g, dur, a.path_model.launch_latency_ns) == pytest.approx(g.end.max() - g.t0)

@@ -56,6 +56,8 @@ SEGMENTS_KEPT = 1500
 OUTSIDE_OPS = "(host code outside ops)"
 
 STREAM, LAUNCH, CROSS, NONE = 0, 1, 2, 3
+EARLIER = -1                  # a path piece of GPU work launched before the step
+EARLIER_WORK = "(launched before the step)"
 
 
 @dataclass
@@ -70,6 +72,8 @@ class StepGraph:
     start: np.ndarray
     end: np.ndarray
     prev: np.ndarray           # position of the previous activity on the same stream, -1 none
+    outer_end: np.ndarray      # first of its stream in the step: end ns of the stream's previous
+                               # activity, launched before the step (-1 none)
     cross: np.ndarray          # position of the last activity of another stream ending before, -1
     launch: np.ndarray         # launch call start ns, -1 none
     launch_thread: np.ndarray  # host thread of the launch call, -1 none
@@ -168,7 +172,19 @@ def _step_spans(table: KernelTable, step_name: str | None):
     return [("whole trace", -1, min(starts), t1)], "whole trace"
 
 
-def _step_graph(table: KernelTable, name, thread, t0, t1, rt_index, rt_class, mine) -> StepGraph:
+def _stream_predecessors(table: KernelTable) -> np.ndarray:
+    """Per GPU activity, the previous activity of its stream and device in the whole trace."""
+    gpu = table.trace.gpu
+    key = gpu.stream * 1024 + gpu.device
+    order = np.lexsort((gpu.start_ns + gpu.dur_ns, gpu.start_ns, key))
+    out = np.full(len(gpu), -1, dtype=np.int64)
+    same = key[order[1:]] == key[order[:-1]]
+    out[order[1:][same]] = order[:-1][same]
+    return out
+
+
+def _step_graph(table: KernelTable, name, thread, t0, t1, rt_index, rt_class, mine,
+                stream_prev: np.ndarray) -> StepGraph:
     gpu, rt = table.trace.gpu, table.trace.runtime
     act = np.flatnonzero(mine)
     act = act[np.lexsort((gpu.start_ns[act] + gpu.dur_ns[act], gpu.start_ns[act]))]
@@ -180,6 +196,9 @@ def _step_graph(table: KernelTable, name, thread, t0, t1, rt_index, rt_class, mi
     prev = np.full(n, -1, dtype=np.int64)
     same = stream[by_stream[1:]] == stream[by_stream[:-1]]
     prev[by_stream[1:][same]] = by_stream[:-1][same]
+    # the stream may still run work launched before the step (the previous step's, pipelined)
+    outer = np.where(prev < 0, stream_prev[act], -1)
+    outer_end = np.where(outer >= 0, gpu.start_ns[np.maximum(outer, 0)] + gpu.dur_ns[np.maximum(outer, 0)], -1)
     r = rt_index[act]
     launch = np.where(r >= 0, table.launch_ns[act], -1)
     launch_thread = np.where(r >= 0, rt.thread[np.maximum(r, 0)], -1)
@@ -199,7 +218,7 @@ def _step_graph(table: KernelTable, name, thread, t0, t1, rt_index, rt_class, mi
                     break
                 j -= 1
     return StepGraph(name=name, t0=t0, cpu_end=t1, thread=thread, act=act, start=start, end=end,
-                     prev=prev, cross=cross, launch=launch, launch_thread=launch_thread,
+                     prev=prev, outer_end=outer_end, cross=cross, launch=launch, launch_thread=launch_thread,
                      binding=np.full(n, NONE, dtype=np.int8), sync_thread=np.empty(0, np.int64),
                      sync_start=np.empty(0, np.int64), sync_end=np.empty(0, np.int64),
                      sync_waited=np.empty(0, np.int64))
@@ -211,7 +230,8 @@ def _bind(g: StepGraph, latency_ns: float) -> None:
     if not n:
         return
     neg = np.iinfo(np.int64).min // 4
-    ready_stream = np.where(g.prev >= 0, g.end[np.maximum(g.prev, 0)], neg)
+    ready_stream = np.where(g.prev >= 0, g.end[np.maximum(g.prev, 0)],
+                            np.where(g.outer_end >= 0, g.outer_end, neg))
     slack = g.start - g.launch
     ready_launch = np.where(g.launch >= 0, g.launch + np.minimum(slack, latency_ns), neg)
     ready_cross = np.where(g.cross >= 0, g.end[np.maximum(g.cross, 0)], neg)
@@ -259,6 +279,7 @@ def build_path_model(table: KernelTable, step_name: str | None = None) -> PathMo
     rt_index = _runtime_index(table)
     spans, source = _step_spans(table, step_name)
     graphs = []
+    stream_prev = _stream_predecessors(table)
     launched = rt_index >= 0
     no_runtime = not len(rt)
     for name, thread, t0, t1 in spans:
@@ -266,7 +287,7 @@ def build_path_model(table: KernelTable, step_name: str | None = None) -> PathMo
             mine = (gpu.start_ns >= t0) & (gpu.start_ns <= max(t1, t0))
         else:
             mine = launched & (table.launch_ns >= t0) & (table.launch_ns <= t1)
-        graphs.append(_step_graph(table, name, thread, t0, t1, rt_index, rt_class, mine))
+        graphs.append(_step_graph(table, name, thread, t0, t1, rt_index, rt_class, mine, stream_prev))
     latencies = _launch_latencies(graphs, table)
     latency = float(np.median(latencies)) if len(latencies) else 0.0
     for g in graphs:
@@ -286,7 +307,7 @@ def _launch_latencies(graphs: list, table: KernelTable) -> np.ndarray:
     for g in graphs:
         if not len(g):
             continue
-        prev_end = np.where(g.prev >= 0, g.end[np.maximum(g.prev, 0)], -1)
+        prev_end = np.where(g.prev >= 0, g.end[np.maximum(g.prev, 0)], g.outer_end)
         graph = np.isin(table.launch_name[g.act], graph_ids)
         idle = (g.launch >= 0) & (prev_end < g.launch) & ~graph & (g.start >= g.launch)
         parts.append(g.start[idle] - g.launch[idle])
@@ -324,6 +345,13 @@ def walk(g: StepGraph) -> tuple[list, list]:
             if s <= t0:
                 return segs, host
             b = int(g.binding[k])
+            if b == STREAM and g.prev[k] < 0:
+                # waiting on work launched before the step: GPU time, of no kernel of the step
+                oe = min(int(g.outer_end[k]), s)
+                segs.append(("gpu_gap", None, max(oe, t0), s))
+                if oe > t0:
+                    segs.append(("gpu", EARLIER, t0, oe))
+                return segs, host
             if b == STREAM or b == CROSS:
                 p = int(g.prev[k] if b == STREAM else g.cross[k])
                 pe = min(int(g.end[p]), s)
@@ -450,7 +478,7 @@ def _merged_segments(g: StepGraph, segs: list, category: np.ndarray, base_us: fl
     for part, label, a, b in reversed(segs):
         if b <= a:
             continue
-        name = CATEGORIES[int(category[g.act[label]])] if part == "gpu" else part
+        name = (EARLIER_WORK if label == EARLIER else CATEGORIES[int(category[g.act[label]])]) if part == "gpu" else part
         if out and out[-1]["part"] == part and out[-1]["label"] == name:
             out[-1]["dur_us"] = (b / 1000.0) - out[-1]["start_us"]
             continue
@@ -480,7 +508,7 @@ def step_record(model: PathModel, g: StepGraph, with_segments: bool) -> dict:
     for part, label, a, b in segs:
         d = float(max(b - a, 0))
         if part == "gpu":
-            c = CATEGORIES[int(category[g.act[label]])]
+            c = EARLIER_WORK if label == EARLIER else CATEGORIES[int(category[g.act[label]])]
             by_cat[c] = by_cat.get(c, 0.0) + d
         parts[part] += d
     by_name, launch, sync = host_split(model, host)

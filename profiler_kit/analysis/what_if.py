@@ -45,6 +45,7 @@ def replay(g: StepGraph, dur: np.ndarray, latency_ns: float, launches_free: bool
         return float(max(g.cpu_end - g.t0, 0))
     start, end = g.start, g.end
     prev, cross, launch, binding = g.prev.tolist(), g.cross.tolist(), g.launch.tolist(), g.binding.tolist()
+    outer_end = g.outer_end.tolist()
     start_l, end_l, dur_l = start.tolist(), end.tolist(), dur.tolist()
     thread_l = g.launch_thread.tolist()
     new_end = [0.0] * n
@@ -74,6 +75,10 @@ def replay(g: StepGraph, dur: np.ndarray, latency_ns: float, launches_free: bool
         if p >= 0:
             gap = start_l[i] - end_l[p]
             ready = new_end[p] + (gap if (b == STREAM and not launches_free) else min(gap, 0.0))
+        elif outer_end[i] >= 0 and not launches_free:
+            # work launched before the step keeps its time; a graph replays the step on its own
+            gap = start_l[i] - outer_end[i]
+            ready = outer_end[i] + (gap if b == STREAM else min(gap, 0.0))
         x = cross[i]
         if x >= 0:
             gap = start_l[i] - end_l[x]
