@@ -20,7 +20,7 @@ import msgspec
 from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.analysis.findings import run_findings
 from profiler_kit.analysis.ncu_join import write_measured_csv
-from profiler_kit.analysis.what_if import with_mode_what_ifs
+from profiler_kit.analysis.what_if import retimable, with_mode_what_ifs
 from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, NcuMeasurement, RecordError,
                                   RoofCalibration, Summary, read_ncu_measurement, read_roof_calibration,
                                   read_summary, write_atomic, write_record)
@@ -136,8 +136,8 @@ def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
                         f"rerun: python -m profiler_kit.analyze {run_dir}")
         return msgspec.structs.replace(rec, analysis=None)
     log.info("%s: trace analyzed in %.1f s", mode, time.perf_counter() - start)
-    if results is not None:
-        results[mode] = result
+    if results is not None:      # what the cross-mode what-ifs need, without the trace's tables
+        results[mode] = (result.record, retimable(result.path_model) if result.path_model else None)
     return msgspec.structs.replace(rec, analysis=result.record,
                                    attention_kernels=_attention_kernels(result.record))
 

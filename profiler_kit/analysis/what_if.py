@@ -28,6 +28,8 @@ Scenarios:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
@@ -116,64 +118,72 @@ def _mean_us(values: list[float]) -> float:
     return sum(values) / len(values) / 1000.0 if values else 0.0
 
 
-def _scenario(model: PathModel, scale, launches_free: bool) -> tuple[float, float]:
-    """(predicted, baseline) mean step µs; scale(g) gives the duration multipliers of a step."""
+@dataclass(frozen=True)
+class Retimable:
+    """What re-timing a trace's steps needs, without the trace: the step graphs, the launch
+    latency and, per step activity, whether it is attention and the scope of its call. Kept per
+    mode until every mode of a run is analysed (the cross-mode what-ifs), so it holds no table."""
+    steps: list
+    launch_latency_ns: float
+    attention: list           # per step: bool array over its activities
+    scopes: list              # per step: the attention call's scope per activity ("" none)
+
+
+def retimable(model: PathModel) -> Retimable:
+    table = model.table
+    is_att = table.category == _ATTENTION
+    scope = np.full(len(table), "", dtype=object)
+    for k in np.flatnonzero(is_att & (table.attention_call >= 0)).tolist():
+        node = int(table.attention_call[k])
+        scope[k] = table.scope_of_node(node) if node in table.tree.scope_names else table.scope(k)
+    return Retimable(steps=model.steps, launch_latency_ns=model.launch_latency_ns,
+                     attention=[is_att[g.act] for g in model.steps], scopes=[scope[g.act] for g in model.steps])
+
+
+def _scenario(r: Retimable, scale, launches_free: bool) -> tuple[float, float]:
+    """(predicted, baseline) mean step µs; scale(i, g) gives the duration multipliers of step i."""
     predicted, baseline = [], []
-    for g in model.steps:
+    for i, g in enumerate(r.steps):
         dur = _durations(g)
         baseline.append(float(max(int(g.end.max()) - g.t0, 0)) if len(g) else float(max(g.cpu_end - g.t0, 0)))
-        predicted.append(replay(g, dur * scale(g), model.launch_latency_ns, launches_free))
+        predicted.append(replay(g, dur * scale(i, g), r.launch_latency_ns, launches_free))
     return _mean_us(predicted), _mean_us(baseline)
 
 
 def own_what_ifs(model: PathModel) -> list[WhatIf]:
     """The scenarios one trace answers on its own: attention N x faster, every launch free."""
-    cat = model.table.category
     out = []
     if not model.steps:
         return out
-    has_attention = any((cat[g.act] == _ATTENTION).any() for g in model.steps)
-    if has_attention:
+    r = retimable(model)
+    if any(a.any() for a in r.attention):
         for n in ATTENTION_SPEEDUPS:
-            pred, base = _scenario(model, lambda g: np.where(cat[g.act] == _ATTENTION, 1.0 / n, 1.0), False)
+            pred, base = _scenario(r, lambda i, g: np.where(r.attention[i], 1.0 / n, 1.0), False)
             out.append(WhatIf(scenario=f"attention_x{n:g}", title=f"attention kernels {n:g}x faster",
                               predicted_step_us=pred, baseline_step_us=base))
     if any(len(g) for g in model.steps):
-        pred, base = _scenario(model, lambda g: np.ones(len(g)), True)
+        pred, base = _scenario(r, lambda i, g: np.ones(len(g)), True)
         out.append(WhatIf(scenario="launches_free", title="every launch free (CUDA graphs)",
                           predicted_step_us=pred, baseline_step_us=base))
     return out
 
 
-def _call_scopes(model: PathModel) -> np.ndarray:
-    """The attention call's scope per GPU activity ("" none), as analysis.attention names it."""
-    table = model.table
-    out = np.full(len(table), "", dtype=object)
-    for k in np.flatnonzero(table.attention_call >= 0).tolist():
-        node = int(table.attention_call[k])
-        out[k] = table.scope_of_node(node) if node in table.tree.scope_names else table.scope(k)
-    return out
-
-
-def attention_as(model: PathModel, mine: dict[str, float], other: dict[str, float],
+def attention_as(r: Retimable, mine: dict[str, float], other: dict[str, float],
                  mine_total_us: float, other_total_us: float, reference: str) -> list[WhatIf]:
     """Attention re-timed to another mode's: each call by the ratio of the same scope's time
     (per step) in both, calls without a match by the ratio of the whole attention time."""
-    if not model.steps or mine_total_us <= 0:
+    if not r.steps or mine_total_us <= 0:
         return []
-    cat = model.table.category
-    scopes = _call_scopes(model)
     fallback = other_total_us / mine_total_us
     ratio = {s: other[s] / mine[s] for s in mine if s in other and mine[s] > 0}
 
-    def scale(g: StepGraph) -> np.ndarray:
-        att = cat[g.act] == _ATTENTION
-        f = np.array([ratio.get(s, fallback) for s in scopes[g.act].tolist()], dtype=np.float64)
-        return np.where(att, f, 1.0)
+    def scale(i: int, g: StepGraph) -> np.ndarray:
+        f = np.array([ratio.get(s, fallback) for s in r.scopes[i].tolist()], dtype=np.float64)
+        return np.where(r.attention[i], f, 1.0)
 
     out = []
     for free in (False, True):
-        pred, base = _scenario(model, scale, free)
+        pred, base = _scenario(r, scale, free)
         out.append(WhatIf(
             scenario=("launches_free+" if free else "") + f"attention_as:{reference}",
             title=(f"every launch free and attention as fast as {reference}" if free
@@ -191,22 +201,23 @@ def _call_times_per_step(record) -> dict[str, float]:
 
 def with_mode_what_ifs(analyses: dict) -> dict:
     """label -> Analysis record, each with ``attention_as:<mode>`` what-ifs added for every other
-    mode whose attention took less time per step (the fastest among them). ``analyses``: label ->
-    TraceAnalysis (its record and path_model)."""
+    mode whose attention took less time per step. ``analyses``: label -> (Analysis record,
+    Retimable or None), or label -> TraceAnalysis."""
     import msgspec
 
-    per_step = {label: a.record.attention.total_us / a.record.steps for label, a in analyses.items()
-                if a.record.attention.total_us > 0 and a.path_model is not None}
+    pairs = {label: (a if isinstance(a, tuple) else
+                     (a.record, retimable(a.path_model) if a.path_model is not None else None))
+             for label, a in analyses.items()}
+    per_step = {label: rec.attention.total_us / rec.steps for label, (rec, r) in pairs.items()
+                if rec.attention.total_us > 0 and r is not None}
     out = {}
-    for label, a in analyses.items():
-        rec = a.record
+    for label, (rec, r) in pairs.items():
         if label not in per_step or rec.critical_path is None:
             out[label] = rec
             continue
         added = []
         for other in sorted((m for m in per_step if per_step[m] < per_step[label]), key=per_step.get):
-            added += attention_as(a.path_model, _call_times_per_step(rec),
-                                  _call_times_per_step(analyses[other].record),
+            added += attention_as(r, _call_times_per_step(rec), _call_times_per_step(pairs[other][0]),
                                   per_step[label], per_step[other], other)
         if added:
             cp = msgspec.structs.replace(rec.critical_path, what_if=list(rec.critical_path.what_if) + added)
