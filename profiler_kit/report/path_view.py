@@ -73,7 +73,8 @@ def path_rows(analyses: dict[str, Analysis]) -> list[dict]:
 
 def what_if_rows(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | None = None) -> list[dict]:
     """Per trace and scenario: the predicted step beside the profiled path (and, in a run, the
-    measured step of the same mode)."""
+    measured step of the same mode). Of the other modes' attention, only the fastest's (the
+    first stored: what_if.with_mode_what_ifs adds them fastest first); analysis.json has all."""
     step_ms = step_ms or {}
     out = []
     for mode, a in analyses.items():
@@ -81,7 +82,10 @@ def what_if_rows(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | 
         if cp is None:
             continue
         measured = step_ms.get(mode)
+        fastest = next((w.reference for w in cp.what_if if w.reference), None)
         for w in cp.what_if:
+            if w.reference is not None and w.reference != fastest:
+                continue
             out.append({"label": mode, "title": w.title, "scenario": w.scenario,
                         "baseline": fmt.duration_us(w.baseline_step_us),
                         "predicted": fmt.duration_us(w.predicted_step_us),
