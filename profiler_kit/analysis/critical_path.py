@@ -320,7 +320,8 @@ def _launch_latencies(graphs: list, table: KernelTable) -> np.ndarray:
 
 def walk(g: StepGraph) -> tuple[list, list]:
     """The path of one step, backwards: (segments, host intervals). A segment is
-    (part, label, t0 ns, t1 ns) with label the GPU category index for "gpu"; a host interval
+    (part, label, t0 ns, t1 ns), label for "gpu" the activity's position in the step (EARLIER:
+    work launched before it); a host interval
     (thread, t0, t1) is host time on the path, split by op later (host_split)."""
     segs: list = []
     host: list = []
