@@ -273,3 +273,30 @@ def test_waiting_on_work_launched_before_the_step():
     for g in a.path_model.steps:
         dur = (g.end - g.start).astype(np.float64)
         assert replay(g, dur, a.path_model.launch_latency_ns) == pytest.approx(g.end.max() - g.t0)
+
+
+H100 = DATA / "sd-h100-paths"
+
+
+@pytest.mark.parametrize("px", [512, 768])
+def test_h100_sweep_predictions_within_tolerance(px):
+    """One standard sweep on an H100 (SD 1.5, eager and cuda_graphs jobs of the same run): the
+    eager profiles' 'every launch free' predicts each mode's replayed step, and vanilla's profile
+    with a fused mode's attention predicts that mode's replayed step, within 10 %."""
+    from profiler_kit.records import PREDICTION_TOLERANCE
+
+    modes = ("vanilla", "xformers", "sdpa_cudnn")
+    eager = {m: analyze_trace(H100 / f"eager-{px}" / f"trace_{m}.json.gz", label=m) for m in modes}
+    records = with_mode_what_ifs(eager)
+    replayed = read_summary(H100 / f"graphs-{px}" / "summary.json").modes
+    for m in modes:
+        measured_us = replayed[m].step_ms.median_ms * 1000.0
+        free = next(w for w in records[m].critical_path.what_if if w.scenario == "launches_free")
+        assert abs(free.predicted_step_us / measured_us - 1) < PREDICTION_TOLERANCE, (px, m)
+        if m != "vanilla":
+            as_m = next(w for w in records["vanilla"].critical_path.what_if
+                        if w.scenario == f"launches_free+attention_as:{m}")
+            assert abs(as_m.predicted_step_us / measured_us - 1) < PREDICTION_TOLERANCE, (px, m)
+            # the profiled eager step (host-bound) buys nothing from vanilla's attention alone
+            eager_as = next(w for w in records["vanilla"].critical_path.what_if if w.scenario == f"attention_as:{m}")
+            assert eager_as.predicted_step_us <= eager_as.baseline_step_us
