@@ -95,23 +95,27 @@ def host_syncs(analyses: dict[str, Analysis]) -> list[Finding]:
 
 
 def gpu_gaps(analyses: dict[str, Analysis]) -> list[Finding]:
-    out = []
-    for m, cp in _paths(analyses).items():
-        c = cp.checks
-        if c is None or not c.gap_count:
-            continue
-        share = c.gap_total_us / len(cp.steps) / cp.length_us if cp.length_us else 0.0
-        longest = c.gaps[0]
-        beside = ", ".join(f"{fmt.duration_us(g.dur_us)} beside {g.host or 'no op'}" for g in c.gaps[:3])
-        out.append(Finding(rule="gpu_gaps", level="warn" if share >= GAP_PATH_SHARE else "info", subject=m,
-                           figures={"gaps": float(c.gap_count), "gap_total_us": c.gap_total_us,
-                                    "gap_min_us": c.gap_min_us, "longest_us": longest.dur_us,
-                                    "path_fraction": share},
-                           title=(f"{c.gap_count:,} GPU gap{'s' if c.gap_count > 1 else ''} of {fmt.duration_us(c.gap_min_us)} or more in {m} "
-                                  f"({fmt.percent(share)} of the path), the longest {fmt.duration_us(longest.dur_us)}"),
-                           detail=("No kernel ran on any stream while the host did this: " + beside + "."),
-                           remedy="look at the host op beside the longest gaps (Python work, a copy, an allocation)"))
-    return out
+    """One finding for the trace whose gaps hold most of its path; the others' shares in its
+    detail (a run's seven modes would otherwise say the same thing seven times)."""
+    shares = {m: cp.checks.gap_total_us / len(cp.steps) / cp.length_us
+              for m, cp in _paths(analyses).items() if cp.checks is not None and cp.checks.gap_count and cp.length_us}
+    if not shares:
+        return []
+    m = max(shares, key=shares.get)
+    cp = _paths(analyses)[m]
+    c, share = cp.checks, shares[m]
+    longest = c.gaps[0]
+    beside = ", ".join(f"{fmt.duration_us(g.dur_us)} beside {g.host or 'no op'}" for g in c.gaps[:3])
+    others = [f"{k} {fmt.percent(v)}" for k, v in shares.items() if k != m]
+    return [Finding(rule="gpu_gaps", level="warn" if share >= GAP_PATH_SHARE else "info", subject=m,
+                    figures={"gaps": float(c.gap_count), "gap_total_us": c.gap_total_us,
+                             "gap_min_us": c.gap_min_us, "longest_us": longest.dur_us,
+                             "path_fraction": share},
+                    title=(f"{c.gap_count:,} GPU gap{'s' if c.gap_count > 1 else ''} of {fmt.duration_us(c.gap_min_us)} "
+                           f"or more in {m} ({fmt.percent(share)} of the path), the longest {fmt.duration_us(longest.dur_us)}"),
+                    detail=("No kernel ran on any stream while the host did this: " + beside + "."
+                            + (" Gaps' share of the path elsewhere: " + ", ".join(others) + "." if others else "")),
+                    remedy="look at the host op beside the longest gaps (Python work, a copy, an allocation)")]
 
 
 def launch_latency(analyses: dict[str, Analysis]) -> list[Finding]:
