@@ -26,7 +26,7 @@ from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
 from profiler_kit.analysis.critical_path import PathModel, build_path_model, critical_path
 from profiler_kit.analysis.what_if import own_what_ifs
-from profiler_kit.analysis.step_checks import step_checks
+from profiler_kit.analysis.step_checks import guide_checks
 from profiler_kit.analysis.findings import trace_findings
 from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
@@ -227,7 +227,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         raise TraceError(f"{os.fspath(path)}: no annotation named {step!r} in the trace; pass the "
                          "name of a record_function range it holds (e.g. ProfilerStep)")
     crit = {**critical_path(path_model), "what_if": [msgspec.to_builtins(w) for w in own_what_ifs(path_model)],
-            "checks": step_checks(path_model)}
+            "checks": guide_checks(path_model)}
     gpu = trace.gpu
     kernel_mask = gpu.kind == KERNEL
     if not trace.has_gpu:

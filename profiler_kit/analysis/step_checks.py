@@ -66,10 +66,10 @@ def sync_figures(model: PathModel) -> list[dict]:
 def gap_figures(model: PathModel) -> tuple[list[dict], int, float]:
     """GPU gaps (no activity of the step on any stream) of at least GAP_MIN_US inside each step's
     GPU span, the longest first, each with the host op running at its middle on the step's
-    thread: (kept gaps, count, total µs)."""
+    thread: (the GAPS_KEPT longest, count, total µs)."""
     table = model.table
     tree, spans, names = table.tree, table.trace.spans, table.trace.names
-    found = []
+    found = []                                   # (dur ns, start ns, step)
     for g in model.steps:
         if len(g) < 2:
             continue
@@ -78,16 +78,16 @@ def gap_figures(model: PathModel) -> tuple[list[dict], int, float]:
         reach = np.maximum.accumulate(e)
         gap = s[1:] - reach[:-1]
         big = np.flatnonzero(gap >= GAP_MIN_US * 1000.0)
-        for i in big.tolist():
-            a, b = int(reach[i]), int(s[i + 1])
-            mid = (a + b) // 2
-            node = tree.enclosing(g.thread, mid) if g.thread >= 0 else -1
-            op = int(tree.nearest_op[node]) if node >= 0 else -1
-            beside = names[spans.name_id[op]] if op >= 0 else (names[spans.name_id[node]] if node >= 0 else "")
-            found.append({"step": g.name, "start_us": (a - g.t0) / 1000.0, "dur_us": (b - a) / 1000.0,
-                          "host": beside})
-    found.sort(key=lambda x: -x["dur_us"])
-    return found[:GAPS_KEPT], len(found), float(sum(x["dur_us"] for x in found))
+        found += [(int(d), int(a), g) for d, a in zip(gap[big].tolist(), reach[:-1][big].tolist())]
+    count, total = len(found), float(sum(d for d, _, _ in found)) / 1000.0
+    found.sort(key=lambda x: -x[0])
+    kept = []
+    for d, a, g in found[:GAPS_KEPT]:           # the op beside: only for the gaps kept
+        node = tree.enclosing(g.thread, a + d // 2) if g.thread >= 0 else -1
+        op = int(tree.nearest_op[node]) if node >= 0 else -1
+        beside = names[spans.name_id[op]] if op >= 0 else (names[spans.name_id[node]] if node >= 0 else "")
+        kept.append({"step": g.name, "start_us": (a - g.t0) / 1000.0, "dur_us": d / 1000.0, "host": beside})
+    return kept, count, total
 
 
 def latency_figures(model: PathModel) -> dict[str, float]:
@@ -122,7 +122,7 @@ def memory_growth(model: PathModel) -> list[int] | None:
     return out
 
 
-def step_checks(model: PathModel) -> dict:
+def guide_checks(model: PathModel) -> dict:
     gaps, count, total = gap_figures(model)
     gpu = model.table.trace.gpu
     return {
