@@ -300,3 +300,16 @@ def test_h100_sweep_predictions_within_tolerance(px):
             # the profiled eager step (host-bound) buys nothing from vanilla's attention alone
             eager_as = next(w for w in records["vanilla"].critical_path.what_if if w.scenario == f"attention_as:{m}")
             assert eager_as.predicted_step_us <= eager_as.baseline_step_us
+
+
+def test_cli_step_writes_the_path_per_instance(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "profiler_kit.analyze", str(HTA_ALEXNET), "--step", HTA_STEP,
+                           "--out", str(tmp_path), "--no-report"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads((tmp_path / "analysis.json").read_text())
+    cp = data["critical_path"]
+    assert cp["step_source"] == f"--step {HTA_STEP}"
+    assert [s["name"] for s in cp["steps"]] == [f"{HTA_STEP} [0]", f"{HTA_STEP} [1]"]
+    assert {w["scenario"] for w in cp["what_if"]} == {"launches_free"}     # no attention in AlexNet
+    for s in cp["steps"]:
+        assert sum(s["breakdown_us"].values()) == pytest.approx(s["length_us"])
