@@ -205,6 +205,8 @@ def run(argv: list[str] | None = None) -> int:
         except TraceError as exc:
             raise _BadInput(str(exc)) from None
         except ValueError as exc:     # unknown --gpu key: the message lists the known ones
+            if not args.gpu:          # any other ValueError is a bug: main() says so in one line
+                raise
             raise _BadInput(f"--gpu {args.gpu}: {exc}") from None
     if len(analyses) == 2:           # each with the other's attention, re-timed on its own path
         from dataclasses import replace
