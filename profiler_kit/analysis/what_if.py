@@ -49,7 +49,6 @@ def replay(g: StepGraph, dur: np.ndarray, latency_ns: float, launches_free: bool
     prev, cross, launch, binding = g.prev.tolist(), g.cross.tolist(), g.launch.tolist(), g.binding.tolist()
     outer_end = g.outer_end.tolist()
     start_l, end_l, dur_l = start.tolist(), end.tolist(), dur.tolist()
-    thread_l = g.launch_thread.tolist()
     new_end = [0.0] * n
     # host shift per thread after each blocking call (in end order)
     sync_end, sync_start = g.sync_end.tolist(), g.sync_start.tolist()
