@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import io
 import logging
 import os
@@ -72,7 +73,8 @@ def sweep_csv(sweep: Sweep) -> str:
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in sweep.rows:
-        writer.writerow(["" if v is None else repr(v) if isinstance(v, float) else v
+        writer.writerow(["" if v is None else repr(v) if isinstance(v, float)
+                         else json.dumps(v, sort_keys=True) if isinstance(v, dict) else v
                          for v in (getattr(row, c) for c in CSV_COLUMNS)])
     return out.getvalue()
 

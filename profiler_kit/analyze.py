@@ -64,6 +64,10 @@ def _parser() -> argparse.ArgumentParser:
                    help="a trace holding the CUDA-graph capture of the trace's replays (vLLM, "
                    "SGLang and xDiT write capture and replay as two files): its ops, shapes and "
                    "modules are joined to the replayed kernels (repeat once per trace)")
+    p.add_argument("--step", metavar="NAME",
+                   help="the user annotation (record_function name) whose instances are the steps "
+                   "of the critical path (default: ProfilerStep#N, else each CUDA-graph replay, "
+                   "else the whole trace)")
     p.add_argument("--no-report", action="store_true",
                    help="write analysis.json and kernels.csv only, no report.html")
     p.add_argument("--max-trace-mb", type=float, metavar="MB",
@@ -163,10 +167,10 @@ def _default_labels(paths: list[str]) -> list[str]:
 def run(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if len(args.traces) == 1 and (Path(args.traces[0]) / SUMMARY_FILE).is_file():
-        if args.gpu or args.label or args.roofs or args.roof_basis or args.ncu or args.capture:
+        if args.gpu or args.label or args.roofs or args.roof_basis or args.ncu or args.capture or args.step:
             raise _BadInput("a run folder is analysed against the GPU spec, measured roofs, roof basis, "
                             "Nsight Compute measurements, captures and mode names it holds: drop --gpu / "
-                            "--label / --roofs / --roof-basis / --ncu / --capture")
+                            "--label / --roofs / --roof-basis / --ncu / --capture / --step")
         return _run_folder(Path(args.traces[0]), args.no_report, _limits(args))
     if len(args.traces) > 2:
         raise _BadInput(f"got {len(args.traces)} traces; give one trace, or two to compare")
@@ -196,7 +200,7 @@ def run(argv: list[str] | None = None) -> int:
         analyze = analyze_devices if len(args.traces) == 1 and measurement is None else analyze_trace
         try:
             done = analyze(path, spec=args.gpu, label=label, limits=limits,
-                           capture=capture,
+                           capture=capture, step=args.step,
                            spec_source="--gpu" if args.gpu else None,
                            calibration=calibration, roof_basis=args.roof_basis or "datasheet",
                            measurement=measurement, measurement_source=source)
@@ -204,9 +208,16 @@ def run(argv: list[str] | None = None) -> int:
         except TraceError as exc:
             raise _BadInput(str(exc)) from None
         except ValueError as exc:     # unknown --gpu key: the message lists the known ones
+            if not args.gpu:          # any other ValueError is a bug: main() says so in one line
+                raise
             raise _BadInput(f"--gpu {args.gpu}: {exc}") from None
-    out = Path(args.out)
     per_device = len(args.traces) == 1 and len(analyses) > 1
+    if len(analyses) == 2 and not per_device:   # each with the other's attention, re-timed on its own path
+        from dataclasses import replace
+        from profiler_kit.analysis.what_if import with_mode_what_ifs
+        records = with_mode_what_ifs({a.label: a for a in analyses})
+        analyses = [replace(a, record=records[a.label]) for a in analyses]
+    out = Path(args.out)
     comparison = (compare(analyses[0].record, analyses[1].record)
                   if len(analyses) == 2 and not per_device else None)
     from profiler_kit.out_folder import staged_outputs

@@ -198,3 +198,10 @@ def test_two_analyses_into_one_folder_at_once_never_mix(tmp_path):
         counts = analysis["kernels"]
         assert rows == counts["count"] + counts["memcpy_count"] + counts["memset_count"]
         assert Path(analysis["source"]["path"]).name in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_text_not_utf8_is_said_so(tmp_path, capsys):
+    """msgspec reports bytes that are not UTF-8 as a DecodeError (a ValueError): the reader counts
+    them as text not UTF-8, and the CLI no longer blames --gpu for them."""
+    rc, err = _run(tmp_path, capsys, CORPUS / "bad__invalid_utf8_everywhere.json")
+    assert rc == 2 and "not UTF-8" in err and "--gpu" not in err

@@ -24,6 +24,9 @@ from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
+from profiler_kit.analysis.critical_path import PathModel, build_path_model, critical_path
+from profiler_kit.analysis.what_if import own_what_ifs
+from profiler_kit.analysis.step_checks import guide_checks
 from profiler_kit.analysis.findings import trace_findings
 from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts, cost_kernels
 from profiler_kit.analysis.kernels import KernelTable, build_kernel_table
@@ -49,6 +52,7 @@ class TraceAnalysis:
     record: Analysis                              # analysis.json
     table: KernelTable = field(repr=False)
     costs: KernelCosts = field(repr=False)
+    path_model: PathModel | None = field(default=None, repr=False)   # what cross-mode what-ifs re-time
 
     def to_dict(self) -> dict:
         """analysis.json as plain JSON types."""
@@ -213,7 +217,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
                   measurement: NcuMeasurement | None = None,
                   measurement_source: str | None = None,
                   capture: str | os.PathLike | None = None, device: int | None = None,
-                  trace: Trace | None = None) -> TraceAnalysis:
+                  trace: Trace | None = None, step: str | None = None) -> TraceAnalysis:
     """Analyse one Kineto trace (one GPU of it).
 
     spec: a GpuSpec, a spec key/alias such as "h100", or None to match the trace's
@@ -231,7 +235,9 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     says why they are never merged); None: the one with most kernel time, with a warning when
     there are others (:func:`analyze_devices` analyses each). trace: the trace already read
     (``path`` then only names it). Raises TraceError for unreadable input or a device the trace
-    has no activity on, and ValueError for an unknown spec key.
+    has no activity on, and ValueError for an unknown spec key. step: the user annotation whose
+    instances are the steps of the critical path (default: the profiler steps, else the graph
+    replays, else the whole trace).
     """
     if spec_record is not None:
         spec = specs.spec_from_record(spec_record)
@@ -255,6 +261,12 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     costs = cost_kernels(table, gpu_spec, allow_tf32, calibration, roof_basis)
     warnings.extend(_calibration_warnings(calibration, roof_basis, gpu_spec, device_names))
     timeline = analyze_timeline(table)
+    path_model = build_path_model(table, step)
+    if step and not path_model.steps:
+        raise TraceError(f"{os.fspath(path)}: no annotation named {step!r} in the trace; pass the "
+                         "name of a record_function range it holds (e.g. ProfilerStep)")
+    crit = {**critical_path(path_model), "what_if": [msgspec.to_builtins(w) for w in own_what_ifs(path_model)],
+            "checks": guide_checks(path_model)}
     gpu = trace.gpu
     kernel_mask = gpu.kind == KERNEL
     if not trace.has_gpu:
@@ -318,6 +330,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         },
         "graph_join": graph_join,
         "timeline": timeline,
+        "critical_path": crit if crit["steps"] else None,
         "bound_us": breakdown.bound_us(table, costs),
         "bound_by_category_us": breakdown.bound_by_category_us(table, costs),
         "categories_us": breakdown.categories_us(table),
@@ -338,4 +351,4 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
         record = msgspec.structs.replace(record, measured=join_measurement(
             table, costs, record, costs.judge, measurement, measurement_source or "measurement"))
     record = msgspec.structs.replace(record, findings=trace_findings({label or os.path.basename(os.fspath(path)): record}))
-    return TraceAnalysis(label=label, record=record, table=table, costs=costs)
+    return TraceAnalysis(label=label, record=record, table=table, costs=costs, path_model=path_model)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from profiler_kit import units as fmt
 from profiler_kit.hardware.nsight import base_name
+from profiler_kit.analysis.path_findings import path_findings
 from profiler_kit.records import MIN_JOIN_COVERAGE, Analysis, Finding, ModeRecord, Summary
 
 IDLE_SHARE_MIN = 0.15        # GPU idle share of the profiled window worth calling host-bound
@@ -280,7 +281,7 @@ def trace_findings(analyses: dict[str, Analysis]) -> list[Finding]:
     """Findings of one or two traces of unknown origin (analysis.json, comparison.json)."""
     return (memory_bound_attention(analyses) + softmax_on_top(analyses) + idle_gpu(analyses)
             + layout_conversions(analyses) + fallback_backends(analyses) + estimate_vs_measured(analyses)
-            + register_spills(analyses))
+            + register_spills(analyses) + path_findings(analyses))
 
 
 # --------------------------------------------------------------------------------------------
@@ -429,4 +430,4 @@ def run_findings(summary: Summary) -> list[Finding]:
             + memory_bound_attention(analyses, summary.efficient_mode) + softmax_on_top(analyses)
             + execution_gain(summary) + host_bound_steps(summary) + layout_conversions(analyses)
             + fallback_backends(analyses) + estimate_vs_measured(analyses)
-            + noisy_timings(summary.modes))
+            + path_findings(analyses) + noisy_timings(summary.modes))

@@ -20,6 +20,7 @@ import msgspec
 from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.analysis.findings import run_findings
 from profiler_kit.analysis.ncu_join import write_measured_csv
+from profiler_kit.analysis.what_if import retimable, with_mode_what_ifs
 from profiler_kit.records import (Analysis, ModeComparison, ModeRecord, NcuMeasurement, RecordError,
                                   RoofCalibration, Summary, read_ncu_measurement, read_roof_calibration,
                                   read_summary, write_atomic, write_record)
@@ -98,7 +99,8 @@ MEASURED_ROOFS_UNREADABLE = "measured roofs unreadable"
 
 def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
                   warnings: list[str], limits: ReadLimits,
-                  calibration: RoofCalibration | None = None) -> ModeRecord:
+                  calibration: RoofCalibration | None = None,
+                  results: dict | None = None) -> ModeRecord:
     start = time.perf_counter()
     measurement, source = _measurement(mode, rec, run_dir, warnings)
     capture = _capture(mode, rec, run_dir, warnings)
@@ -134,6 +136,8 @@ def _analyze_mode(mode: str, rec: ModeRecord, summary: Summary, run_dir: str,
                         f"rerun: python -m profiler_kit.analyze {run_dir}")
         return msgspec.structs.replace(rec, analysis=None)
     log.info("%s: trace analyzed in %.1f s", mode, time.perf_counter() - start)
+    if results is not None:      # what the cross-mode what-ifs need, without the trace's tables
+        results[mode] = (result.record, retimable(result.path_model) if result.path_model else None)
     return msgspec.structs.replace(rec, analysis=result.record,
                                    attention_kernels=_attention_kernels(result.record))
 
@@ -179,9 +183,14 @@ def analyze_run(run_dir: str, limits: ReadLimits = DEFAULT_LIMITS) -> Summary:
     warnings = [w for w in summary.warnings if ANALYSIS_FAILED not in w and MEASURED_ROOFS_UNREADABLE not in w
                 and MEASUREMENT_UNREADABLE not in w]
     calibration = _roof_calibration(summary, run_dir, warnings)
-    modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings, limits, calibration)
+    results: dict = {}
+    modes = {mode: (_analyze_mode(mode, rec, summary, run_dir, warnings, limits, calibration, results)
                     if rec.ok and rec.trace else rec)
              for mode, rec in summary.modes.items()}
+    # what each mode's step would take with another mode's attention: needs every mode's path
+    for mode, record in with_mode_what_ifs(results).items():
+        modes[mode] = msgspec.structs.replace(modes[mode], analysis=record)
+    del results
     summary = msgspec.structs.replace(summary, modes=modes, warnings=warnings, analyzed=True,
                                       comparison=compare_modes(modes, summary.reference_mode))
     summary = msgspec.structs.replace(summary, findings=run_findings(summary))

@@ -14,7 +14,7 @@ import numpy as np
 
 from profiler_kit import units as fmt
 from profiler_kit.records import (AttentionFit, Finding, OomFrontier, Summary, Sweep, SweepJob, SweepRow)
-from profiler_kit.analysis.sweep_execution import execution_findings, execution_pairs
+from profiler_kit.analysis.sweep_execution import execution_findings, execution_pairs, prediction_findings
 
 # A fit needs at least this many resolutions of one group (two points always fit exactly).
 MIN_FIT_POINTS = 2
@@ -78,6 +78,9 @@ def mode_rows(job: SweepJob, summary: Summary) -> list[SweepRow]:
                           for b in ("compute", "memory", "latency", "unknown")})
             if rec.step_ms is not None:
                 row["host_ms_per_step"] = max(0.0, rec.step_ms.median_ms - a.kernels.total_us / per_step)
+            if a.critical_path is not None and a.critical_path.steps:
+                row.update(path_ms_per_step=a.critical_path.length_us / 1e3,
+                           what_if_ms={w.scenario: w.predicted_step_us / 1e3 for w in a.critical_path.what_if})
             m = a.measured
             if m is not None and m.conclusive and m.total is not None:      # the join's own verdict
                 row.update(hbm_bytes_measured_per_call=m.total.hbm_bytes_measured, hbm_bytes_error=m.total.error,
@@ -227,8 +230,10 @@ def analyze_sweep(runs: list[tuple[str, Summary | None, list[str], str | None, s
         rows += mode_rows(record, summary)
         if summary.status == "complete" and not summary.analyzed:
             warnings.append(f"{job}: its traces were not analysed: python -m profiler_kit.analyze {job}")
-    fits, frontier, pairs = attention_fits(rows), oom_frontier(rows), execution_pairs(rows)
+    fits, frontier = attention_fits(rows), oom_frontier(rows)
+    pairs = execution_pairs(rows, {j.job: j.reference_mode for j in jobs if j.reference_mode})
     findings = (failed_jobs(jobs) + payoff(jobs, rows) + execution_findings(jobs, pairs)
+                + prediction_findings(pairs)
                 + frontier_findings(frontier) + fit_findings(fits))
     return Sweep(jobs=jobs, rows=rows, attention_fits=fits, oom_frontier=frontier,
                  execution_pairs=pairs, findings=findings, warnings=warnings)

@@ -15,7 +15,7 @@ job's own interleaved eager timing (its ``eager_step_median_ms``), without an ea
 from __future__ import annotations
 
 from profiler_kit import units as fmt
-from profiler_kit.records import ExecutionPair, Finding, SweepJob, SweepRow
+from profiler_kit.records import PREDICTION_TOLERANCE, ExecutionPair, Finding, SweepJob, SweepRow
 
 
 def _key(r: SweepRow) -> tuple:
@@ -35,7 +35,10 @@ def _ratio(a: float | None, b: float | None) -> float | None:
     return a / b if a and b else None
 
 
-def execution_pairs(rows: list[SweepRow]) -> list[ExecutionPair]:
+def execution_pairs(rows: list[SweepRow], reference: dict[str, str] | None = None) -> list[ExecutionPair]:
+    """reference: job -> its reference mode (whose eager profile, re-timed with each mode's
+    attention, predicts that mode's replayed step)."""
+    reference = reference or {}
     ok = [r for r in rows if r.status == "ok" and r.step_median_ms]
     eager = {_key(r): r for r in ok if r.execution == "eager"}
     out = []
@@ -44,6 +47,10 @@ def execution_pairs(rows: list[SweepRow]) -> list[ExecutionPair]:
             continue
         e = eager.get(_key(r))
         eager_ms = e.step_median_ms if e else r.eager_step_median_ms
+        ref_mode = reference.get(e.job) if e else None
+        ref = eager.get((*_key(r)[:-1], ref_mode)) if ref_mode else None
+        from_ref = (ref.what_if_ms.get(f"launches_free+attention_as:{r.mode}") if ref_mode != r.mode
+                    else ref.what_if_ms.get("launches_free")) if ref is not None else None
         out.append(ExecutionPair(
             group=_group(r), resolution=r.resolution, mode=r.mode, execution=r.execution,
             eager_job=e.job if e else None, replayed_job=r.job,
@@ -54,7 +61,9 @@ def execution_pairs(rows: list[SweepRow]) -> list[ExecutionPair]:
             replayed_attention_share=_share(r.attention_ms_per_step, r.kernel_ms_per_step),
             replayed_memory_bound_share=_share(r.memory_bound_ms_per_step, r.kernel_ms_per_step),
             replayed_unknown_bound_share=_share(r.unknown_bound_ms_per_step, r.kernel_ms_per_step),
-            eager_host_ms_per_step=e.host_ms_per_step if e else None))
+            eager_host_ms_per_step=e.host_ms_per_step if e else None,
+            predicted_replayed_ms=e.what_if_ms.get("launches_free") if e else None,
+            predicted_from_reference_ms=from_ref, reference_mode=ref_mode))
     return sorted(out, key=lambda p: (p.group, p.execution, p.resolution or 0, p.mode))
 
 
@@ -105,4 +114,37 @@ def execution_findings(jobs: list[SweepJob], pairs: list[ExecutionPair]) -> list
                     + "; ".join(parts) + ". The eager step hides part of the kernel gain behind "
                     "the host's launches; the replayed step is what the kernels give."),
             remedy=f"run the pipeline under {name} to get the replayed figure"))
+    return out
+
+
+def prediction_findings(pairs: list[ExecutionPair]) -> list[Finding]:
+    """Per group and replayed world: how close the eager profiles' what-ifs came to the replayed
+    steps measured in the same sweep (the check the what-ifs are trusted on)."""
+    out = []
+    for (group, world) in dict.fromkeys((p.group, p.execution) for p in pairs):
+        mine = [p for p in pairs if p.group == group and p.execution == world]
+        checks = [(p, "own", p.prediction_error) for p in mine if p.prediction_error is not None]
+        checks += [(p, "reference", p.reference_prediction_error) for p in mine
+                   if p.reference_prediction_error is not None and p.mode != p.reference_mode]
+        if not checks:
+            continue
+        worst = max(abs(e) for _, _, e in checks)
+        within = worst <= PREDICTION_TOLERANCE
+        parts = [f"{p.resolution} px {p.mode}: "
+                 + (f"launches free {fmt.duration_ms(p.predicted_replayed_ms)}" if kind == "own" else
+                    f"{p.reference_mode} with its attention, launches free {fmt.duration_ms(p.predicted_from_reference_ms)}")
+                 + f" against {fmt.duration_ms(p.replayed_step_median_ms)} ({e * 100:+.1f} %)"
+                 for p, kind, e in checks]
+        name = _WORLD.get(world, world)
+        out.append(Finding(
+            rule="what_if_checked", level="info" if within else "warn", subject=f"{group} · {world}",
+            figures={"checks": float(len(checks)), "worst_error": worst,
+                     "tolerance": PREDICTION_TOLERANCE},
+            title=(f"{group}: the eager profiles' what-ifs predict the {name} steps within "
+                   f"{fmt.percent(worst)} ({len(checks)} checks)" if within else
+                   f"{group}: a what-if from the eager profiles missed the {name} step by "
+                   f"{fmt.percent(worst)} (tolerance {fmt.percent(PREDICTION_TOLERANCE, 0)})"),
+            detail=("Predicted from the eager profile's critical path, re-timed, against the step "
+                    "measured replayed in the same sweep: " + "; ".join(parts) + "."),
+            remedy=None if within else "read the what-ifs of this group as rough"))
     return out

@@ -7,6 +7,7 @@
 | `roofs` | the GPU spec a run used, the roofs an analysis used, `roofs_measured.json` |
 | `ncu` | `ncu_<mode>.json` (Nsight Compute) and its join to a trace |
 | `analysis` | `analysis.json` (one trace) and `Finding` |
+| `critical_path` | `analysis.json`'s critical path of each step and its what-ifs |
 | `comparison` | `comparison.json` (two traces) |
 | `summary` | `summary.json` (one run) |
 | `sweep` | `sweep.json` (a multirun) |
@@ -41,13 +42,17 @@ from profiler_kit.records.analysis import (
     Level, Finding, TraceSource, HostLinkFigures, KernelTotals, StepWindow, Timeline, AttentionCall,
     AttentionSummary, MemoryTimeline, LiveAllocation, MemoryFigures, TopKernel, RooflineOp,
     GraphJoinFigures, Analysis, analysis_from_builtins, read_analysis)
+from profiler_kit.records.critical_path import (
+    PATH_PARTS, BALANCE_TOLERANCE_US, PathSegment, CriticalPathStep, WhatIf, CriticalPath, SyncCause,
+    GpuGap, StepChecks)
 from profiler_kit.records.comparison import (
     Pair, CallPair, Comparison, comparison_from_builtins, read_comparison)
 from profiler_kit.records.summary import (
     Status, RunStatus, ModeRecord, ModeComparison, RunInfo, Summary, summary_from_builtins,
     read_summary)
 from profiler_kit.records.sweep import (
-    SweepJobStatus, SweepJob, SweepRow, AttentionFit, OomFrontier, ExecutionPair, Sweep, read_sweep)
+    SweepJobStatus, SweepJob, SweepRow, AttentionFit, OomFrontier, ExecutionPair, Sweep, read_sweep,
+    PREDICTION_TOLERANCE)
 
 __all__ = [
     'SCHEMA_VERSION', 'RecordError', 'Record', 'write_atomic', 'write_text_atomic', 'to_json',
@@ -59,7 +64,8 @@ __all__ = [
     'MeasureStatus', 'read_ncu_measurement', 'Level', 'Finding', 'TraceSource', 'HostLinkFigures',
     'KernelTotals', 'StepWindow', 'Timeline', 'AttentionCall', 'AttentionSummary', 'MemoryTimeline',
     'LiveAllocation', 'MemoryFigures', 'TopKernel', 'RooflineOp', 'GraphJoinFigures', 'Analysis',
-    'analysis_from_builtins', 'read_analysis', 'Pair', 'CallPair', 'Comparison',
+    'analysis_from_builtins', 'read_analysis', 'PATH_PARTS', 'BALANCE_TOLERANCE_US', 'PathSegment',
+    'CriticalPathStep', 'WhatIf', 'CriticalPath', 'SyncCause', 'GpuGap', 'StepChecks', 'Pair', 'CallPair', 'Comparison',
     'comparison_from_builtins', 'read_comparison', 'Status', 'RunStatus', 'ModeRecord',
     'ModeComparison', 'RunInfo', 'Summary', 'summary_from_builtins', 'read_summary',
-    'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep']
+    'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep', 'PREDICTION_TOLERANCE']

@@ -7,6 +7,7 @@ import os
 from typing import Any, Literal
 
 from profiler_kit.records.base import SCHEMA_VERSION, Record, _convert, _load
+from profiler_kit.records.critical_path import CriticalPath
 from profiler_kit.records.ncu import MeasuredTraffic
 from profiler_kit.records.roofs import GpuSpecRecord, Roofs
 
@@ -221,6 +222,7 @@ class Analysis(Record, kw_only=True):
     roofline_points: list[RooflineOp] | None = None
     measured: MeasuredTraffic | None = None  # joined Nsight Compute measurement (analyze --ncu, measure=ncu)
     graph_join: GraphJoinFigures | None = None   # None: no graph replay in the trace
+    critical_path: CriticalPath | None = None    # None: analysed before issue 22, or trimmed
     findings: list[Finding] = []
     warnings: list[str] = []
 

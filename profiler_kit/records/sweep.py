@@ -69,6 +69,10 @@ class SweepRow(Record, kw_only=True):
     attention_hbm_bytes_error: float | None = None
     peak_allocated_bytes: int | None = None
     oom_requested_bytes: int | None = None
+    # the critical path of the profiled step (analysis.critical_path): its mean length and each
+    # what-if's predicted step, re-timed on it; scenario id -> ms per step
+    path_ms_per_step: float | None = None
+    what_if_ms: dict[str, float] = {}
 
 
 class AttentionFit(Record, kw_only=True):
@@ -117,6 +121,30 @@ class ExecutionPair(Record, kw_only=True):
     replayed_memory_bound_share: float | None = None   # of the replayed kernel time
     replayed_unknown_bound_share: float | None = None  # no op joined: no bound decided
     eager_host_ms_per_step: float | None = None        # eager step - its kernel time
+    # predicted from the eager profiles (critical_path what-ifs), to set against the replayed
+    # step: this mode's own profile with every launch free, and the reference mode's profile with
+    # every launch free and this mode's attention
+    predicted_replayed_ms: float | None = None
+    predicted_from_reference_ms: float | None = None
+    reference_mode: str | None = None
+
+    @property
+    def prediction_error(self) -> float | None:
+        return _error(self.predicted_replayed_ms, self.replayed_step_median_ms)
+
+    @property
+    def reference_prediction_error(self) -> float | None:
+        return _error(self.predicted_from_reference_ms, self.replayed_step_median_ms)
+
+
+# How close a prediction from the eager profile must come to the measured replayed step to be
+# called right: issue 22's goal, about the run-to-run spread of a step between sweeps (±2-4 %)
+# plus the profiler's own change to kernel durations (1-2 %), with room.
+PREDICTION_TOLERANCE = 0.10
+
+
+def _error(predicted: float | None, measured: float | None) -> float | None:
+    return predicted / measured - 1 if predicted and measured else None
 
 
 class Sweep(Record, kw_only=True):

@@ -17,7 +17,7 @@ from profiler_kit import units as fmt
 from profiler_kit.records import (NOISE_IQR_FRACTION, Analysis, Comparison, GpuSpecRecord, MeasuredRoof, ModeRecord,
                                   Roofs, Summary)
 
-from . import figures, measured
+from . import figures, measured, path_view
 
 TOP_KERNELS_SHOWN = 100
 
@@ -199,7 +199,8 @@ def run_context(summary: Summary) -> dict:
             "attention": figures.attention_layers(pair),
             "roofline": figures.roofline(pair),
             "memory_peaks": figures.memory_peaks(ok) if ok else None,
-            "memory_timeline": figures.memory_timeline(pair), **measured.measured_figures(analysed)}
+            "memory_timeline": figures.memory_timeline(pair), "path": path_view.path_figure(pair),
+            **measured.measured_figures(analysed)}
     warnings = list(summary.warnings) + analysis_warnings(analysed)
     if summary.status != "complete":
         warnings.insert(0, f"the run is {summary.status}: {summary.reason or 'no reason recorded'}")
@@ -234,6 +235,8 @@ def run_context(summary: Summary) -> dict:
         "environment": environment_rows(env), "config_json": pretty_json(config), "command": summary.command,
         "traces": [(m, r.trace) for m, r in modes.items() if r.trace],
         "measured_views": measured.measured_views(analysed),
+        "path_rows": path_view.path_rows(analysed),
+        "what_if_rows": path_view.what_if_rows(analysed, {m: r.step_ms for m, r in ok.items() if r.step_ms}),
     }
 
 
@@ -309,6 +312,7 @@ def trace_context(analyses: dict[str, Analysis], comparison: Comparison | None, 
             "roofline": figures.roofline(with_gpu),
             "memory_timeline": figures.memory_timeline(analyses),
             "comparison": figures.comparison_deltas(comparison) if comparison else None,
+            "path": path_view.path_figure(with_gpu),
             **measured.measured_figures(with_gpu)}
     # The findings stored with what is shown: the comparison's over both traces, or the one trace's.
     found = comparison.findings if comparison is not None else [f for a in analyses.values() for f in a.findings]
@@ -319,4 +323,5 @@ def trace_context(analyses: dict[str, Analysis], comparison: Comparison | None, 
             "figs": figure_divs(figs), "attention_rows": attention_rows(with_gpu),
             "kernel_rows": kernel_rows(with_gpu), "live_at_peak": live_at_peak(with_gpu),
             "warnings": analysis_warnings(analyses), "comparison": comparison_view(comparison) if comparison else None,
-            "traces": trace_links(analyses, out_dir), "measured_views": measured.measured_views(with_gpu)}
+            "traces": trace_links(analyses, out_dir), "measured_views": measured.measured_views(with_gpu),
+            "path_rows": path_view.path_rows(analyses), "what_if_rows": path_view.what_if_rows(analyses)}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from profiler_kit import units as fmt
-from profiler_kit.records import Sweep
+from profiler_kit.records import PREDICTION_TOLERANCE, Sweep
 
 from . import sweep_figures
 from .context import figure_divs
@@ -12,7 +12,8 @@ from .context import figure_divs
 def sweep_context(sweep: Sweep) -> dict:
     figs = {"speedup": sweep_figures.speedup(sweep), "time": sweep_figures.step_and_kernel_time(sweep),
             "memory": sweep_figures.peak_memory(sweep), "bounds": sweep_figures.bound_shares(sweep),
-            "scaling": sweep_figures.attention_scaling(sweep)}
+            "scaling": sweep_figures.attention_scaling(sweep),
+            "predicted": sweep_figures.predicted_vs_measured(sweep)}
     rows_by_job: dict[str, list[dict]] = {}
     for r in sweep.rows:
         rows_by_job.setdefault(r.job, []).append({
@@ -28,6 +29,11 @@ def sweep_context(sweep: Sweep) -> dict:
     cards = sorted({j.card for j in sweep.jobs if j.card})
     warnings = list(sweep.warnings) + [f"{j.job}: {j.status}: {j.reason or 'no reason recorded'}"
                                        for j in sweep.jobs if j.status != "complete"]
+    def _predicted(text: str, error: float | None) -> str:
+        if error is None:
+            return text
+        return f"{text} ({error * 100:+.1f} %{'' if abs(error) <= PREDICTION_TOLERANCE else ', off'})"
+
     def ms(v):
         return f"{v:.2f}" if v is not None else "–"
 
@@ -36,7 +42,11 @@ def sweep_context(sweep: Sweep) -> dict:
               "replayed_ms": ms(p.replayed_step_median_ms), "gain": fmt.speedup(p.replay_gain),
               "eager_speedup": fmt.speedup(p.eager_speedup), "replayed_speedup": fmt.speedup(p.replayed_speedup),
               "attention": fmt.percent(p.replayed_attention_share), "memory": fmt.percent(p.replayed_memory_bound_share),
-              "unknown": fmt.percent(p.replayed_unknown_bound_share)} for p in sweep.execution_pairs]
+              "unknown": fmt.percent(p.replayed_unknown_bound_share),
+              "predicted": _predicted(ms(p.predicted_replayed_ms), p.prediction_error),
+              "from_reference": (_predicted(ms(p.predicted_from_reference_ms), p.reference_prediction_error)
+                                 + (f" ({p.reference_mode})" if p.predicted_from_reference_ms else ""))}
+             for p in sweep.execution_pairs]
     return {"kind": "sweep", "pairs": pairs, "title": f"Sweep: {', '.join(models) or 'UNet'} on {', '.join(cards) or '?'}",
             "jobs": sweep.jobs, "complete": sum(j.status == "complete" for j in sweep.jobs),
             "models": models, "resolutions": resolutions, "cards": cards, "findings": sweep.findings,

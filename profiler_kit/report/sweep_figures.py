@@ -213,3 +213,38 @@ def attention_scaling(sweep: Sweep) -> go.Figure | None:
     fig.update_xaxes(type="log", title="image tokens at the top level, N (UNet: (resolution / 8)², DiT: (resolution / 16)²)")
     fig.update_yaxes(type="log", title="GPU ms per step")
     return _style(fig, 460, legend=dict(orientation="v", x=1.02, y=1))
+
+
+def predicted_vs_measured(sweep: Sweep) -> go.Figure | None:
+    """The eager profiles' what-ifs (every launch free; the reference's profile with each mode's
+    attention, launches free) against the replayed steps measured in the same sweep; the
+    diagonal and the ±PREDICTION_TOLERANCE band."""
+    from profiler_kit.records import PREDICTION_TOLERANCE
+
+    series = {"own eager profile, every launch free": ("predicted_replayed_ms", "circle"),
+              "reference's eager profile with this mode's attention, launches free": ("predicted_from_reference_ms", "diamond")}
+    fig = go.Figure()
+    lo, hi = None, None
+    for name, (field, symbol) in series.items():
+        pts = [p for p in sweep.execution_pairs if getattr(p, field) and p.replayed_step_median_ms
+               and not (field == "predicted_from_reference_ms" and p.mode == p.reference_mode)]
+        if not pts:
+            continue
+        xs = [p.replayed_step_median_ms for p in pts]
+        ys = [getattr(p, field) for p in pts]
+        lo = min([lo or min(xs)] + xs + ys)
+        hi = max([hi or max(xs)] + xs + ys)
+        fig.add_scatter(name=_text(name), x=xs, y=ys, mode="markers", marker=dict(symbol=symbol, size=10),
+                        customdata=[[_text(p.mode), p.resolution, _text(p.execution), f"{(y / x - 1) * 100:+.1f} %"]
+                                    for p, x, y in zip(pts, xs, ys)],
+                        hovertemplate="%{customdata[0]} at %{customdata[1]} px (%{customdata[2]})<br>"
+                                      "measured %{x:.2f} ms, predicted %{y:.2f} ms (%{customdata[3]})<extra></extra>")
+    if lo is None:
+        return None
+    edge = [lo * 0.85, hi * 1.15]
+    fig.add_scatter(name="predicted = measured", x=edge, y=edge, mode="lines", line=dict(color="#1a202c", width=1))
+    for f, label in ((1 + PREDICTION_TOLERANCE, f"±{PREDICTION_TOLERANCE:.0%}"), (1 - PREDICTION_TOLERANCE, None)):
+        fig.add_scatter(name=label or "", x=edge, y=[v * f for v in edge], mode="lines", showlegend=label is not None,
+                        line=dict(color="#a0aec0", width=1, dash="dot"))
+    return _style(fig, 420, xaxis_title="measured replayed step, ms (median)",
+                  yaxis_title="predicted from the eager profile, ms (estimate)")

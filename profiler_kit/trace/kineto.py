@@ -458,15 +458,16 @@ def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
                              "is real, raise the limit with --max-events")
         try:
             batch = batch_decoder.decode(text)
-        except (msgspec.ValidationError, UnicodeDecodeError):
+        except (msgspec.ValidationError, UnicodeDecodeError, msgspec.DecodeError):
             # Another tool's event with an odd field type: skip that event, keep the rest.
+            # (msgspec reports text that is not UTF-8 as a DecodeError.)
             batch = []
             for r in raws:
                 try:
                     batch.append(decoder.decode(r))
                 except msgspec.ValidationError:
                     reader.skipped += 1
-                except UnicodeDecodeError:
+                except (UnicodeDecodeError, msgspec.DecodeError):
                     reader.counts[tv.NOT_UTF8] += 1
         except RecursionError:
             raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
