@@ -141,8 +141,9 @@ def finish_job(planned: PlannedJob, job: Any, total: int) -> Any:
     from profiler_kit.run_folder import SUMMARY_FILE, job_command, job_line, record_failure
 
     result = None
-    try:
-        result = job.results()[0]
+    try:      # only where the result file is there: submitit's results() waits for one otherwise
+        if job.paths.result_pickle.exists():
+            result = job.results()[0]
     except Exception:            # no result: cancelled, killed, timed out; the scheduler says which
         pass
     try:

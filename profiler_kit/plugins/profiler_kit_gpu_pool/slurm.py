@@ -13,6 +13,8 @@ sweep before its aggregate; the jobs wait with `sacct` (accounting), never blind
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import shutil
 import sys
@@ -77,8 +79,10 @@ if SlurmLauncher is not None:
             total = sweep_total(len(planned))
             args = [(list(p.overrides), "hydra.sweep.dir", p.num, f"job_id_for_{p.num}", Singleton.get_state())
                     for p in planned]
-            try:
-                jobs = executor.map_array(self, *zip(*args))
+            said = io.StringIO()
+            try:     # submitit copies sbatch's own error lines to the terminal: said once, below
+                with contextlib.redirect_stderr(said), contextlib.redirect_stdout(said):
+                    jobs = executor.map_array(self, *zip(*args))
             except Exception as exc:      # sbatch refused what sinfo could not tell (QOS, account, ...)
                 _refuse(f"SLURM refused the submission: {_sbatch_error(exc)}", sweep_dir)
             print(f"profiler_kit: submitted {len(jobs)} SLURM jobs ({jobs[0].job_id.split('_')[0]}_0-{len(jobs) - 1}) "
