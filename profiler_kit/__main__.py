@@ -115,6 +115,10 @@ def _check_slurm_request(launcher: DictConfig) -> None:
     Hydra makes the sweep folder (the launcher fits and checks it again when it submits)."""
     from profiler_kit.capture import slurm
 
+    try:
+        import hydra_plugins.hydra_submitit_launcher  # noqa: F401
+    except ImportError:
+        raise ConfigError("hydra/launcher=slurm needs hydra-submitit-launcher: pip install -e \".[cluster]\"") from None
     keys = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "tasks_per_node")
     slurm.fit_request({k: launcher.get(k) for k in keys}, slurm.query_partitions())
 

@@ -126,12 +126,14 @@ def final_state(job: Any, wait_s: float = 15.0) -> str:
         time.sleep(0.5)
 
 
-def finish_job(planned: PlannedJob, job: Any, total: int) -> Any:
+def finish_job(planned: PlannedJob, job: Any, total: int, state: Any = None) -> Any:
     """Collect one ended job: its result where submitit has one, else how the scheduler says it
     ended (cancelled, timed out, pre-empted, killed), written into its summary.json with the modes
     it measured before kept; then its line on the submitting terminal. Returns a completed
     JobReturn whose value is the summary: how the job went is in the summary, and a JobReturn
-    marked failed would make Hydra raise before the sweep is aggregated."""
+    marked failed would make Hydra raise before the sweep is aggregated. `state`: a callable
+    giving the scheduler's final state, where the launcher knows better than submitit's watcher
+    (SLURM without accounting)."""
     import sys
 
     from hydra.core.utils import JobReturn, JobStatus
@@ -157,7 +159,7 @@ def finish_job(planned: PlannedJob, job: Any, total: int) -> Any:
         first = (str(result._return_value).strip().splitlines() or ["an error"])[0][:300]
         end = ("failed", f"{type(result._return_value).__name__}: {first}; its log: {log_file}")
     elif result is None or recorded in (None, "running", "interrupted"):
-        end = scheduler_end(final_state(job), recorded, summary.reason if summary else None, log_file)
+        end = scheduler_end(state() if state is not None else final_state(job), recorded, summary.reason if summary else None, log_file)
     if end is not None:
         summary = record_failure(planned.run_dir, planned.config, job_command(list(planned.overrides)),
                                  end[1], status=end[0])

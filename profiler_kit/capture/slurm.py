@@ -187,6 +187,49 @@ def pending_reasons(job_ids: list[str]) -> dict[str, str]:
     return {job: reason for job, reason in found.items() if job in job_ids}
 
 
+def queue_states(job_ids: list[str]) -> dict[str, str] | None:
+    """squeue's state of each job (array tasks one a line), ended ones included while slurmctld
+    still holds them (MinJobAge, 5 minutes by default): how a job ended where `sacct` cannot
+    tell (a cluster without accounting), so that no job is waited for blind. None where squeue
+    did not answer (a job missing from a None is not known to have ended)."""
+    if not job_ids:
+        return {}
+    try:
+        out = subprocess.run(["squeue", "-h", "-r", "-t", "all", "-o", "%i|%T", "-j", ",".join(job_ids)],
+                             capture_output=True, text=True, timeout=SINFO_TIMEOUT_S)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0 and "Invalid job id" not in out.stderr:
+        return None
+    found = dict(line.strip().split("|", 1) for line in out.stdout.splitlines() if "|" in line)
+    return {job: state for job, state in found.items() if job in job_ids}
+
+
+def accounting_works() -> bool:
+    """`sacct` answers (slurmdbd is up): submitit and the launcher follow jobs with it; without
+    it they are followed with squeue alone."""
+    try:
+        return subprocess.run(["sacct", "-n", "-X", "-j", "1"], capture_output=True,
+                              timeout=SINFO_TIMEOUT_S).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def settled_state(job_id: str, wait_s: float = 15.0) -> str | None:
+    """squeue's state of an ended job once it leaves RUNNING / COMPLETING (a job that returned
+    after a SIGTERM leaves its result before SLURM calls it CANCELLED); None if squeue no longer
+    holds it."""
+    import time
+
+    end = time.monotonic() + wait_s
+    while True:
+        state = (queue_states([job_id]) or {}).get(job_id)
+        if state is None or state.split()[0] not in ("RUNNING", "COMPLETING", "PENDING", "CONFIGURING") \
+                or time.monotonic() > end:
+            return state
+        time.sleep(0.5)
+
+
 def never_lifted(reason: str) -> str | None:
     """Why SLURM will never start a job PENDING for `reason`, or None when waiting may help."""
     return NEVER_LIFTED.get(reason.split(",")[0].strip())

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from profiler_kit.capture.launchers import POLL_S, finish_job, plan_jobs, sweep_total
+from profiler_kit.capture.launchers import POLL_S, UNSETTLED, finish_job, plan_jobs, sweep_total
 from profiler_kit.config import ConfigError
 
 log = logging.getLogger("profiler_kit")
@@ -95,16 +95,35 @@ if SlurmLauncher is not None:
             from profiler_kit.capture import slurm
             from profiler_kit.run_folder import job_command, record_failure
 
+            accounting = slurm.accounting_works()
+            if not accounting:
+                print("profiler_kit: SLURM accounting is off (sacct does not answer): the jobs are followed with "
+                      "squeue, and a job that ends is only known as such while slurmctld remembers it (MinJobAge)",
+                      file=sys.stderr, flush=True)
             waiting = dict(zip((p.num for p in planned), zip(planned, jobs)))
             results, last_check = {}, 0.0
             while waiting:
                 check = time.monotonic() - last_check >= STATE_CHECK_S
+                queue = slurm.queue_states([job.job_id for _, job in waiting.values()]) if check else {}
+                answered = queue is not None
+                queue = queue or {}
+                if check and accounting:      # one sacct call for every job (submitit's watcher holds them all)
+                    try:
+                        jobs[0].watcher.update()
+                    except Exception:
+                        pass
                 for num, (plan, job) in list(waiting.items()):
                     # a result file ends a job at once; sacct (forced, not submitit's up to 10 min
-                    # back-off) tells a job that left none, such as a cancelled or killed one
-                    if job.paths.result_pickle.exists() or (check and job.done(force_check=True)) or \
-                            (check and str(job.state).split()[0].upper() == "PREEMPTED"):
-                        results[num] = finish_job(plan, job, total)
+                    # back-off) tells a job that left none, such as a cancelled or killed one;
+                    # squeue tells it too, and alone where the cluster keeps no accounting
+                    seen = queue.get(job.job_id)
+                    gone = check and answered and seen is None and not accounting      # slurmctld forgot it
+                    if job.paths.result_pickle.exists() or gone or \
+                            (seen is not None and seen.split()[0] not in UNSETTLED) or \
+                            (check and accounting and job.watcher.is_done(job.job_id, mode="cache")):
+                        state = None if accounting else \
+                            (lambda job_id=job.job_id: slurm.settled_state(job_id) or "UNKNOWN")
+                        results[num] = finish_job(plan, job, total, state)
                         del waiting[num]
                 if check and waiting:
                     last_check = time.monotonic()
