@@ -115,8 +115,10 @@ def test_a_job_cancelled_mid_run_is_recorded_and_the_sweep_still_aggregates(tmp_
         subprocess.run(["scancel", job_id], check=True, timeout=30)
         _, err = proc.communicate(timeout=120)
     finally:
-        if proc.poll() is None:
+        if proc.poll() is None:          # the launcher failed the test: leave no job on the cluster
             proc.kill()
+            for folder in (out / ".submitit").glob("*_*"):
+                subprocess.run(["scancel", folder.name], timeout=30)
     assert proc.returncode == 3, err[-3000:]             # not every job completed
     lines = job_lines(err)
     assert len(lines) == 2 and "Traceback" not in err

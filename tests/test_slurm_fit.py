@@ -74,9 +74,11 @@ def test_pending_reasons_that_never_lift_are_told_from_those_that_do():
     ("OUT_OF_MEMORY", None, "killed", "hydra.launcher.mem_gb"),
     ("NODE_FAIL", "running", "killed", "node failed"),
     ("COMPLETED", None, "failed", "without recording"),
+    ("FINISHED", "running", "killed", "without a result"),        # gpu_pool: the process died
 ])
 def test_how_a_job_without_result_ended_comes_from_the_scheduler(state, recorded, status, says):
-    got = scheduler_end(state, recorded, "interrupted (signal SIGTERM) while timing the modes", "log.err")
+    got = scheduler_end(state, recorded, "interrupted (signal SIGTERM) while timing the modes", "log.err",
+                        had_result=state == "COMPLETED")
     assert got[0] == status and says in got[1]
 
 

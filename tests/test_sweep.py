@@ -134,6 +134,58 @@ def test_gpu_pool_gives_each_concurrent_job_its_own_device_and_the_basic_launche
     assert outcome(pool) == outcome(basic)
 
 
+def test_a_gpu_pool_job_killed_mid_run_is_recorded_and_the_sweep_still_aggregates(tmp_path):
+    """SIGKILL to one job's process (no word from the job): the launcher records it `killed` with
+    the modes it had prepared, prints its line, aggregates, and exits 3; the other job completes."""
+    import signal
+    import time
+    out = tmp_path / "pool"
+    proc = subprocess.Popen([sys.executable, "-m", "profiler_kit", "-m", "hydra/launcher=gpu_pool",
+                             "hydra.launcher.gpus=[0,1]", *[a for a in TINY if not a.startswith("iterations=")],
+                             "resolution=64", "iterations=2,400000",
+                             "report.enabled=false", f"hydra.sweep.dir={out}"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:        # job 1 has prepared both modes: it is timing 400 000 steps
+            try:
+                if len(json.loads(next(out.glob("1_*/summary.json")).read_text())["modes"]) == 2:
+                    break
+            except (StopIteration, OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.5)
+        time.sleep(1.0)
+        # submitit's local jobs are named by their process id; job 0 has ended by now (a zombie
+        # until the launcher polls it)
+        def running(pid: str) -> bool:
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            except OSError:
+                return False
+        while time.time() < deadline:
+            alive = [int(p.name) for p in (out / ".submitit").iterdir() if p.name.isdigit() and running(p.name)]
+            if len(alive) == 1:
+                break
+            time.sleep(0.5)
+        assert len(alive) == 1, alive
+        # the job's own Python: submitit's shell -> its local runner -> the job
+        runner = Path(f"/proc/{alive[0]}/task/{alive[0]}/children").read_text().split()[0]
+        job = Path(f"/proc/{runner}/task/{runner}/children").read_text().split()[0]
+        os.kill(int(job), signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)       # the launcher and every job it started
+    assert proc.returncode == 3, err[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("profiler_kit: job ")]
+    assert len(lines) == 2 and any("-> killed" in ln for ln in lines), err[-3000:]
+    killed = read_summary(next(out.glob("1_*")) / "summary.json")
+    assert killed.status == "killed" and "without a word from the job" in killed.reason
+    assert set(killed.modes) == {"vanilla", "sdpa"}
+    assert [j.status for j in read_sweep(out / "sweep.json").jobs] == ["complete", "killed"]
+
+
 def test_the_published_h200_sweep_reads_and_says_what_it_found():
     """reports/h200-2026-11-29-standard: the standard sweep measured on an H200."""
     sweep = read_sweep(PUBLISHED / "sweep.json")

@@ -95,20 +95,24 @@ SLURM_ENDS = {
     "NODE_FAIL": ("killed", "its node failed"),
     "BOOT_FAIL": ("killed", "its node failed to boot"),
     "FAILED": ("failed", "the job exited with an error"),
+    "KILLED": ("killed", "its process ended without a result (a signal, or out of host memory)"),
 }
 
 
 def scheduler_end(state: str, recorded_status: str | None, recorded_reason: str | None,
-                  log_file: str | None) -> tuple[str, str] | None:
+                  log_file: str | None, had_result: bool = True) -> tuple[str, str] | None:
     """How a job ended, from the scheduler's state and what the job recorded itself: (status,
     reason) to write into its summary.json, or None where the job's own record stands (complete,
-    failed, or timed out on SLURM's warning signal, which it recorded itself)."""
+    failed, or timed out on SLURM's warning signal, which it recorded itself). `had_result`:
+    submitit found the job's result; a process that ended without one was killed or crashed."""
     word = (state or "UNKNOWN").split()[0].upper()
     if recorded_status in ("complete", "failed", "timed_out", "cancelled", "preempted", "killed"):
         return None
-    if word in ("COMPLETED", "FINISHED"):        # the job returned: its record stands, or it wrote none
+    if word in ("COMPLETED", "FINISHED") and had_result:   # the job returned: its record stands, or it wrote none
         return None if recorded_status == "interrupted" else \
             ("failed", f"the job returned without recording how its run ended; its log: {log_file}")
+    if word in ("COMPLETED", "FINISHED", "INTERRUPTED"):  # a local process that left no result
+        word = "KILLED"
     status, what = SLURM_ENDS.get(word, ("killed", f"the job ended without a result (scheduler state {word})"))
     where = f"; its log: {log_file}" if log_file else ""
     if recorded_status == "interrupted":           # the job saw a SIGTERM: the scheduler says why

@@ -116,9 +116,9 @@ def final_state(job: Any, wait_s: float = 15.0) -> str:
 
     end = time.monotonic() + wait_s
     while True:
-        try:
-            watcher = getattr(job, "watcher", None)      # SLURM: sacct, forced past submitit's back-off
-            state = str(watcher.get_state(job.job_id, mode="force") if watcher is not None else job.state)
+        try:      # SLURM: sacct, forced past submitit's back-off; local: the process's exit
+            info = job.get_info(mode="force")
+            state = str(info.get("State") or info.get("jobState") or "UNKNOWN")
         except Exception:
             return "UNKNOWN"
         if state.split()[0].upper() not in UNSETTLED or time.monotonic() > end:
@@ -159,7 +159,8 @@ def finish_job(planned: PlannedJob, job: Any, total: int, state: Any = None) -> 
         first = (str(result._return_value).strip().splitlines() or ["an error"])[0][:300]
         end = ("failed", f"{type(result._return_value).__name__}: {first}; its log: {log_file}")
     elif result is None or recorded in (None, "running", "interrupted"):
-        end = scheduler_end(state() if state is not None else final_state(job), recorded, summary.reason if summary else None, log_file)
+        end = scheduler_end(state() if state is not None else final_state(job), recorded, summary.reason if summary else None, log_file,
+                            had_result=result is not None)
     if end is not None:
         summary = record_failure(planned.run_dir, planned.config, job_command(list(planned.overrides)),
                                  end[1], status=end[0])
