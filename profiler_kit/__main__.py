@@ -137,7 +137,7 @@ def preflight(argv: list[str]) -> None:
     init = (initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3") if CONFIG_DIR
             else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"))
     multirun = "-m" in argv or "--multirun" in argv
-    jobs = 0
+    jobs, slurm_checked = 0, False
     with init:
         for combo in combos:
             try:
@@ -147,8 +147,10 @@ def preflight(argv: list[str]) -> None:
                 extra = [f"{k}={v}" for k, v in (params or {}).items()]
                 runs, count = _sweep_combinations(combo + extra) if extra else ([combo], 1)
                 jobs += count
-                if multirun and str(cfg.hydra.launcher.get("_target_", "")).endswith(".ProfilerKitSlurmLauncher"):
-                    _check_slurm_request(cfg.hydra.launcher)
+                if multirun and not slurm_checked and \
+                        str(cfg.hydra.launcher.get("_target_", "")).endswith(".ProfilerKitSlurmLauncher"):
+                    _check_slurm_request(cfg.hydra.launcher)      # one sinfo call for the sweep
+                    slurm_checked = True
                 for run in runs:
                     run_cfg = compose(config_name="config", overrides=run) if extra else cfg
                     validate(run_cfg)
