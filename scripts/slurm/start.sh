@@ -136,9 +136,7 @@ StoragePass=$DB_PASS
 StorageLoc=slurm_acct_db
 EOF
 chown slurm:slurm /etc/slurm/slurmdbd.conf && chmod 600 /etc/slurm/slurmdbd.conf
-# slurmdbd reaches MariaDB on localhost through the socket of a --skip-networking server
-mkdir -p /var/run/mysqld
-ln -sf $SOCK /var/run/mysqld/mysqld.sock 2>/dev/null || true
+# StorageHost=localhost: slurmdbd reaches the --skip-networking MariaDB through its socket
 
 # ---- slurmdbd, slurmctld, slurmd -------------------------------------------------------------
 if ! alive slurmdbd; then
