@@ -9,7 +9,6 @@ what to type (never a traceback) and nothing is left half-written.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import math
 import os
@@ -28,6 +27,7 @@ _SOURCE_CONF = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 CONFIG_DIR = _SOURCE_CONF if os.path.isfile(os.path.join(_SOURCE_CONF, "config.yaml")) else None
 EXIT_BAD_CONFIG = 2
 EXIT_INTERRUPTED = 130     # 128 + SIGINT, what a shell reports for Ctrl-C
+EXIT_JOBS_UNFINISHED = 3   # a multirun ended, aggregated, and not every job completed
 
 
 KNOWN_SETTINGS = ("resolution, images_per_prompt, guidance, dtype, device, seed, warmup, iterations, "
@@ -110,6 +110,19 @@ def _check_device_here(device: str) -> None:
         raise ConfigError(f"device={device}: this machine has {have}; use device=auto or device=cpu")
 
 
+def _check_slurm_request(launcher: DictConfig) -> None:
+    """hydra/launcher=slurm: a request no node of the partition can run is refused here, before
+    Hydra makes the sweep folder (the launcher fits and checks it again when it submits)."""
+    from profiler_kit.capture import slurm
+
+    try:
+        import hydra_plugins.hydra_submitit_launcher  # noqa: F401
+    except ImportError:
+        raise ConfigError("hydra/launcher=slurm needs hydra-submitit-launcher: pip install -e \".[cluster]\"") from None
+    keys = ("partition", "gpus_per_node", "cpus_per_task", "mem_gb", "timeout_min", "tasks_per_node")
+    slurm.fit_request({k: launcher.get(k) for k in keys}, slurm.query_partitions())
+
+
 def preflight(argv: list[str]) -> None:
     """Compose and validate every run the command line asks for; raise ConfigError if one is bad."""
     from hydra import compose, initialize_config_dir, initialize_config_module
@@ -124,7 +137,7 @@ def preflight(argv: list[str]) -> None:
     init = (initialize_config_dir(config_dir=CONFIG_DIR, version_base="1.3") if CONFIG_DIR
             else initialize_config_module(config_module=CONFIG_MODULE, version_base="1.3"))
     multirun = "-m" in argv or "--multirun" in argv
-    jobs = 0
+    jobs, slurm_checked = 0, False
     with init:
         for combo in combos:
             try:
@@ -134,6 +147,10 @@ def preflight(argv: list[str]) -> None:
                 extra = [f"{k}={v}" for k, v in (params or {}).items()]
                 runs, count = _sweep_combinations(combo + extra) if extra else ([combo], 1)
                 jobs += count
+                if multirun and not slurm_checked and \
+                        str(cfg.hydra.launcher.get("_target_", "")).endswith(".ProfilerKitSlurmLauncher"):
+                    _check_slurm_request(cfg.hydra.launcher)      # one sinfo call for the sweep
+                    slurm_checked = True
                 for run in runs:
                     run_cfg = compose(config_name="config", overrides=run) if extra else cfg
                     validate(run_cfg)
@@ -154,26 +171,6 @@ def _one_line_reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
-@contextlib.contextmanager
-def _sigterm_as_interrupt():
-    """SIGTERM (a scheduler's time limit, `kill`) ends the capture the way Ctrl-C does: the
-    experiment records the run as interrupted, keeping the modes measured so far."""
-    import signal
-    import threading
-
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
 def run_pipeline(cfg: DictConfig, hydra_cfg=None):
     """Capture, then analyse the run folder, then render its report; returns the summary.
 
@@ -186,28 +183,47 @@ def run_pipeline(cfg: DictConfig, hydra_cfg=None):
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 
-    from profiler_kit.analysis.run import analyze_run
-    from profiler_kit.run_folder import log_table, record_failure, reproduce_command
+    from profiler_kit.capture.job_end import stop_signals
+    from profiler_kit.run_folder import SUMMARY_FILE, job_command, record_failure, reproduce_command
 
     log = logging.getLogger("profiler_kit")
     multirun = hydra_cfg is not None and hydra_cfg.mode == RunMode.MULTIRUN
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
-    try:
-        from profiler_kit.capture.experiment import run_experiment
-        with _sigterm_as_interrupt():
-            run_experiment(cfg, hydra_cfg)
-    except Exception as exc:  # recorded in the run folder; the sweep goes on
-        if isinstance(exc, ConfigError) and not multirun:
+    # a job of a sweep records its own overrides, so that it can be re-run alone
+    command = job_command(list(hydra_cfg.overrides.task)) if multirun else reproduce_command(sys.argv)
+    with stop_signals() as stops:
+        try:
+            from profiler_kit.capture.experiment import run_experiment
+            run_experiment(cfg, hydra_cfg, command)
+        except Exception as exc:  # recorded in the run folder; the sweep goes on
+            if isinstance(exc, ConfigError) and not multirun:
+                raise
+            if isinstance(exc, ConfigError):       # a setting this machine cannot honour: say so in one line
+                log.error("the run failed: %s", exc)
+            else:
+                log.exception("the run failed")
+            summary = record_failure(run_dir, OmegaConf.to_container(cfg, resolve=True), command,
+                                     _one_line_reason(exc))
+            if not multirun:
+                raise
+            return summary
+        except KeyboardInterrupt as exc:      # Ctrl-C, or a signal (job_end.JobStopped)
+            if not os.path.exists(os.path.join(run_dir, SUMMARY_FILE)):   # before capture wrote anything
+                status = getattr(exc, "status", "interrupted")
+                why = getattr(exc, "why", None) or "Ctrl-C"
+                record_failure(run_dir, OmegaConf.to_container(cfg, resolve=True), command,
+                               f"{status.replace('_', ' ')} ({why}) before any mode was measured", status=status)
             raise
-        if isinstance(exc, ConfigError):       # a setting this machine cannot honour: say so in one line
-            log.error("the run failed: %s", exc)
-        else:
-            log.exception("the run failed")
-        summary = record_failure(run_dir, OmegaConf.to_container(cfg, resolve=True),
-                                 reproduce_command(sys.argv), _one_line_reason(exc))
-        if not multirun:
-            raise
-        return summary
+        stops.capturing = False     # SIGTERM / SLURM's warning now: finish the analysis and report
+        return _analyse_and_report(cfg, run_dir)
+
+
+def _analyse_and_report(cfg: DictConfig, run_dir: str):
+    import logging
+
+    from profiler_kit.analysis.run import analyze_run
+    from profiler_kit.run_folder import log_table
+
     summary = analyze_run(run_dir)
     if cfg.report.enabled:
         from profiler_kit.report import render_run_folder
@@ -232,6 +248,9 @@ def _hydra_main(cfg: DictConfig) -> None:
     except KeyboardInterrupt as exc:   # experiment.RunInterrupted says what was kept
         print(f"profiler_kit: {exc or 'interrupted before any mode was measured'}; "
               f"run folder: {HydraConfig.get().runtime.output_dir}", file=sys.stderr)
+        from profiler_kit.capture.job_end import in_submitit_job
+        if in_submitit_job():
+            return      # a result for submitit: the launcher reads how the job ended from its summary
         sys.exit(EXIT_INTERRUPTED)
 
 
@@ -248,6 +267,9 @@ def main() -> None:
             print(f"profiler_kit: {exc}", file=sys.stderr)
             sys.exit(EXIT_BAD_CONFIG)
     _hydra_main()
+    from profiler_kit import aggregate
+    if aggregate.LAST_SWEEP is not None and any(j.status != "complete" for j in aggregate.LAST_SWEEP.jobs):
+        sys.exit(EXIT_JOBS_UNFINISHED)
 
 
 if __name__ == "__main__":

@@ -114,26 +114,34 @@ class SweepCallback(Callback):
         from hydra.core.hydra_config import HydraConfig
         from hydra.types import RunMode
 
+        from profiler_kit.run_folder import job_line
+
         hydra_cfg = HydraConfig.get()
-        if hydra_cfg.mode != RunMode.MULTIRUN:
+        # inside a job of submitit (gpu_pool, SLURM) this prints into the job's own log, which no
+        # one watches: there the launcher prints the line on the submitting terminal instead
+        if hydra_cfg.mode != RunMode.MULTIRUN or os.environ.get("SUBMITIT_EXECUTOR"):
             return
         total = os.environ.get("PROFILER_KIT_SWEEP_JOBS", "?")
-        folder = Path(hydra_cfg.runtime.output_dir)
-        try:
-            summary = read_summary(folder / SUMMARY_FILE)
-            modes = ", ".join(f"{m} {r.status}" for m, r in summary.modes.items())
-            state = f"{summary.status}" + (f" ({summary.reason})" if summary.reason else "") + (f": {modes}" if modes else "")
-        except RecordError:
-            state = "failed (no summary.json)"
-        print(f"profiler_kit: job {int(hydra_cfg.job.num) + 1}/{total}: {' '.join(hydra_cfg.overrides.task)} "
-              f"-> {state}", file=sys.stderr, flush=True)
+        print(job_line(int(hydra_cfg.job.num), total, list(hydra_cfg.overrides.task), hydra_cfg.runtime.output_dir),
+              file=sys.stderr, flush=True)
 
     def on_multirun_end(self, config: Any, **kwargs: Any) -> None:
+        global LAST_SWEEP
         sweep_dir = Path(config.hydra.sweep.dir)
         if not sweep_dir.is_dir():
             return
         sweep = write_sweep(sweep_dir, plotly_js=str(config.report.plotly_js), report=bool(config.report.enabled))
+        LAST_SWEEP = sweep
         print(f"profiler_kit: sweep of {summary_line(sweep)}: {sweep_dir / SWEEP_HTML}", file=sys.stderr, flush=True)
+        unfinished = [j for j in sweep.jobs if j.status != "complete"]
+        if unfinished:
+            print(f"profiler_kit: {len(unfinished)} of {len(sweep.jobs)} jobs did not complete: "
+                  + "; ".join(f"{j.job} {j.status}" for j in unfinished), file=sys.stderr, flush=True)
+
+
+# The multirun's aggregate, once its end callback ran: the entry point's exit code says from it
+# whether every job completed (Hydra itself returns nothing from a multirun).
+LAST_SWEEP: Sweep | None = None
 
 
 # --------------------------------------------------------------------------------------------

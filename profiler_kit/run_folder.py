@@ -50,18 +50,43 @@ def reproduce_command(argv: List[str]) -> str:
     return " ".join(["python", "-m", "profiler_kit"] + [shlex.quote(a) for a in argv[1:]])
 
 
-def record_failure(run_dir: str, config: dict[str, Any], command: str, reason: str) -> Summary:
-    """Mark the run failed with its reason, keeping whatever capture already wrote (the modes
-    measured before the failure); a run that failed before writing anything gets a summary of
-    its own, so a sweep's aggregate can list it with the reason."""
+def job_command(overrides: List[str]) -> str:
+    """The command that re-runs one job of a sweep alone: its own overrides. Not sys.argv, which
+    in a job holds the whole multirun line (basic launcher) or submitit's worker
+    (`-m submitit.core._submit …/.submitit/%j`, SLURM and gpu_pool)."""
+    return " ".join(["python", "-m", "profiler_kit"] + [shlex.quote(str(a)) for a in overrides])
+
+
+def record_failure(run_dir: str, config: dict[str, Any], command: str, reason: str,
+                   status: str = "failed") -> Summary:
+    """Mark the run failed (or cancelled, timed out, ... as a scheduler reported it) with its
+    reason, keeping whatever capture already wrote (the modes measured before); a run that
+    ended before writing anything gets a summary of its own, so a sweep's aggregate can list it
+    with the reason."""
     path = os.path.join(run_dir, SUMMARY_FILE)
     try:
-        summary = msgspec.structs.replace(read_summary(path), status="failed", reason=reason)
+        summary = msgspec.structs.replace(read_summary(path), status=status, reason=reason)
     except RecordError:
-        summary = Summary(status="failed", reason=reason, command=command, config=config,
+        summary = Summary(status=status, reason=reason, command=command, config=config,
                           reference_mode=str(config.get("reference_mode", "vanilla")))
+    os.makedirs(run_dir, exist_ok=True)
     write_record(path, summary)
     return summary
+
+
+def job_line(num: int, total: int | str, overrides: List[str], run_dir: str) -> str:
+    """The line a sweep prints as one of its jobs ends (`job 2/4: resolution=96 -> complete:
+    vanilla ok, sdpa ok`), read from the job's summary.json: printed on the submitting terminal
+    by whichever launcher ran the job (aggregate.SweepCallback for Hydra's basic launcher,
+    capture/launchers.py for gpu_pool and SLURM, whose jobs run in processes of their own)."""
+    try:
+        summary = read_summary(os.path.join(run_dir, SUMMARY_FILE))
+        modes = ", ".join(f"{m} {r.status}" for m, r in summary.modes.items())
+        state = (f"{summary.status}" + (f" ({summary.reason})" if summary.reason else "")
+                 + (f": {modes}" if modes else ""))
+    except RecordError:
+        state = "failed (no summary.json)"
+    return f"profiler_kit: job {num + 1}/{total}: {' '.join(overrides)} -> {state}"
 
 
 def log_table(summary: Summary) -> str:

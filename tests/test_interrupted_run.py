@@ -42,7 +42,8 @@ def test_an_interrupted_run_keeps_its_modes_and_says_so(tmp_path, sig):
     proc, run_dir = _interrupt_while_timing(tmp_path, sig)
     assert proc.returncode == 130, proc.stderr[-2000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("profiler_kit: ")]
-    assert len(lines) == 1 and "interrupted while timing the modes" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("profiler_kit: interrupted") and "while timing the modes" in lines[0]
+    assert ("(signal SIGTERM)" in lines[0]) == (sig == signal.SIGTERM)      # says which signal stopped it
     assert "Traceback" not in proc.stderr
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["status"] == "interrupted" and "timing" in s["reason"]

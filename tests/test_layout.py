@@ -26,7 +26,7 @@ def _modules(package: str) -> list[str]:
 def test_the_torch_free_stages_import_neither_torch_nor_diffusers():
     modules = ["profiler_kit.analyze", "profiler_kit.aggregate", "profiler_kit.config", "profiler_kit.units",
                "profiler_kit.run_folder", "profiler_kit.out_folder", "profiler_kit.capture",
-               "profiler_kit.capture.launchers"]
+               "profiler_kit.capture.launchers", "profiler_kit.capture.slurm", "profiler_kit.capture.job_end"]
     for package in TORCH_FREE_PACKAGES:
         modules += _modules(package)
     assert len(modules) > 40, modules          # the walk found the packages' modules

@@ -41,7 +41,8 @@ def failing_sweep(tmp_path_factory):
 
 def test_a_failing_job_is_recorded_and_the_sweep_still_aggregates(failing_sweep):
     sweep_dir, proc = failing_sweep
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.returncode == 3, proc.stderr[-3000:]          # aggregated, and not every job completed
+    assert "profiler_kit: 2 of 4 jobs did not complete" in proc.stderr
     jobs = aggregate.run_folders(sweep_dir)
     assert len(jobs) == 4
     statuses = {}
@@ -50,6 +51,13 @@ def test_a_failing_job_is_recorded_and_the_sweep_still_aggregates(failing_sweep)
         statuses[summary.config["device"], summary.config["resolution"]] = summary
     for res in (256, 384):
         assert statuses["cpu", res].status == "complete"
+        # the job's own command (re-runs it alone), not the whole multirun line
+        assert statuses["cpu", res].command.endswith(f"resolution={res} device=cpu")
+        assert "-m " not in statuses["cpu", res].command.replace("python -m profiler_kit", "")
+        # a CPU run names no GPU and no kernels it cannot have recorded
+        fastest = next(f for f in statuses["cpu", res].findings if f.rule == "fastest_mode")
+        assert "this CPU" in fastest.title and "GPU" not in fastest.title
+        assert "not recorded" not in fastest.detail and "a CPU run launches no GPU kernel" in fastest.detail
         failed = statuses["cuda", res]
         assert failed.status == "failed" and "no CUDA device" in failed.reason and not failed.modes
     # the multirun-end callback ran (Hydra skips it when a job raises)
@@ -111,6 +119,10 @@ def test_gpu_pool_gives_each_concurrent_job_its_own_device_and_the_basic_launche
     proc = run_cli(["-m", "hydra/launcher=gpu_pool", "hydra.launcher.gpus=[0,1]", *sweep_args,
                     f"hydra.sweep.dir={pool}"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    # each job's line on this terminal as it ends (the jobs run in processes of their own)
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("profiler_kit: job ")]
+    assert len(lines) == 3 and all("-> complete: vanilla ok, sdpa ok" in ln for ln in lines), proc.stderr[-3000:]
+    assert all("submitit" not in read_summary(f / "summary.json").command for f in aggregate.run_folders(pool))
     assert run_cli(["-m", *sweep_args, f"hydra.sweep.dir={basic}"], cwd=tmp_path).returncode == 0
     runs = [read_summary(f / "summary.json") for f in aggregate.run_folders(pool)]
     assert [s.status for s in runs] == ["complete"] * 3
@@ -120,6 +132,58 @@ def test_gpu_pool_gives_each_concurrent_job_its_own_device_and_the_basic_launche
     outcome = lambda d: [(j.job, j.status, r.mode, r.status) for j in read_sweep(d / "sweep.json").jobs
                          for r in read_sweep(d / "sweep.json").rows if r.job == j.job]
     assert outcome(pool) == outcome(basic)
+
+
+def test_a_gpu_pool_job_killed_mid_run_is_recorded_and_the_sweep_still_aggregates(tmp_path):
+    """SIGKILL to one job's process (no word from the job): the launcher records it `killed` with
+    the modes it had prepared, prints its line, aggregates, and exits 3; the other job completes."""
+    import signal
+    import time
+    out = tmp_path / "pool"
+    proc = subprocess.Popen([sys.executable, "-m", "profiler_kit", "-m", "hydra/launcher=gpu_pool",
+                             "hydra.launcher.gpus=[0,1]", *[a for a in TINY if not a.startswith("iterations=")],
+                             "resolution=64", "iterations=2,400000",
+                             "report.enabled=false", f"hydra.sweep.dir={out}"], cwd=tmp_path, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+                            env={**os.environ, "CUDA_VISIBLE_DEVICES": ""})
+    try:
+        deadline = time.time() + 180
+        while time.time() < deadline:        # job 1 has prepared both modes: it is timing 400 000 steps
+            try:
+                if len(json.loads(next(out.glob("1_*/summary.json")).read_text())["modes"]) == 2:
+                    break
+            except (StopIteration, OSError, ValueError, KeyError):
+                pass
+            time.sleep(0.5)
+        time.sleep(1.0)
+        # submitit's local jobs are named by their process id; job 0 has ended by now (a zombie
+        # until the launcher polls it)
+        def running(pid: str) -> bool:
+            try:
+                return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            except OSError:
+                return False
+        while time.time() < deadline:
+            alive = [int(p.name) for p in (out / ".submitit").iterdir() if p.name.isdigit() and running(p.name)]
+            if len(alive) == 1:
+                break
+            time.sleep(0.5)
+        assert len(alive) == 1, alive
+        # the job's own Python: submitit's shell -> its local runner -> the job
+        runner = Path(f"/proc/{alive[0]}/task/{alive[0]}/children").read_text().split()[0]
+        job = Path(f"/proc/{runner}/task/{runner}/children").read_text().split()[0]
+        os.kill(int(job), signal.SIGKILL)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)       # the launcher and every job it started
+    assert proc.returncode == 3, err[-3000:]
+    lines = [ln for ln in err.splitlines() if ln.startswith("profiler_kit: job ")]
+    assert len(lines) == 2 and any("-> killed" in ln for ln in lines), err[-3000:]
+    killed = read_summary(next(out.glob("1_*")) / "summary.json")
+    assert killed.status == "killed" and "without a word from the job" in killed.reason
+    assert set(killed.modes) == {"vanilla", "sdpa"}
+    assert [j.status for j in read_sweep(out / "sweep.json").jobs] == ["complete", "killed"]
 
 
 def test_the_published_h200_sweep_reads_and_says_what_it_found():
@@ -139,17 +203,19 @@ def test_the_published_h200_sweep_reads_and_says_what_it_found():
         assert json.loads((PUBLISHED / job.job / "summary.json").read_text())["schema_version"] == 2
 
 
-def test_the_slurm_launcher_config_asks_one_gpu_per_job(tmp_path):
-    """No cluster here: the shipped config composes into hydra-submitit-launcher's SLURM launcher
-    with one GPU and one task per job, and takes the partition and account from the command line."""
+def test_the_slurm_launcher_config_leaves_the_request_to_fit_the_cluster(tmp_path):
+    """The shipped config composes into profiler_kit's SLURM launcher (hydra-submitit-launcher's,
+    fitted and followed; tests/test_slurm.py runs it on a real cluster) with GPUs, CPUs and memory
+    left to fit the partition, and takes the partition and account from the command line."""
     import yaml
     proc = subprocess.run([sys.executable, "-m", "profiler_kit", "--cfg", "hydra", "hydra/launcher=slurm",
                            "hydra.launcher.partition=gpu", "hydra.launcher.account=proj"],
                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     launcher = yaml.safe_load(proc.stdout)["hydra"]["launcher"]
-    assert launcher["_target_"].endswith("submitit_launcher.SlurmLauncher")
-    assert (launcher["gpus_per_node"], launcher["tasks_per_node"], launcher["nodes"]) == (1, 1, 1)
+    assert launcher["_target_"] == "hydra_plugins.profiler_kit_gpu_pool.slurm.ProfilerKitSlurmLauncher"
+    assert (launcher["gpus_per_node"], launcher["cpus_per_task"], launcher["mem_gb"]) == (None, None, None)
+    assert (launcher["tasks_per_node"], launcher["nodes"]) == (1, 1)
     assert (launcher["partition"], launcher["account"], launcher["timeout_min"]) == ("gpu", "proj", 120)
 
 

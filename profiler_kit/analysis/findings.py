@@ -368,8 +368,9 @@ def _main_backend(record: ModeRecord) -> str | None:
     return max(used, key=used.get) if used else None
 
 
-def fastest_mode(modes: dict[str, ModeRecord], card: str) -> list[Finding]:
-    """Which attention mode gave the shortest measured step, against PyTorch's default SDPA."""
+def fastest_mode(modes: dict[str, ModeRecord], card: str, on_cpu: bool = False) -> list[Finding]:
+    """Which attention mode gave the shortest measured step, against PyTorch's default SDPA.
+    `card` names where it ran ("this CPU" for a CPU run, which records no GPU kernel to name)."""
     timed = {m: r for m, r in modes.items() if r.ok and r.step_ms and r.step_ms.median_ms}
     if len(timed) < 2:
         return []
@@ -390,7 +391,10 @@ def fastest_mode(modes: dict[str, ModeRecord], card: str) -> list[Finding]:
         title = f"Fastest on {card}: {best} at {fmt.duration_ms(best_ms)} per step"
     ranking = "; ".join(f"{m} {fmt.duration_ms(r.step_ms.median_ms)} (min {fmt.duration_ms(r.step_ms.min_ms)})"
                         for m, r in sorted(timed.items(), key=lambda kv: kv[1].step_ms.median_ms))
-    detail = (f"{best} ran {fmt.attention_kernel_names(timed[best].attention_kernels)}. "
+    kernels = timed[best].attention_kernels
+    ran = (f"{best} ran {fmt.attention_kernel_names(kernels)}. " if kernels else
+           f"{best}'s attention kernels are not known ({'a CPU run launches no GPU kernel' if on_cpu else 'no trace recorded them'}). ")
+    detail = (f"{ran}"
               f"Median step of every mode, fastest first: {ranking}.")
     if any(r.step_ms.noisy for r in timed.values()):
         detail += " Some timings are noisy (see below): the ranking of close modes is not resolved."
@@ -426,7 +430,9 @@ def run_findings(summary: Summary) -> list[Finding]:
     """Findings of an experiment run. Idle time comes from the timed steps (host_bound_steps), not
     the trace: the profiler's own overhead stretches the profiled window."""
     analyses = summary.analyses()
-    return (peak_memory(summary) + fastest_mode(summary.modes, summary.card or "this GPU")
+    on_cpu = summary.run is not None and summary.run.device.startswith("cpu")
+    where = summary.card or ("this CPU" if on_cpu else "this GPU")
+    return (peak_memory(summary) + fastest_mode(summary.modes, where, on_cpu)
             + memory_bound_attention(analyses, summary.efficient_mode) + softmax_on_top(analyses)
             + execution_gain(summary) + host_bound_steps(summary) + layout_conversions(analyses)
             + fallback_backends(analyses) + estimate_vs_measured(analyses)

@@ -288,8 +288,9 @@ def _measure_with_ncu(records: Dict[str, ModeRecord], run: "_Run", summary: Summ
             for m, rec in records.items()}
 
 
-def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
-    """Capture every mode of one run into its folder; returns the folder (summary.json, traces)."""
+def run_experiment(cfg: Any, hydra_cfg: Any = None, command: Optional[str] = None) -> str:
+    """Capture every mode of one run into its folder; returns the folder (summary.json, traces).
+    `command` re-runs it (a sweep's job: its own overrides); default: this process's argv."""
     run_dir = hydra_cfg.runtime.output_dir if hydra_cfg is not None else os.getcwd()
     os.makedirs(run_dir, exist_ok=True)
     device = environment.resolve_device(str(cfg.device))
@@ -329,7 +330,7 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         warnings.append(f"efficient mode is {efficient}, not xformers: {why}")
 
     summary = Summary(
-        command=reproduce_command(sys.argv),
+        command=command or reproduce_command(sys.argv),
         config=OmegaConf.to_container(cfg, resolve=True),
         environment=env,
         run=RunInfo(device=str(device), dtype=environment.dtype_name(dtype), batch=batch,
@@ -371,11 +372,13 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None) -> str:
         if str(cfg.measure) == "ncu":
             doing = "measuring the modes with Nsight Compute"
             records = _measure_with_ncu(records, run, summary, summary_path)
-    except KeyboardInterrupt:    # Ctrl-C, or SIGTERM (run_pipeline turns it into one)
-        reason = (f"interrupted while {doing}: the modes measured before are kept" if doing.startswith("measuring")
-                  else f"interrupted while {doing}: the modes prepared before are kept, none is timed")
+    except KeyboardInterrupt as exc:    # Ctrl-C, or a signal (job_end.JobStopped: SIGTERM, SLURM's warning)
+        status = getattr(exc, "status", "interrupted")
+        how = f"{status.replace('_', ' ')} ({exc.why})" if hasattr(exc, "why") else "interrupted"
+        reason = (f"{how} while {doing}: the modes measured before are kept" if doing.startswith("measuring")
+                  else f"{how} while {doing}: the modes prepared before are kept, none is timed")
         write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings),
-                                                           status="interrupted", reason=reason))
+                                                           status=status, reason=reason))
         raise RunInterrupted(reason) from None
     run.runners.clear()          # CUDA graphs hold their memory pools until released
     write_record(summary_path, msgspec.structs.replace(summary, modes=records, warnings=list(warnings),

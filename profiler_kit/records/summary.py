@@ -15,8 +15,12 @@ from profiler_kit.records.stats import StepStats
 Status = Literal["ok", "oom", "unavailable", "error"]
 # A run: "running" while capture writes it, "complete" once every mode has its record,
 # "failed" when the job could not run at all (no such device, the model did not build): the
-# summary then says why, so a sweep goes on and its aggregate lists the failure.
-RunStatus = Literal["running", "complete", "failed", "interrupted"]
+# summary then says why, so a sweep goes on and its aggregate lists the failure. A run stopped
+# from outside keeps the modes measured before and says how it ended: "interrupted" (Ctrl-C, a
+# SIGTERM of unknown origin), or, as the scheduler reported it (capture/cluster.py),
+# "cancelled" (scancel), "timed_out" (the time limit: SLURM's warning signal, or the hard limit),
+# "preempted", "killed" (ended without a word: SIGKILL, out of host memory, a node failure).
+RunStatus = Literal["running", "complete", "failed", "interrupted", "cancelled", "timed_out", "preempted", "killed"]
 
 class ModeRecord(Record, kw_only=True):
     """One attention mode of a run: status, measurements, and (after analysis) its trace's."""

@@ -8,7 +8,8 @@ from typing import Literal
 from profiler_kit.records.analysis import Finding
 from profiler_kit.records.base import SCHEMA_VERSION, Record, _convert, _load
 
-SweepJobStatus = Literal["complete", "failed", "running", "interrupted", "unreadable"]
+SweepJobStatus = Literal["complete", "failed", "running", "interrupted", "cancelled", "timed_out", "preempted",
+                         "killed", "unreadable"]
 
 
 class SweepJob(Record, kw_only=True):

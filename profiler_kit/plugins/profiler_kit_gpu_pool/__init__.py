@@ -3,7 +3,9 @@ adds profiler_kit/plugins/ to that namespace (launchers.add_hydra_plugins), so t
 found as `hydra_plugins.profiler_kit_gpu_pool`, in a source checkout, an editable install and a
 wheel alike. It holds profiler_kit's launcher,
 `GpuPoolLauncher` (see profiler_kit/capture/launchers.py for why it exists), configured by
-conf/hydra/launcher/gpu_pool.yaml. It needs hydra-submitit-launcher (pip install -e ".[cluster]");
+conf/hydra/launcher/gpu_pool.yaml, and the SLURM launcher (slurm.py, conf/hydra/launcher/slurm.yaml).
+Both print each job's line on the submitting terminal as it ends and record a job that ended
+without a result (capture/launchers.py: finish_job). They need hydra-submitit-launcher (pip install -e ".[cluster]");
 without it the class is not defined and Hydra says the launcher cannot be found.
 """
 
@@ -15,7 +17,7 @@ import sys
 import time
 from typing import Any, Sequence
 
-from profiler_kit.capture.launchers import POLL_S, visible_gpus
+from profiler_kit.capture.launchers import POLL_S, finish_job, plan_jobs, sweep_total, visible_gpus
 
 log = logging.getLogger("profiler_kit")
 
@@ -50,7 +52,9 @@ if LocalLauncher is not None:
                                                              "stderr_to_stdout")}
             sweep_dir = str(self.config.hydra.sweep.dir)
             os.makedirs(sweep_dir, exist_ok=True)
-            pending = [(list(overrides), initial_job_idx + i) for i, overrides in enumerate(job_overrides)]
+            planned = {p.num: p for p in plan_jobs(self, job_overrides, initial_job_idx)}
+            pending = [(list(p.overrides), p.num) for p in planned.values()]
+            total = sweep_total(len(job_overrides))
             log.info("one job per device on %s: %d jobs", ", ".join(f"GPU {g}" for g in gpus) or "the CPU",
                      len(pending))
             running: dict[int, tuple[int, Any]] = {}      # slot index -> (job index, submitit job)
@@ -70,11 +74,9 @@ if LocalLauncher is not None:
                                           Singleton.get_state())
                     running[slot] = (idx, job)
                 for slot, (idx, job) in list(running.items()):
-                    if job.done():
-                        results[idx] = job.results()[0]
+                    if job.done():       # its line on this terminal; a job without result recorded as such
+                        results[idx] = finish_job(planned[idx], job, total)
                         del running[slot]
-                        log.info("\t#%d done (%d of %d): %s", idx, len(results), len(job_overrides),
-                                 results[idx].status.name.lower())
                 if running:
                     time.sleep(POLL_S)
             return [results[i] for i in sorted(results)]
