@@ -21,7 +21,10 @@ ARGS = ["model=tiny", "resolution=256", "warmup=1", "iterations=400", "modes=[va
 def _interrupt_while_timing(tmp_path: Path, sig: int) -> tuple[subprocess.CompletedProcess, Path]:
     run_dir = tmp_path / "run"
     proc = subprocess.Popen([sys.executable, "-m", "profiler_kit", *ARGS, f"hydra.run.dir={run_dir}"],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            # Ctrl-C reaches a foreground run; a suite started as a background job
+                            # (`.ci/run &`) has SIGINT ignored, and the child would inherit that
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 240
     while time.time() < deadline:       # both modes prepared: the timing (400 steps each) has begun
         try:

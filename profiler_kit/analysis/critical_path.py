@@ -168,7 +168,8 @@ def _step_spans(table: KernelTable, step_name: str | None):
         starts.append(int(trace.gpu.start_ns.min()))
     if not starts:
         return [], "whole trace"
-    t1 = int((spans.start_ns + spans.dur_ns).max()) if len(spans) else min(starts)
+    # no CPU spans (a GPU-only trace): every kernel's start is in the window
+    t1 = int((spans.start_ns + spans.dur_ns).max()) if len(spans) else int(trace.gpu.start_ns.max())
     return [("whole trace", -1, min(starts), t1)], "whole trace"
 
 
@@ -201,7 +202,8 @@ def _step_graph(table: KernelTable, name, thread, t0, t1, rt_index, rt_class, mi
     outer_end = np.where(outer >= 0, gpu.start_ns[np.maximum(outer, 0)] + gpu.dur_ns[np.maximum(outer, 0)], -1)
     r = rt_index[act]
     launch = np.where(r >= 0, table.launch_ns[act], -1)
-    launch_thread = np.where(r >= 0, rt.thread[np.maximum(r, 0)], -1)
+    # (a trace without runtime calls has no thread to index: np.where evaluates both sides)
+    launch_thread = np.where(r >= 0, rt.thread[np.maximum(r, 0)], -1) if len(rt) else np.full(n, -1, np.int64)
     cross = np.full(n, -1, dtype=np.int64)
     if n and len(np.unique(stream)) > 1:
         by_end = np.argsort(end, kind="stable")
