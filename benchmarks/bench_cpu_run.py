@@ -44,8 +44,8 @@ def main(overrides: list[str]) -> None:
 
     def at(pattern: str, after: float = 0.0) -> float:
         return next(t for t, msg in events if t >= after and re.search(pattern, msg))
-    built = at(r"^UNet ready")
-    marks.append(("UNet build (random weights) and inputs", first, built))
+    built = at(r"^(UNet|model) ready")   # "model ready" since the transformers (issue 23)
+    marks.append(("model build (random weights) and inputs", first, built))
     prev = built
     for t, msg in events:
         m = re.match(r"^(\S+): (ok|oom|error|unavailable)( in|:)", msg)
