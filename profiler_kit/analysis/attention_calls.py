@@ -25,6 +25,7 @@ import re
 import numpy as np
 
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES, is_attention_prologue
+from profiler_kit.analysis.cost_model.attention_ops import SAGE_FWD
 from profiler_kit.analysis.kernel_costs import BOUNDS, KernelCosts
 from profiler_kit.analysis.kernels import KernelTable, block_of
 from profiler_kit.trace import decode_raw
@@ -35,7 +36,7 @@ _SHAPE_OPS = (
     (re.compile(r"aten::(scaled_dot_product_attention|_scaled_dot_product_\w+)$"), "BHLE"),
     (re.compile(r"aten::_(flash_attention|efficient_attention)_forward$"), "BLHE"),
     (re.compile(r"xformers|aiter::\w*(fmha|mha_)|flash_attn(_3)?::"), "BLHE"),
-    (re.compile(r"(\w+::)?sage_fwd(_\d+)?$"), "BHLE"),
+    (SAGE_FWD, "BHLE"),        # SageAttention's forward op, as the cost model names it
     (re.compile(r"aten::baddbmm$"), "baddbmm"),
     (re.compile(r"aten::(bmm|matmul)$"), "bmm"),
 )

@@ -15,7 +15,7 @@ job's own interleaved eager timing (its ``eager_step_median_ms``), without an ea
 from __future__ import annotations
 
 from profiler_kit import units as fmt
-from profiler_kit.records import PREDICTION_TOLERANCE, ExecutionPair, Finding, SweepJob, SweepRow
+from profiler_kit.records import PREDICTION_TOLERANCE, ExecutionPair, prediction_within, Finding, SweepJob, SweepRow
 
 
 def _key(r: SweepRow) -> tuple:
@@ -129,7 +129,7 @@ def prediction_findings(pairs: list[ExecutionPair]) -> list[Finding]:
         if not checks:
             continue
         worst = max(abs(e) for _, _, e in checks)
-        within = worst <= PREDICTION_TOLERANCE
+        within = prediction_within(worst)
         parts = [f"{p.resolution} px {p.mode}: "
                  + (f"launches free {fmt.duration_ms(p.predicted_replayed_ms)}" if kind == "own" else
                     f"{p.reference_mode} with its attention, launches free {fmt.duration_ms(p.predicted_from_reference_ms)}")

@@ -21,7 +21,7 @@ import os
 import shutil
 import subprocess
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 POLL_S = 1.0           # how often a free device is looked for; jobs run minutes, 1 s is nothing
 
@@ -108,22 +108,35 @@ def plan_jobs(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job
 UNSETTLED = ("RUNNING", "COMPLETING", "PENDING", "REQUEUED", "READY", "CONFIGURING", "UNKNOWN", "STAGE_OUT")
 
 
-def final_state(job: Any, wait_s: float = 15.0) -> str:
-    """The scheduler's state of an ended job. A job that returned after a SIGTERM leaves its
-    result before sacct says CANCELLED (it still reads RUNNING / COMPLETING): ask again, a few
-    seconds at most, so that a cancelled job is not taken for one that stopped by itself."""
+SETTLE_WAIT_S = 15.0   # how long an ended job's state is asked again until the scheduler settles it
+
+
+def wait_settled(read: Callable[[], str | None], wait_s: float = SETTLE_WAIT_S) -> str | None:
+    """The first state ``read`` gives that is not UNSETTLED (or None: nothing to ask), asking
+    every 0.5 s for ``wait_s`` at most, then whatever it says. A job that returned after a
+    SIGTERM leaves its result before the scheduler calls it CANCELLED (it still reads RUNNING /
+    COMPLETING), so a cancelled job would be taken for one that stopped by itself."""
     import time
 
     end = time.monotonic() + wait_s
     while True:
-        try:      # SLURM: sacct, forced past submitit's back-off; local: the process's exit
-            info = job.get_info(mode="force")
-            state = str(info.get("State") or info.get("jobState") or "UNKNOWN")
-        except Exception:
-            return "UNKNOWN"
-        if state.split()[0].upper() not in UNSETTLED or time.monotonic() > end:
+        state = read()
+        if state is None or state.split()[0].upper() not in UNSETTLED or time.monotonic() > end:
             return state
         time.sleep(0.5)
+
+
+def final_state(job: Any, wait_s: float = SETTLE_WAIT_S) -> str:
+    """The scheduler's state of an ended submitit job (SLURM: sacct, forced past submitit's
+    back-off; local: the process's exit), settled (:func:`wait_settled`)."""
+    def read() -> str | None:
+        try:
+            info = job.get_info(mode="force")
+        except Exception:
+            return None
+        return str(info.get("State") or info.get("jobState") or "UNKNOWN")
+
+    return wait_settled(read, wait_s) or "UNKNOWN"
 
 
 def finish_job(planned: PlannedJob, job: Any, total: int, state: Any = None) -> Any:

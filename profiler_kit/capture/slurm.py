@@ -215,19 +215,12 @@ def accounting_works() -> bool:
         return False
 
 
-def settled_state(job_id: str, wait_s: float = 15.0) -> str | None:
-    """squeue's state of an ended job once it leaves RUNNING / COMPLETING (a job that returned
-    after a SIGTERM leaves its result before SLURM calls it CANCELLED); None if squeue no longer
-    holds it."""
-    import time
+def settled_state(job_id: str) -> str | None:
+    """squeue's state of an ended job once the scheduler settles it (launchers.wait_settled);
+    None if squeue no longer holds it."""
+    from profiler_kit.capture.launchers import wait_settled
 
-    end = time.monotonic() + wait_s
-    while True:
-        state = (queue_states([job_id]) or {}).get(job_id)
-        if state is None or state.split()[0] not in ("RUNNING", "COMPLETING", "PENDING", "CONFIGURING") \
-                or time.monotonic() > end:
-            return state
-        time.sleep(0.5)
+    return wait_settled(lambda: (queue_states([job_id]) or {}).get(job_id))
 
 
 def never_lifted(reason: str) -> str | None:

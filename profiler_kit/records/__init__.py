@@ -52,7 +52,7 @@ from profiler_kit.records.summary import (
     read_summary)
 from profiler_kit.records.sweep import (
     SweepJobStatus, SweepJob, SweepRow, AttentionFit, OomFrontier, ExecutionPair, Sweep, read_sweep,
-    PREDICTION_TOLERANCE)
+    PREDICTION_TOLERANCE, prediction_within)
 
 __all__ = [
     'SCHEMA_VERSION', 'RecordError', 'Record', 'write_atomic', 'write_text_atomic', 'to_json',
@@ -68,4 +68,4 @@ __all__ = [
     'CriticalPathStep', 'WhatIf', 'CriticalPath', 'SyncCause', 'GpuGap', 'StepChecks', 'Pair', 'CallPair', 'Comparison',
     'comparison_from_builtins', 'read_comparison', 'Status', 'RunStatus', 'ModeRecord',
     'ModeComparison', 'RunInfo', 'Summary', 'summary_from_builtins', 'read_summary',
-    'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep', 'PREDICTION_TOLERANCE']
+    'SweepJobStatus', 'SweepJob', 'SweepRow', 'AttentionFit', 'OomFrontier', 'ExecutionPair', 'Sweep', 'read_sweep', 'PREDICTION_TOLERANCE', 'prediction_within']

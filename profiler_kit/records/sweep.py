@@ -144,6 +144,12 @@ class ExecutionPair(Record, kw_only=True):
 PREDICTION_TOLERANCE = 0.10
 
 
+def prediction_within(error: float) -> bool:
+    """Is a prediction's relative error (predicted / measured - 1) inside PREDICTION_TOLERANCE?
+    The one place that judges it: the sweep's finding and its report read this."""
+    return abs(error) <= PREDICTION_TOLERANCE
+
+
 def _error(predicted: float | None, measured: float | None) -> float | None:
     return predicted / measured - 1 if predicted and measured else None
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from profiler_kit import units as fmt
-from profiler_kit.records import PREDICTION_TOLERANCE, Sweep
+from profiler_kit.records import Sweep, prediction_within
 
 from . import sweep_figures
 from .context import figure_divs
@@ -32,7 +32,7 @@ def sweep_context(sweep: Sweep) -> dict:
     def _predicted(text: str, error: float | None) -> str:
         if error is None:
             return text
-        return f"{text} ({error * 100:+.1f} %{'' if abs(error) <= PREDICTION_TOLERANCE else ', off'})"
+        return f"{text} ({error * 100:+.1f} %{'' if prediction_within(error) else ', off'})"
 
     def ms(v):
         return f"{v:.2f}" if v is not None else "–"

@@ -43,13 +43,13 @@ _BMHK_OPS = {
     "aiter::mha_fwd": (5, 8),
     "flash_attn::_flash_attn_forward": (5, None),
 }
-_SAGE_FWD = re.compile(r"(\w+::)?sage_fwd(_\d+)?$")
+SAGE_FWD = re.compile(r"(\w+::)?sage_fwd(_\d+)?$")
 _SAGE_QUANT = re.compile(r"(\w+::)?sage_quant(_kernel)?(_\d+)?$")
 
 
 def is_attention_op(name: str) -> bool:
     """True for the ops this module costs."""
-    return name in _BMHK_OPS or bool(_SAGE_FWD.match(name) or _SAGE_QUANT.match(name))
+    return name in _BMHK_OPS or bool(SAGE_FWD.match(name) or _SAGE_QUANT.match(name))
 
 
 def _flag(args: Sequence[Arg], index: int | None) -> bool | None:
@@ -100,7 +100,7 @@ def estimate_attention_op(name: str, args: Sequence[Arg]) -> OpCost | None:
         lse_bytes = q.shape[0] * q.shape[1] * q.shape[2] * _LSE_BYTES if lse else 0
         return _attention(q, k, v, "BMHK", causal, q.nbytes + k.nbytes + v.nbytes + out + lse_bytes,
                           q, "attention.fused.bmhk")
-    if _SAGE_FWD.match(name):
+    if SAGE_FWD.match(name):
         # sage_fwd(q_int8, k_int8, v_fp8, ..., q_scale, k_scale, v_scale, ..., out, ...): Q, K, V
         # are the first three tensors; every tensor argument is read or written once.
         if len(tensors) < 4:
