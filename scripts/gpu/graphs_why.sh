@@ -6,9 +6,10 @@
 #           other tools write (scripts/gpu/graph_trace_shapes.py);
 #   PART 2: compile reduce-overhead and default, SDXL 1024 under graphs, eager 768;
 #   PART 3: measure=ncu under graphs;
-#   PART 4: compile (reduce-overhead) at 768 px and SDXL 1024 px with every compared mode, then
-#           SD 1.5 1024 px under graphs with every mode (the shared graph pool: separate pools
-#           ran vanilla out of memory on the H100), then xformers under compile at 512 px.
+#   PART 4: compile (reduce-overhead) of SDXL 1024 px with every compared mode, then SD 1.5
+#           1024 px under graphs with every mode (the shared graph pool: separate pools ran
+#           vanilla out of memory on the H100);
+#   PART 5: xformers under compile at 512 px (fits after transformers.sh in one call).
 # Each run has its own limit, and everything measured so far is packed into $OUT after each,
 # so a call that runs out of time still returns what it measured.
 set -uo pipefail
@@ -47,11 +48,11 @@ elif [ "${PART}" = 2 ]; then
   run 150 compile-default-sd15_512 point=sd15_512 execution=compile compile_mode=default \
     "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
 elif [ "${PART}" = 4 ]; then
-  run 180 compile-ro-sd15_768 point=sd15_768 execution=compile compile_mode=reduce-overhead \
-    $MODES warmup=3 iterations=10
-  run 200 compile-ro-sdxl_1024 point=sdxl_1024 execution=compile compile_mode=reduce-overhead \
+  # SDXL under compile needs minutes of Inductor compilation per mode (99 s did not finish vanilla)
+  run 400 compile-ro-sdxl_1024 point=sdxl_1024 execution=compile compile_mode=reduce-overhead \
     $MODES warmup=3 iterations=10
   run 100 graphs-sd15_1024-pool point=sd15_1024 execution=cuda_graphs "modes=[all]"
+elif [ "${PART}" = 5 ]; then
   run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
     "modes=[vanilla,xformers]" warmup=3 iterations=10
 else
