@@ -28,8 +28,11 @@ def _init_random_(module: torch.nn.Module, seed: int, device: torch.device, dtyp
     """Give every (meta) parameter storage on the device, filled from one seeded generator there
     (fast, no host copy), in the run's dtype.
 
-    Matrices get N(0, 1/fan_in) so activations keep their scale through the depth of the model
-    (fp16 must not overflow); biases are zero and norm scales one, as after a fresh init. Each
+    Matrices get variance 1/fan_in so activations keep their scale through the depth of the
+    model (fp16 must not overflow), drawn uniform on ±sqrt(3/fan_in): the same variance as
+    N(0, 1/fan_in), and the family PyTorch's own layers draw from (kaiming_uniform), but 4-5x
+    cheaper on a CPU, where the normal draw of SD 1.5's 860 M weights took 6-12 s of a 2-core
+    machine's first run (issue 24). Biases are zero and norm scales one, as after a fresh init. Each
     parameter is drawn in fp32 and cast at once, so the device never holds an fp32 copy of the
     whole model (Flux: 48 GB) beside the half-precision one; the class's fp32-kept parameters
     (Wan's time embedder, norms and modulation table) stay fp32, as from_pretrained keeps them.
@@ -45,8 +48,8 @@ def _init_random_(module: torch.nn.Module, seed: int, device: torch.device, dtyp
                 full = f"{mod_name}.{name}" if mod_name else name
                 data = torch.empty(param.shape, device=device, dtype=torch.float32)
                 if data.dim() > 1:
-                    fan_in = data[0].numel()
-                    data.normal_(0.0, fan_in ** -0.5, generator=gen)
+                    bound = (3.0 / data[0].numel()) ** 0.5
+                    data.uniform_(-bound, bound, generator=gen)
                 elif full.endswith("bias"):
                     data.zero_()
                 else:
