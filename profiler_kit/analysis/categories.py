@@ -20,6 +20,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from profiler_kit.attention_op_names import pattern_of
 from profiler_kit.trace import KERNEL, MEMCPY, MEMSET
 
 CATEGORIES = ("attention", "gemm", "conv", "layout", "norm", "softmax", "elementwise", "copy",
@@ -44,18 +45,20 @@ _PROLOGUE = re.compile(r"(^|[^a-z])sage_?quant|quant_(query_|key_)?per_(block|wa
 # aten::linear -> aten::matmul), so matmul itself must not count.
 _VANILLA_OPS = r"aten::(baddbmm|bmm|softmax|_softmax|_safe_softmax)$"
 # SDPA's math backend decomposes into ordinary aten ops under this op.
-_MATH_SDPA_OP = r"aten::_scaled_dot_product_attention_math"
+# SDPA's math backend decomposes into ordinary aten ops under this op. Which op is which
+# attention implementation is decided once, in attention_op_names (the capture's check of what
+# a mode ran reads the same table).
+_MATH_SDPA_OP = pattern_of("math")
 # Fused attention ops, matched against the op that launched the kernel directly (so a helper
 # launched by an inner op, aten::zeros for the log-sum-exp, keeps its own category): whatever
 # the kernel is called (ROCm's AOTriton kernel is just ``attn_fwd``), it is that op's attention.
-_FLASH_OPS = (r"aten::(_flash_attention_(forward|backward)|_scaled_dot_product_flash_attention"
-              r"(_backward)?)$|flash_attn(_3)?::|flash_attn_\w*(fwd|forward)")
-_EFFICIENT_OPS = (r"aten::(_efficient_attention_(forward|backward)|"
-                  r"_scaled_dot_product_efficient_attention(_backward)?)$")
-_CUDNN_OPS = r"aten::(_scaled_dot_product_cudnn_attention|_cudnn_attention_forward)(_backward)?$"
-_AITER_OPS = r"aiter::\w*(fmha|mha_|attn|attention)"
-_SAGE_OPS = r"(\w+::)?sage(attn|_attn|_fwd|_quant)|sageattention::"
-_FLASHINFER_OPS = r"flashinfer::\w*(prefill|decode|attention|mla)"
+_FLASH_OPS = pattern_of("flash", "flash_attn", "flash_attn_3")
+_EFFICIENT_OPS = pattern_of("efficient")
+_CUDNN_OPS = pattern_of("cudnn")
+_AITER_OPS = pattern_of("aiter")
+_SAGE_OPS = pattern_of("sage")
+_FLASHINFER_OPS = pattern_of("flashinfer")
+_XFORMERS_OPS = pattern_of("xformers")
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ RULES: tuple[Rule, ...] = (
     # --- attention, by the op that launched the kernel --------------------------------------
     Rule("attention", "xformers ops launch the same CUTLASS/flash kernels as PyTorch; the "
          "launching op tells them apart, so this precedes the name rules",
-         ancestor=r"xformers", kernel=r"fmha|flash|attention|attn", backend="xformers"),
+         ancestor=_XFORMERS_OPS, kernel=r"fmha|flash|attention|attn", backend="xformers"),
     Rule("attention", "kernels launched by a flash-attention op (PyTorch's flash backend, "
          "flash-attn 2/3); on ROCm that op launches AOTriton's `attn_fwd`", op=_FLASH_OPS,
          backend="flash"),

@@ -10,26 +10,13 @@ judges the kernels themselves from the trace. One eager call under a CPU-only pr
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any, Callable, List, Optional, Tuple
 
 import torch
 
-# op name pattern -> implementation family, first match wins (xformers before flash: its flash
-# op is xformers', not the flash-attn package's)
-OP_FAMILIES: Tuple[Tuple[re.Pattern, str], ...] = (
-    (re.compile(r"xformers", re.I), "xformers"),
-    (re.compile(r"flash_attn_3|flash_attn_interface|_flash_3", re.I), "flash_attn_3"),
-    (re.compile(r"flash_attn::|flash_attn_func|_flash_attn_forward", re.I), "flash_attn"),
-    (re.compile(r"sageattn|sageattention", re.I), "sage"),
-    (re.compile(r"flex_?attention", re.I), "flex"),
-    (re.compile(r"aten::_scaled_dot_product_flash_attention"), "flash"),
-    (re.compile(r"aten::_scaled_dot_product_efficient_attention|aten::_efficient_attention_forward"), "efficient"),
-    (re.compile(r"aten::_scaled_dot_product_cudnn_attention"), "cudnn"),
-    (re.compile(r"aten::_scaled_dot_product_fused_attention_overrideable"), "fused"),
-    (re.compile(r"aten::_scaled_dot_product_attention_math"), "math"),
-)
+from profiler_kit import attention_op_names
+
 SDPA_FUSED = ("flash", "efficient", "cudnn", "fused")
 # What each mode must run. vanilla must run none of them (its chain is plain GEMMs and softmax).
 EXPECTED = {
@@ -47,13 +34,8 @@ class Ran:
 
 
 def families_of(op_names: List[str]) -> List[str]:
-    found = set()
-    for name in op_names:
-        for pattern, family in OP_FAMILIES:
-            if pattern.search(name):
-                found.add(family)
-                break
-    return sorted(found)
+    found = {attention_op_names.implementation_of(name) for name in op_names}
+    return sorted(found - {None})
 
 
 def judge(mode: str, families: List[str], execution: str) -> Optional[str]:
