@@ -115,6 +115,7 @@ class ExperimentConfig:
     seed: int = 0
     warmup: Optional[int] = None
     iterations: Optional[int] = None
+    cpu_threads: Optional[int] = None
     reference_mode: str = "vanilla"
     modes: List[str] = field(default_factory=lambda: ["vanilla", "efficient"])
     scheduler: str = "euler"
@@ -155,6 +156,9 @@ def validate(cfg: Any) -> None:
         if value is not None and value < (0 if key == "warmup" else 1):
             least = 0 if key == "warmup" else 1
             raise ConfigError(f"{key}={value} must be at least {least} (or null for auto): try {key}={max(least, 3)}")
+    if cfg.cpu_threads is not None and cfg.cpu_threads < 1:
+        raise ConfigError(f"cpu_threads={cfg.cpu_threads} must be at least 1 (or null for every CPU this "
+                          "process may use): try cpu_threads=null")
     if cfg.profiler.steps < 1:
         raise ConfigError(f"profiler.steps={cfg.profiler.steps} must be at least 1: try profiler.steps=1, "
                           "or profiler.enabled=false to skip profiling")

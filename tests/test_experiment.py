@@ -43,6 +43,10 @@ def test_summary_follows_the_contract(tiny_run):
     env = s["environment"]
     for key in ("device", "gpu_name", "driver", "cuda", "torch", "diffusers", "xformers", "host"):
         assert key in env, key
+    # cpu_threads=null: one thread per CPU the process may run on (unless the user's environment set it)
+    import os
+    if env["cpu_threads_from"] == "affinity":
+        assert env["cpu_threads"] >= len(os.sched_getaffinity(0))
     assert s["config"]["model"]["name"] == "tiny" and s["config"]["resolution"] == 256
     assert s["run"]["batch"] == 2                        # classifier-free guidance doubles the batch
     assert s["run"]["latent_shape"] == [2, 4, 32, 32]    # 256 px / 8
@@ -113,6 +117,7 @@ def test_run_folder_holds_traces_log_and_report(tiny_run):
     ("modes=[vanilla,foo]", "unknown attention mode 'foo'"),
     ("iterations=-1", "iterations"),
     ("warmup=-2", "warmup"),
+    ("cpu_threads=0", "cpu_threads=null"),
     ("model=nope", "sd15"),
     ("+gpu=nope", "h100"),
     ("modes=all", "modes=[all]"),
@@ -249,3 +254,23 @@ def test_real_weights_come_from_a_local_folder(tmp_path):
     s = json.loads((run_dir / "summary.json").read_text())
     assert s["run"]["weights"] == str(tmp_path / "model")
     assert s["modes"]["sdpa"]["output_match"] is True
+
+
+def test_cpu_threads_fill_the_affinity_unless_set(monkeypatch):
+    import torch
+
+    from profiler_kit.capture import environment
+
+    before = torch.get_num_threads()
+    try:
+        for var in environment.THREAD_ENV_VARS:
+            monkeypatch.delenv(var, raising=False)
+        torch.set_num_threads(1)             # torch's default on one core with two hardware threads
+        monkeypatch.setattr(environment.os, "sched_getaffinity", lambda pid: {0, 1})
+        assert environment.set_cpu_threads(None) == "affinity" and torch.get_num_threads() == 2
+        torch.set_num_threads(1)
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")            # the user's choice wins over null
+        assert environment.set_cpu_threads(None) == "OMP_NUM_THREADS" and torch.get_num_threads() == 1
+        assert environment.set_cpu_threads(2) == "cpu_threads" and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

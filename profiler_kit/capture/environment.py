@@ -62,6 +62,31 @@ def dtype_name(dtype: torch.dtype) -> str:
     return {torch.float16: "fp16", torch.bfloat16: "bf16", torch.float32: "fp32"}.get(dtype, str(dtype))
 
 
+# set by the user for this process: their thread count wins over cpu_threads=null
+THREAD_ENV_VARS = ("TORCH_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def set_cpu_threads(requested: Optional[int]) -> str:
+    """Give PyTorch's intra-op pool `requested` threads, or (None) one per CPU this process may
+    run on; returns where the count came from, for the record.
+
+    Why not torch's default: with MKL it is the number of physical cores, so on a cloud VM whose
+    2 vCPUs are one core's two hardware threads every CPU op (the whole UNet on a CPU run) runs
+    on one thread while the other sits idle. The affinity mask, not os.cpu_count(), is what the
+    process was given (a SLURM allocation, taskset).
+    """
+    if requested is not None:
+        torch.set_num_threads(int(requested))
+        return "cpu_threads"
+    for var in THREAD_ENV_VARS:
+        if os.environ.get(var):
+            return var
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    if available > torch.get_num_threads():
+        torch.set_num_threads(available)
+    return "affinity"
+
+
 def describe(device: torch.device) -> Dict[str, Any]:
     env: Dict[str, Any] = {
         "device": str(device),

@@ -300,11 +300,13 @@ def run_experiment(cfg: Any, hydra_cfg: Any = None, command: Optional[str] = Non
     iterations = cfg.iterations if cfg.iterations is not None else iters_auto
     torch.backends.cuda.matmul.allow_tf32 = bool(cfg.tf32)
     torch.backends.cudnn.allow_tf32 = bool(cfg.tf32)
+    threads_from = environment.set_cpu_threads(cfg.cpu_threads)
     env = environment.describe(device)
+    env["cpu_threads_from"] = threads_from
     warnings: list = []
-    log.info("device %s (%s), dtype %s, model %s at %d px, %d warm-up + %d timed calls per mode",
-             device, env["gpu_name"] or env["cpu"], environment.dtype_name(dtype), cfg.model.name,
-             cfg.resolution, warmup, iterations)
+    log.info("device %s (%s, %d CPU threads), dtype %s, model %s at %d px, %d warm-up + %d timed calls per mode",
+             device, env["gpu_name"] or env["cpu"], env["cpu_threads"], environment.dtype_name(dtype),
+             cfg.model.name, cfg.resolution, warmup, iterations)
 
     # Before the UNet takes its memory: the 1 GiB streams and 8192^3 GEMMs then fit any 16 GB card.
     roof_cal = calibrate.calibration_for_run(str(cfg.calibrate), device, env, run_dir, warnings)
