@@ -63,3 +63,26 @@ def test_the_analysis_gives_a_launched_kernel_the_same_backend(op, impl):
     name = "fmha_kernel" if impl == "xformers" else "some_kernel_0"
     category, backend = categories.classify(name, KERNEL, (op,), True)[:2]
     assert (category, backend) == ("attention", ANALYSIS_BACKEND[impl])
+
+
+def test_a_library_op_that_runs_another_counts_once_as_the_outer_library():
+    """xformers' flash op runs PyTorch's flash op inside it (seen in the H200 capture of
+    xformers at 1024 px: 32 xformers_flash::flash_fwd, each around one
+    aten::_flash_attention_forward); the mode ran xformers, not xformers and flash."""
+    torch = pytest.importorskip("torch")
+    from torch.profiler import ProfilerActivity, profile
+
+    from profiler_kit.capture.attention_ran import families_of, judge, outermost_attention_ops
+
+    lib = torch.library.Library("xformers_probe", "FRAGMENT")
+    lib.define("flash_fwd(Tensor q, Tensor k, Tensor v) -> Tensor")
+    lib.impl("flash_fwd", lambda q, k, v: torch.nn.functional.scaled_dot_product_attention(q, k, v), "CPU")
+    q = torch.randn(1, 2, 16, 8)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        torch.ops.xformers_probe.flash_fwd(q, q, q)      # a library op around SDPA's flash op
+        torch.nn.functional.scaled_dot_product_attention(q, q, q)   # and SDPA on its own
+    outer = outermost_attention_ops(prof.events())
+    # the flash op inside the library op is not counted: one flash op (SDPA's own), one library op
+    assert sorted(outer) == ["aten::_scaled_dot_product_flash_attention_for_cpu", "xformers_probe::flash_fwd"]
+    assert families_of(outer) == ["flash", "xformers"]
+    assert judge("xformers", families_of([o for o in outer if "xformers" in o]), "eager") is None

@@ -38,6 +38,25 @@ def families_of(op_names: List[str]) -> List[str]:
     return sorted(found - {None})
 
 
+def outermost_attention_ops(events: Any) -> List[str]:
+    """The names of the attention ops no other attention op called: the library the mode chose.
+
+    A library's op often calls another's: xformers' flash op (``xformers_flash::flash_fwd``)
+    runs PyTorch's ``aten::_flash_attention_forward``, as SDPA's flash op does. The inner op names
+    the kernel family, the outer one what the mode picked; counting both would flag xformers
+    as having run flash for some calls (it did, through its own op)."""
+    names = []
+    for evt in events:
+        if attention_op_names.implementation_of(evt.name) is None:
+            continue
+        parent = evt.cpu_parent
+        while parent is not None and attention_op_names.implementation_of(parent.name) is None:
+            parent = parent.cpu_parent
+        if parent is None:
+            names.append(evt.name)
+    return names
+
+
 def judge(mode: str, families: List[str], execution: str) -> Optional[str]:
     """The one-line fallback verdict for what ran, or None when the mode ran what it names."""
     if mode == "vanilla":
@@ -67,6 +86,5 @@ def check(mode: str, call: Callable[[], Any], execution: str) -> Tuple[Ran, Any]
         out = call()
         if torch.cuda.is_available():
             torch.cuda.synchronize()
-    names = sorted({evt.key for evt in prof.key_averages()})
-    families = families_of(names)
+    families = families_of(outermost_attention_ops(prof.events()))
     return Ran(families=families, fallback=judge(mode, families, execution)), out
