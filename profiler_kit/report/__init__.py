@@ -22,15 +22,13 @@ from pathlib import Path
 from typing import Literal
 
 import jinja2
-import plotly
 from markupsafe import Markup
-from plotly.offline import get_plotlyjs
 
 from profiler_kit import __version__, units
 from profiler_kit.records import Analysis, Comparison, Summary, Sweep, read_summary, write_text_atomic
 from profiler_kit.run_folder import REPORT_FILE, SUMMARY_FILE
 
-from . import context
+from . import context, plotly_json
 from .embed import json_for_script
 
 __all__ = ["render_run_folder", "render_run_report", "render_sweep_report", "render_trace_report"]
@@ -61,7 +59,7 @@ _env.filters.update({
 
 @functools.lru_cache(maxsize=1)
 def _plotly_js() -> str:
-    js = get_plotlyjs()
+    js = plotly_json.plotly_js()
     # plotly.js is inlined inside <script>; it must not contain a closing tag of its own.
     return js.replace("</script", "<\\/script")
 
@@ -119,7 +117,7 @@ def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: Plo
     # budget. The marker is random, so no string from a trace can collide with it.
     marker = f"pk-data-{uuid.uuid4().hex}"
     page = _env.get_template(template).render(
-        **ctx, version=__version__, plotly_version=plotly.__version__,
+        **ctx, version=__version__, plotly_version=plotly_json.plotly_version(),
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         plotly_src=plotly_src,
         plotly_js=Markup(_plotly_js()) if plotly_js == "inline" else "",
