@@ -82,21 +82,21 @@ from pathlib import Path
 import profiler_kit.analysis, profiler_kit.analysis.run
 from profiler_kit.records import read_analysis
 target = Path(sys.argv[1])
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 import profiler_kit.report as report
-import_s = time.perf_counter() - t0
+import_s, cpu_s = time.perf_counter() - t0, time.process_time() - c0
 render_s = 0.0
 if (target / "summary.json").is_file():
-    t0 = time.perf_counter()
+    t0, c0 = time.perf_counter(), time.process_time()
     report.render_run_folder(target)
-    render_s = time.perf_counter() - t0
+    render_s, cpu_s = time.perf_counter() - t0, cpu_s + time.process_time() - c0
 else:
     for path in sorted(target.rglob("analysis.json")):
         a = read_analysis(path)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         report.render_trace_report({a.label: a}, None, path.parent / "report.html")
-        render_s += time.perf_counter() - t0
-print(json.dumps({"import_s": import_s, "render_s": render_s}))
+        render_s, cpu_s = render_s + time.perf_counter() - t0, cpu_s + time.process_time() - c0
+print(json.dumps({"import_s": import_s, "render_s": render_s, "cpu_s": cpu_s}))
 """
 
 
@@ -129,20 +129,22 @@ def python_cost(target: Path, reps: int, work: Path) -> str:
         cli = [str(target), "--out", str(out)]
     analyze = [sys.executable, "-m", "profiler_kit.analyze", *cli]
     _process(analyze)                               # warm-up: page cache, and the outputs to render from
-    renders, imports = [], []
+    renders, imports, cpus = [], [], []
     with_report, without = [], []
     for _ in range(reps):
         cost = json.loads(_process([sys.executable, "-c", RENDER_CHILD, str(out)])[2])
         imports.append(cost["import_s"])
         renders.append(cost["render_s"])
+        cpus.append(cost["cpu_s"])
         with_report.append(_process(analyze)[:2])
         without.append(_process(analyze + ["--no-report"])[:2])
     totals = [i + r for i, r in zip(imports, renders)]
     wall = [w for w, _ in with_report], [w for w, _ in without]
     cpu = [c for _, c in with_report], [c for _, c in without]
+    wall_diff = statistics.median(wall[0]) - statistics.median(wall[1])
+    cpu_diff = statistics.median(cpu[0]) - statistics.median(cpu[1])
     return (f"| {target.name} | {_spread(imports)} | {_spread(renders)} | **{_spread(totals)}** | "
-            f"{_spread(wall[0])} | {_spread(wall[1])} | {statistics.median(wall[0]) - statistics.median(wall[1]):.3f} | "
-            f"{statistics.median(cpu[0]) - statistics.median(cpu[1]):.3f} |")
+            f"{_spread(cpus)} | {_spread(wall[0])} | {_spread(wall[1])} | {wall_diff:.3f} | {cpu_diff:.3f} |")
 
 
 def python_main(args) -> None:
@@ -156,14 +158,18 @@ def python_main(args) -> None:
         for target in targets:
             rows.append(python_cost(target.resolve(), args.reps, Path(tmp)))
     load_after = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    # it changes the import column: without .pyc files each project module is compiled anew
+    bytecode = ("; PYTHONDONTWRITEBYTECODE is set, so the project's modules are compiled at every import"
+                if os.environ.get("PYTHONDONTWRITEBYTECODE") else "")
     print(f"""### {started:%Y-%m-%d %H:%M} UTC: the report's Python cost
 
 - machine: {host}; load average after the run {load_after}
 - command: `python {shlex.join(['benchmarks/bench_report.py', *sys.argv[1:]])}`
-- {args.reps} reps each, a fresh process per figure, median (min-max), seconds
+- {args.reps} reps each, a fresh process per figure, median (min-max), seconds; wall time unless
+  CPU (user + system) is named{bytecode}
 
-| target | import profiler_kit.report | render | **report's Python (import + render)** | `analyze` wall | `analyze --no-report` wall | wall difference | CPU difference |
-|---|---|---|---|---|---|---|---|""")
+| target | import profiler_kit.report | render | **report's Python (import + render)** | its CPU time | `analyze` wall | `analyze --no-report` wall | wall difference | CPU difference |
+|---|---|---|---|---|---|---|---|---|""")
     print("\n".join(rows))
 
 
