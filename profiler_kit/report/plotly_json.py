@@ -40,10 +40,10 @@ def _package_dir() -> Path:
     return Path(next(iter(spec.submodule_search_locations)))
 
 
-def plotly_js() -> str:
+def plotly_js() -> bytes:
     """plotly.min.js as the installed plotly package ships it (what plotly.offline.get_plotlyjs
-    reads); the report keeps its own script-safe copy."""
-    return (_package_dir() / "package_data" / "plotly.min.js").read_text(encoding="utf-8")
+    reads), UTF-8; the report keeps its own script-safe copy."""
+    return (_package_dir() / "package_data" / "plotly.min.js").read_bytes()
 
 
 @functools.lru_cache(maxsize=1)
