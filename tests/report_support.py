@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import functools
 import json
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -82,6 +83,22 @@ def sd_run_folder() -> Path:
 def sd_summary() -> records.Summary:
     """The analysed summary of the committed H200 run (follows the analyzer as it changes)."""
     return records.read_summary(sd_run_folder() / "summary.json")
+
+
+def plotly_figures(html: str) -> dict[str, dict]:
+    """Every figure a page draws, by div id: {"data", "layout", "config"} as the page passes them to
+    Plotly.newPlot, parsed (the call is Plotly.newPlot("id", data, layout, config))."""
+    decoder = json.JSONDecoder()
+    figures = {}
+    for m in re.finditer(r'Plotly\.newPlot\(\s*', html):
+        args, i = [], m.end()
+        for _ in range(4):
+            value, i = decoder.raw_decode(html, i)
+            args.append(value)
+            while html[i] in " ,\n":
+                i += 1
+        figures[args[0]] = dict(zip(("data", "layout", "config"), args[1:]))
+    return figures
 
 
 def poisoned(value):

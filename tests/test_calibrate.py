@@ -314,7 +314,7 @@ def test_the_chart_draws_the_other_roofs_labelled(judged):
     assert (basis, bandwidth) == ("measured", COPY_BPS) and ("FP16 tensor", FP16_TENSOR) in roofs
     basis, bandwidth, roofs = figures.other_roofs_drawn({"v": judged["measured"].record})
     assert (basis, bandwidth) == ("datasheet", 4.8e12) and ("FP16 tensor", pytest.approx(989.4e12)) in roofs
-    texts = [a.text for a in figures.roofline({"v": judged["measured"].record}).layout.annotations]
+    texts = [a["text"] for a in figures.roofline({"v": judged["measured"].record})["layout"]["annotations"]]
     assert any("(measured)" in t for t in texts) and any("(datasheet)" in t for t in texts)
     assert figures.other_roofs_drawn({"v": judged["none"].record})[1:] == (None, [])
 

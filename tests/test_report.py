@@ -128,6 +128,30 @@ def test_run_report_from_the_committed_gpu_run(tmp_path: Path) -> None:
     assert "ui.perfetto.dev" in html
 
 
+def test_embedded_copy_drops_bulky_lists_first_and_leaves_the_data_alone() -> None:
+    """Over its budget the copy loses the bulky lists in order, then the analyses; the data it is
+    made from (shared with the copy, not deep-copied) is never written to."""
+    from profiler_kit.report import _BULKY, embedded_json
+    data = sd_summary().to_builtins()
+    untouched = json.dumps(data)
+    full = json.loads(embedded_json(data, 10**9))
+    assert "_omitted_from_embedded_copy" not in full
+    paths = [".".join(p) for p in _BULKY]
+    trimmed = json.loads(embedded_json(data, len(embedded_json(data, 10**9)) - 1))
+    omitted = trimmed["_omitted_from_embedded_copy"]
+    assert omitted == paths[:len(omitted)] and "memory.timeline" in omitted and "top_kernels" not in omitted
+    for mode, record in trimmed["modes"].items():
+        analysis, kept = record["analysis"], full["modes"][mode]["analysis"]
+        if analysis is not None:
+            assert analysis["memory"]["timeline"] is None, mode
+            assert analysis["top_kernels"] == kept["top_kernels"] and analysis["kernels"] == kept["kernels"], mode
+    bare = json.loads(embedded_json(data, 1000))
+    assert bare["_omitted_from_embedded_copy"][-1] == "analysis"
+    assert all("analysis" not in r for r in bare["modes"].values())
+    assert bare["modes"].keys() == full["modes"].keys() and bare["config"] == full["config"]
+    assert json.dumps(data) == untouched
+
+
 def test_run_report_shows_failed_modes_with_their_reason(tmp_path: Path) -> None:
     """An OOM or unavailable mode appears with its reason, not as an empty chart."""
     run = tmp_path / "run"

@@ -3,8 +3,9 @@
 Figures only draw what the analysis computed; no figure here derives a new number beyond unit
 scaling and sums. Every string that comes from a trace (kernel, op, module names) passes through
 `_text` first: Plotly renders a subset of HTML in labels and hover text, and a trace is untrusted
-input. Each figure is rendered without its own copy of plotly.js (`render_div`); the page loads
-plotly.js once.
+input. A figure is the plain dict plotly.js reads (`plotly_json`: building it through
+plotly.graph_objects was most of the report's Python time); each is rendered without its own
+copy of plotly.js (`render_div`), the page loads plotly.js once.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import html
 import math
 from typing import Iterable
 
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
-
 from profiler_kit import units as fmt
 from profiler_kit.records import Analysis, Comparison, ModeRecord, StepStats
+
+from . import plotly_json as pj
+from .plotly_json import Figure
 
 BOUND_COLORS = {"compute": "#2b6cb0", "memory": "#dd6b20", "latency": "#805ad5", "unknown": "#a0aec0",
                 "interconnect": "#2f855a", "host_link": "#b7791f"}
@@ -55,16 +56,22 @@ def _label_px(labels: Iterable[object], size: int = 12) -> int:
     return int(max((len(html.unescape(str(x))) for x in labels), default=0) * size * 0.6)
 
 
-def _style(fig: go.Figure, height: int, left: int = 64, bottom: int = 50, **layout) -> go.Figure:
+def _style(fig: Figure, height: int, left: int = 64, bottom: int = 50, **layout) -> Figure:
     """Common look. Margins are computed here from the labels, not by Plotly's axis automargin,
     which redraws every figure to measure its labels and made the first render ~40 % slower."""
-    base = dict(template="plotly_white", font=_FONT, height=height, autosize=True,
+    base = dict(font=_FONT, height=height, autosize=True,
                 margin=dict(l=left, r=16, t=40, b=bottom), hoverlabel=dict(align="left"),
                 legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0))
-    fig.update_layout(**{**base, **layout})
-    fig.update_xaxes(automargin=False)
-    fig.update_yaxes(automargin=False)
+    pj.update_layout(fig, **{**base, **layout})
+    fig["layout"]["template"] = pj.template()          # shared, never copied: only serialised
+    pj.update_axes(fig, "x", automargin=False)
+    pj.update_axes(fig, "y", automargin=False)
     return fig
+
+
+def _title(text: str) -> dict:
+    """An axis title as Plotly writes it (a bare string is its text)."""
+    return {"text": text}
 
 
 def _chart_label(text: str, limit: int = 52) -> str:
@@ -85,10 +92,9 @@ def _mode_labels(names: Iterable[str], limit: int = 30) -> list[str]:
     return [_text(x) for x in out]
 
 
-def render_div(fig: go.Figure, div_id: str) -> str:
+def render_div(fig: Figure, div_id: str) -> str:
     """The figure as a <div> and the script that draws it; tells the page when it is drawn."""
-    return fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id, config=_CONFIG,
-                       default_width="100%", post_script="window.pkPlotDone('{plot_id}');")
+    return pj.div(fig, div_id, _CONFIG, post_script="window.pkPlotDone('{plot_id}');")
 
 
 HOST_COLOR = "#fbd38d"
@@ -98,7 +104,7 @@ def _bar_height(n_bars: int, extra: int = 0) -> int:
     return 130 + 34 * n_bars + extra
 
 
-def time_split(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | None = None) -> go.Figure:
+def time_split(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | None = None) -> Figure:
     """Per step: GPU kernel time by bound, then the time the GPU had no kernel running.
 
     With timed runs (experiment reports) that time is the measured median step minus the kernel
@@ -110,12 +116,12 @@ def time_split(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | No
     step_ms = step_ms or {}
     labels = _mode_labels(analyses)
     per_step = {m: 1e3 * a.steps for m, a in analyses.items()}      # µs in window -> ms/step
-    fig = go.Figure()
+    fig = pj.figure()
 
     def segment(name: str, values: list[float], color: str, **marker) -> None:
-        fig.add_bar(name=name, y=labels, x=values, orientation="h", marker=dict(color=color, **marker),
-                    customdata=[fmt.duration_ms(v) for v in values],
-                    hovertemplate=f"%{{y}}<br>{name}: %{{customdata}} per step<extra></extra>")
+        fig["data"].append(pj.bar(name=name, y=labels, x=values, orientation="h", marker=dict(color=color, **marker),
+                                  customdata=[fmt.duration_ms(v) for v in values],
+                                  hovertemplate=f"%{{y}}<br>{name}: %{{customdata}} per step<extra></extra>"))
 
     kernel_ms = {m: 0.0 for m in analyses}
     for bound in BOUND_COLORS:
@@ -128,26 +134,27 @@ def time_split(analyses: dict[str, Analysis], step_ms: dict[str, StepStats] | No
     waiting = [max(0.0, step_ms[m].median_ms - kernel_ms[m]) if m in timed else 0.0 for m in analyses]
     if any(waiting):
         segment("GPU waiting on the host (measured step − kernel time)", waiting, HOST_COLOR,
-                pattern_shape=".", pattern_fgcolor="#dd6b20")
+                pattern=dict(shape=".", fgcolor="#dd6b20"))
     idle = [0.0 if m in timed else a.timeline.idle_us / per_step[m] for m, a in analyses.items()]
     if any(idle):
-        segment("GPU idle in the profiled window", idle, IDLE_COLOR, pattern_shape="/", pattern_fgcolor="#a0aec0")
+        segment("GPU idle in the profiled window", idle, IDLE_COLOR, pattern=dict(shape="/", fgcolor="#a0aec0"))
     if timed:
         med = [step_ms[m].median_ms for m in timed]
         iqr = [step_ms[m].iqr_ms for m in timed]
-        fig.add_scatter(name="measured step (median, whiskers: IQR)",
-                        y=[lab for m, lab in zip(analyses, labels) if m in timed], x=med,
-                        mode="markers", marker=dict(symbol="line-ns-open", size=26, color="#1a202c", line_width=3),
-                        error_x=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
-                        customdata=[[fmt.duration_ms(m), fmt.duration_ms(i)] for m, i in zip(med, iqr)],
-                        hovertemplate="%{y}<br>measured step: %{customdata[0]} (IQR %{customdata[1]})<extra></extra>")
-    fig.update_yaxes(autorange="reversed")
+        fig["data"].append(pj.scatter(
+            name="measured step (median, whiskers: IQR)",
+            y=[lab for m, lab in zip(analyses, labels) if m in timed], x=med,
+            mode="markers", marker=dict(symbol="line-ns-open", size=26, color="#1a202c", line=dict(width=3)),
+            error_x=dict(type="data", array=[i / 2 for i in iqr], visible=True, color="#1a202c"),
+            customdata=[[fmt.duration_ms(m), fmt.duration_ms(i)] for m, i in zip(med, iqr)],
+            hovertemplate="%{y}<br>measured step: %{customdata[0]} (IQR %{customdata[1]})<extra></extra>"))
+    pj.update_axes(fig, "y", autorange="reversed")
     return _style(fig, _bar_height(len(labels), 40), left=20 + _label_px(labels, 13),
-                  barmode="stack", xaxis_title="ms per step", bargap=0.3,
+                  barmode="stack", xaxis=dict(title=_title("ms per step")), bargap=0.3,
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
-def categories(analyses: dict[str, Analysis]) -> go.Figure:
+def categories(analyses: dict[str, Analysis]) -> Figure:
     """GPU time per kernel category: one stacked bar per mode or trace."""
     cats: list[str] = []
     for a in analyses.values():
@@ -156,17 +163,18 @@ def categories(analyses: dict[str, Analysis]) -> go.Figure:
                 cats.append(c)
     cats.sort(key=lambda c: -max(a.categories_us.get(c, 0.0) for a in analyses.values()))
     labels = _mode_labels(analyses)
-    fig = go.Figure()
+    fig = pj.figure()
     for cat in cats:
         vals = [a.categories_us.get(cat, 0.0) / 1e3 for a in analyses.values()]
         totals = [a.kernels.total_us for a in analyses.values()]
-        fig.add_bar(name=_text(cat), y=labels, x=vals, orientation="h", marker_color=category_color(cat),
-                    customdata=[[fmt.duration_ms(v), fmt.percent(fmt.share(v * 1e3, t))] for v, t in zip(vals, totals)],
-                    hovertemplate=f"%{{y}} · {_text(cat)}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>")
-    fig.update_yaxes(autorange="reversed")
+        fig["data"].append(pj.bar(
+            name=_text(cat), y=labels, x=vals, orientation="h", marker=dict(color=category_color(cat)),
+            customdata=[[fmt.duration_ms(v), fmt.percent(fmt.share(v * 1e3, t))] for v, t in zip(vals, totals)],
+            hovertemplate=f"%{{y}} · {_text(cat)}: %{{customdata[0]}} (%{{customdata[1]}} of kernel time)<extra></extra>"))
+    pj.update_axes(fig, "y", autorange="reversed")
     legend_rows = -(-len(cats) // 3)          # the legend sits above, three entries a row
     return _style(fig, _bar_height(len(labels), 22 * legend_rows), barmode="stack", left=20 + _label_px(labels, 13),
-                  xaxis_title="GPU kernel time in the profiled window (ms)",
+                  xaxis=dict(title=_title("GPU kernel time in the profiled window (ms)")),
                   legend=dict(orientation="h", yanchor="bottom", y=1.02, x=0, traceorder="normal"))
 
 
@@ -175,7 +183,7 @@ def _lighten(hex_color: str, amount: float = 0.55) -> str:
     return "#" + "".join(f"{int(c + (255 - c) * amount):02x}" for c in (r, g, b))
 
 
-def blocks_treemap(analyses: dict[str, Analysis]) -> go.Figure | None:
+def blocks_treemap(analyses: dict[str, Analysis]) -> Figure | None:
     """Mode → block (UNet level or transformer block) → category; tile area is GPU time, so modes compare by size too.
 
     Two levels show at once (drawing all three made this the slowest figure on the page): each
@@ -209,7 +217,7 @@ def blocks_treemap(analyses: dict[str, Analysis]) -> go.Figure | None:
                 ids.append(f"{bid}/{_text(cat)}"); labels.append(_text(cat)); parents.append(bid); values.append(us)
                 colors.append(category_color(cat))
                 hover.append(f"{fmt.duration_us(us)} ({fmt.percent(us / block_total)} of the block)")
-    fig = go.Figure(go.Treemap(ids=ids, labels=labels, parents=parents, values=values,
+    fig = pj.figure(pj.treemap(ids=ids, labels=labels, parents=parents, values=values,
                                branchvalues="total", customdata=hover, maxdepth=2,
                                marker=dict(colors=colors), textinfo="label+percent parent",
                                hovertemplate="%{id}<br>%{customdata}<extra></extra>",
@@ -245,24 +253,25 @@ def attention_by_layer(analyses: dict[str, Analysis]) -> list[dict]:
     return list(rows.values())
 
 
-def attention_layers(analyses: dict[str, Analysis]) -> go.Figure | None:
+def attention_layers(analyses: dict[str, Analysis]) -> Figure | None:
     rows = attention_by_layer(analyses)
     if not rows:
         return None
     names = [_text(_chart_label(short_scope(r["scope"]), 44)
                    + f" · {r['kind'] or '?'} {r['q_tokens'] or '?'}×{r['kv_tokens'] or '?'}")
              for r in rows]
-    fig = go.Figure()
+    fig = pj.figure()
     for i, label in enumerate(analyses):
         vals = [(r["modes"].get(label) or {}).get("time_us", 0.0) for r in rows]
         if not any(vals):
             continue
         backends = [", ".join((r["modes"].get(label) or {}).get("backends") or ["–"]) for r in rows]
-        fig.add_bar(name=_text(label), y=names, x=vals, orientation="h", marker_color=mode_color(i),
-                    customdata=[[fmt.duration_us(v), _text(b)] for v, b in zip(vals, backends)],
-                    hovertemplate=f"{_text(label)}<br>%{{y}}<br>%{{customdata[0]}} · backend %{{customdata[1]}}<extra></extra>")
-    fig.update_yaxes(autorange="reversed", tickfont_size=11)
-    fig.update_xaxes(title="GPU time in the profiled window (µs)")
+        fig["data"].append(pj.bar(
+            name=_text(label), y=names, x=vals, orientation="h", marker=dict(color=mode_color(i)),
+            customdata=[[fmt.duration_us(v), _text(b)] for v, b in zip(vals, backends)],
+            hovertemplate=f"{_text(label)}<br>%{{y}}<br>%{{customdata[0]}} · backend %{{customdata[1]}}<extra></extra>"))
+    pj.update_axes(fig, "y", autorange="reversed", tickfont=dict(size=11))
+    pj.update_axes(fig, "x", title=_title("GPU time in the profiled window (µs)"))
     return _style(fig, 140 + 14 * len(rows) * len(analyses), left=20 + _label_px(names, 11),
                   barmode="group", bargap=0.25)
 
@@ -319,29 +328,28 @@ def other_roofs_drawn(analyses: dict[str, Analysis]) -> tuple[str, float | None,
 OTHER_ROOF_COLOR = "#dd6b20"
 
 
-def _draw_other_roofs(fig: go.Figure, analyses: dict[str, Analysis], x_lo: float, x_hi: float) -> None:
+def _draw_other_roofs(fig: Figure, analyses: dict[str, Analysis], x_lo: float, x_hi: float) -> None:
     """The roofs of the other basis, dashed and labelled, beside the ones that judged."""
     basis, bandwidth, roofs = other_roofs_drawn(analyses)
     line = dict(color=OTHER_ROOF_COLOR, width=1.5, dash="dot")
     if bandwidth:
         bw_tb = bandwidth / 1e12
         top = max([t / 1e12 for _, t in roofs] + [x_hi * bw_tb / 3])
-        fig.add_scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", line=line,
-                        name=f"{basis} roofs", legendgroup="other-roofs", hoverinfo="skip")
-        fig.add_annotation(x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
-                           text=f"HBM {bandwidth / 1e9:,.4g} GB/s ({basis})", showarrow=False,
-                           textangle=-28, xanchor="left", yanchor="top", font_size=11,
-                           font_color=OTHER_ROOF_COLOR)
+        fig["data"].append(pj.scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", line=line,
+                                      name=f"{basis} roofs", legendgroup="other-roofs", hoverinfo="skip"))
+        pj.annotate(fig, x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
+                    text=f"HBM {bandwidth / 1e9:,.4g} GB/s ({basis})", showarrow=False,
+                    textangle=-28, xanchor="left", yanchor="top", font=dict(size=11, color=OTHER_ROOF_COLOR))
     for i, (name, peak) in enumerate(roofs):
         tflops = peak / 1e12
-        fig.add_scatter(x=[x_lo, x_hi], y=[tflops, tflops], mode="lines", line=line, hoverinfo="skip",
-                        name=f"{basis} roofs", legendgroup="other-roofs", showlegend=not bandwidth and i == 0)
-        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s ({basis})",
-                           showarrow=False, xanchor="right", yanchor="top", font_size=11,
-                           font_color=OTHER_ROOF_COLOR)
+        fig["data"].append(pj.scatter(x=[x_lo, x_hi], y=[tflops, tflops], mode="lines", line=line, hoverinfo="skip",
+                                      name=f"{basis} roofs", legendgroup="other-roofs",
+                                      showlegend=not bandwidth and i == 0))
+        pj.annotate(fig, x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s ({basis})",
+                    showarrow=False, xanchor="right", yanchor="top", font=dict(size=11, color=OTHER_ROOF_COLOR))
 
 
-def roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
+def roofline(analyses: dict[str, Analysis]) -> Figure | None:
     """Log-log roofline: achieved TFLOP/s against arithmetic intensity, both from the cost model,
     under the roofs the analysis judged each op against (and no others)."""
     points = list(_points(analyses))
@@ -356,28 +364,27 @@ def roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
     top = max(r for _, r in roofs_tflops)
     judged_by = next((a.roofs.basis for a in analyses.values() if a.roofs is not None), "datasheet")
     suffix = " (measured)" if judged_by == "measured" else ""
-    fig = go.Figure()
-    fig.add_scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", name="memory roof",
-                    line=dict(color="#1a202c", width=2), hoverinfo="skip", showlegend=False)
+    fig = pj.figure(pj.scatter(x=[x_lo, top / bw_tb], y=[x_lo * bw_tb, top], mode="lines", name="memory roof",
+                               line=dict(color="#1a202c", width=2), hoverinfo="skip", showlegend=False))
     for name, tflops in roofs_tflops:
-        fig.add_scatter(x=[tflops / bw_tb, x_hi], y=[tflops, tflops], mode="lines", showlegend=False,
-                        line=dict(color="#4a5568", width=1.5, dash="dash"), hoverinfo="skip")
-        fig.add_annotation(x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s{suffix}",
-                           showarrow=False, xanchor="right", yanchor="bottom", font_size=11)
-    fig.add_annotation(x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
-                       text=f"HBM {bandwidth / 1e9:,.4g} GB/s{suffix}", showarrow=False,
-                       textangle=-28, xanchor="left", yanchor="bottom", font_size=11)
+        fig["data"].append(pj.scatter(x=[tflops / bw_tb, x_hi], y=[tflops, tflops], mode="lines", showlegend=False,
+                                      line=dict(color="#4a5568", width=1.5, dash="dash"), hoverinfo="skip"))
+        pj.annotate(fig, x=math.log10(x_hi), y=math.log10(tflops), text=f"{_text(name)} {tflops:,.4g} TFLOP/s{suffix}",
+                    showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
+    pj.annotate(fig, x=math.log10(x_lo * 1.5), y=math.log10(x_lo * 1.5 * bw_tb),
+                text=f"HBM {bandwidth / 1e9:,.4g} GB/s{suffix}", showarrow=False,
+                textangle=-28, xanchor="left", yanchor="bottom", font=dict(size=11))
     _draw_other_roofs(fig, analyses, x_lo, x_hi)
     t_max = max(p.time_us for _, _, p in points)
     groups: dict[tuple[int, str, str], list] = {}
     for i, label, p in points:
         groups.setdefault((i, label, p.category or "other"), []).append(p)
     for (i, label, cat), ps in sorted(groups.items()):
-        fig.add_scatter(
+        fig["data"].append(pj.scatter(
             x=[p.intensity for p in ps],
             y=[p.flops_estimate / p.time_us / 1e6 for p in ps],
             mode="markers", name=_text(cat), legendgroup=_text(label),
-            legendgrouptitle_text=_text(label),
+            legendgrouptitle=dict(text=_text(label)),
             marker=dict(symbol=MODE_SYMBOLS[i % len(MODE_SYMBOLS)], color=category_color(cat),
                         size=[6 + 30 * math.sqrt(p.time_us / t_max) for p in ps],
                         line=dict(width=1.5, color=mode_color(i)), opacity=0.8),   # outline: mode
@@ -389,25 +396,26 @@ def roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
                            "estimated %{customdata[4]}, %{customdata[5]}<br>"
                            "intensity %{x:.3g} FLOP/B · achieved %{y:.3g} TFLOP/s<br>"
                            "%{customdata[6]}-bound · %{customdata[7]} of its roofline (%{customdata[8]} roof)"
-                           "<extra></extra>"))
-    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte, estimated)", tickformat="~g")
-    fig.update_yaxes(type="log", title="achieved TFLOP/s (estimated FLOPs / measured time)", tickformat="~g")
+                           "<extra></extra>")))
+    pj.update_axes(fig, "x", type="log", title=_title("arithmetic intensity (FLOP / byte, estimated)"), tickformat="~g")
+    pj.update_axes(fig, "y", type="log", title=_title("achieved TFLOP/s (estimated FLOPs / measured time)"),
+                   tickformat="~g")
     return _style(fig, 560, left=72, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
 
 
-def memory_peaks(rows: dict[str, ModeRecord]) -> go.Figure:
+def memory_peaks(rows: dict[str, ModeRecord]) -> Figure:
     """Peak allocated and reserved memory per mode (timed runs), GiB."""
-    fig = go.Figure()
+    fig = pj.figure()
     labels = _mode_labels(rows)
     for key, name, color in (("peak_allocated_bytes", "peak allocated", "#2b6cb0"),
                              ("peak_reserved_bytes", "peak reserved", "#a3bffa")):
         xs = [(getattr(r, key) or 0) / 2**30 for r in rows.values()]
-        fig.add_bar(name=name, y=labels, x=xs, orientation="h", marker_color=color,
-                    customdata=[fmt.bytes_binary(getattr(r, key)) for r in rows.values()],
-                    hovertemplate=f"%{{y}} {name}: %{{customdata}}<extra></extra>")
-    fig.update_yaxes(autorange="reversed")
+        fig["data"].append(pj.bar(name=name, y=labels, x=xs, orientation="h", marker=dict(color=color),
+                                  customdata=[fmt.bytes_binary(getattr(r, key)) for r in rows.values()],
+                                  hovertemplate=f"%{{y}} {name}: %{{customdata}}<extra></extra>"))
+    pj.update_axes(fig, "y", autorange="reversed")
     return _style(fig, _bar_height(len(labels), 20 * len(labels)), left=20 + _label_px(labels, 13),
-                  barmode="group", xaxis_title="GiB")
+                  barmode="group", xaxis=dict(title=_title("GiB")))
 
 
 MEMORY_POINTS = 600     # per line: enough for a 1366 px chart, small enough for a 6 MB page
@@ -430,8 +438,8 @@ def downsample_keep_extremes(xs: list[float], ys: list[float], points: int = MEM
     return out_x, out_y
 
 
-def memory_timeline(analyses: dict[str, Analysis]) -> go.Figure | None:
-    fig = go.Figure()
+def memory_timeline(analyses: dict[str, Analysis]) -> Figure | None:
+    fig = pj.figure()
     for i, (label, a) in enumerate(analyses.items()):
         tl = a.memory.timeline
         if tl is None:
@@ -440,35 +448,37 @@ def memory_timeline(analyses: dict[str, Analysis]) -> go.Figure | None:
         if not ts:
             continue
         t0 = ts[0]
-        fig.add_scatter(x=[round((t - t0) / 1e3, 3) for t in ts], y=[round(b / 2**30, 4) for b in alloc],
-                        name=_text(label), mode="lines", line=dict(color=mode_color(i), width=2, shape="hv"),
-                        hovertemplate=f"{_text(label)}<br>%{{x:.2f}} ms: %{{y:.3f}} GiB<extra></extra>")
-    if not fig.data:
+        fig["data"].append(pj.scatter(
+            x=[round((t - t0) / 1e3, 3) for t in ts], y=[round(b / 2**30, 4) for b in alloc],
+            name=_text(label), mode="lines", line=dict(color=mode_color(i), width=2, shape="hv"),
+            hovertemplate=f"{_text(label)}<br>%{{x:.2f}} ms: %{{y:.3f}} GiB<extra></extra>"))
+    if not fig["data"]:
         return None
-    return _style(fig, 340, xaxis_title="time since the first allocation in the trace (ms)",
-                  yaxis_title="allocated (GiB)")
+    return _style(fig, 340, xaxis=dict(title=_title("time since the first allocation in the trace (ms)")),
+                  yaxis=dict(title=_title("allocated (GiB)")))
 
 
-def comparison_deltas(comparison: Comparison) -> go.Figure:
+def comparison_deltas(comparison: Comparison) -> Figure:
     """b − a per category and per block: negative means b spends less GPU time there."""
     a, b = _text(comparison.a), _text(comparison.b)
     sections = [("categories_us", "by category"), ("blocks_us", "by block / module")]
     counts = [max(1, len(getattr(comparison, key))) for key, _ in sections]
     height = 240 + 24 * sum(counts)
-    fig = make_subplots(rows=2, cols=1, subplot_titles=[f"{b} − {a}, {t}" for _, t in sections],
-                        row_heights=counts, vertical_spacing=110 / height)   # room for axis title + next title
+    fig = pj.grid(rows=2, cols=1, titles=[f"{b} − {a}, {t}" for _, t in sections],
+                  row_heights=counts, vertical_spacing=110 / height)   # room for axis title + next title
     labels = []
     for row, (key, _) in enumerate(sections, start=1):
         items = sorted(getattr(comparison, key).items(), key=lambda kv: kv[1].delta)
         ys = [_text(_chart_label(k, 40)) for k, _ in items]
         labels += ys
         deltas = [v.delta / 1e3 for _, v in items]
-        fig.add_bar(row=row, col=1, y=ys, x=deltas, orientation="h", showlegend=False,
-                    marker_color=["#2f855a" if d < 0 else "#c53030" for d in deltas],
-                    customdata=[[_text(k), fmt.duration_us(v.a), fmt.duration_us(v.b),
-                                 fmt.duration_us(v.delta)] for k, v in items],
-                    hovertemplate=f"%{{customdata[0]}}<br>{a}: %{{customdata[1]}}<br>{b}: %{{customdata[2]}}<br>"
-                                  "change: %{customdata[3]}<extra></extra>")
-        fig.update_xaxes(title_text="change in GPU time (ms)", row=row, col=1, zeroline=True,
-                         zerolinecolor="#1a202c")
+        pj.in_cell(fig, row, pj.bar(
+            y=ys, x=deltas, orientation="h", showlegend=False,
+            marker=dict(color=["#2f855a" if d < 0 else "#c53030" for d in deltas]),
+            customdata=[[_text(k), fmt.duration_us(v.a), fmt.duration_us(v.b),
+                         fmt.duration_us(v.delta)] for k, v in items],
+            hovertemplate=f"%{{customdata[0]}}<br>{a}: %{{customdata[1]}}<br>{b}: %{{customdata[2]}}<br>"
+                          "change: %{customdata[3]}<extra></extra>"))
+        pj.update_axes(fig, "x", cell=row, title=_title("change in GPU time (ms)"), zeroline=True,
+                       zerolinecolor="#1a202c")
     return _style(fig, height, left=20 + _label_px(labels, 12))

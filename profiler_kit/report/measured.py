@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import math
 
-import plotly.graph_objects as go
-
 from profiler_kit import units as fmt
 from profiler_kit.records import Analysis, BytesCheck, MeasuredKernel, MeasuredTraffic
 
-from .figures import _style, _text, category_color, mode_color, MODE_SYMBOLS, roofs_drawn
+from . import plotly_json as pj
+from .figures import _style, _text, _title, category_color, mode_color, MODE_SYMBOLS, roofs_drawn
+from .plotly_json import Figure
 
 KERNEL_GROUPS_DRAWN = 300     # per trace, largest first: points by kernel name and category
 
@@ -114,11 +114,11 @@ def _by_name(kernels: list[MeasuredKernel]) -> list[dict]:
     return sorted(groups.values(), key=lambda g: -g["us"])[:KERNEL_GROUPS_DRAWN]
 
 
-def bytes_scatter(analyses: dict[str, Analysis]) -> go.Figure | None:
+def bytes_scatter(analyses: dict[str, Analysis]) -> Figure | None:
     """Estimated against measured bytes, one point per kernel family, on a log-log plane with the
     diagonal: above it the estimate is high, below it low. Families the model gives no bytes
     (helpers of an op) sit on the bottom edge."""
-    fig = go.Figure()
+    fig = pj.figure()
     lo, hi = math.inf, 0.0
     drawn = False
     for i, (label, a) in enumerate(analyses.items()):
@@ -133,9 +133,9 @@ def bytes_scatter(analyses: dict[str, Analysis]) -> go.Figure | None:
             gs = [g for g in groups if g["category"] == cat]
             ys = [max(g["est"], floor) for g in gs]
             lo, hi = min(lo, floor, *[g["meas"] for g in gs]), max(hi, *ys, *[g["meas"] for g in gs])
-            fig.add_scatter(
+            fig["data"].append(pj.scatter(
                 x=[g["meas"] for g in gs], y=ys, mode="markers", name=_text(cat), legendgroup=_text(label),
-                legendgrouptitle_text=_text(label),
+                legendgrouptitle=dict(text=_text(label)),
                 marker=dict(color=category_color(cat), symbol=MODE_SYMBOLS[i % len(MODE_SYMBOLS)],
                             size=[6 + 24 * math.sqrt(g["us"] / t_max) for g in gs],
                             line=dict(width=1.5, color=mode_color(i)), opacity=0.8),
@@ -144,21 +144,23 @@ def bytes_scatter(analyses: dict[str, Analysis]) -> go.Figure | None:
                              f"{g['est'] / g['meas'] - 1:+.0%}"] for g in gs],
                 hovertemplate=("<b>%{customdata[0]}</b><br>%{customdata[1]} kernels, %{customdata[2]}<br>"
                                "estimated %{customdata[3]} · measured %{customdata[4]} "
-                               "(%{customdata[5]})<extra></extra>"))
+                               "(%{customdata[5]})<extra></extra>")))
             drawn = True
     if not drawn:
         return None
-    fig.add_scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="#1a202c", width=1),
-                    name="estimate = measured", hoverinfo="skip")
+    fig["data"].append(pj.scatter(x=[lo, hi], y=[lo, hi], mode="lines", line=dict(color="#1a202c", width=1),
+                                  name="estimate = measured", hoverinfo="skip"))
     for factor, name in ((1.2, "±20 %"), (0.8, None)):
-        fig.add_scatter(x=[lo, hi], y=[lo * factor, hi * factor], mode="lines", hoverinfo="skip",
-                        line=dict(color="#a0aec0", width=1, dash="dot"), name=name or "", showlegend=bool(name))
-    fig.update_xaxes(type="log", title="bytes measured (Nsight Compute: DRAM reads + L2 writes)", tickformat="~s")
-    fig.update_yaxes(type="log", title="bytes estimated (cost model)", tickformat="~s")
+        fig["data"].append(pj.scatter(x=[lo, hi], y=[lo * factor, hi * factor], mode="lines", hoverinfo="skip",
+                                      line=dict(color="#a0aec0", width=1, dash="dot"), name=name or "",
+                                      showlegend=bool(name)))
+    pj.update_axes(fig, "x", type="log", title=_title("bytes measured (Nsight Compute: DRAM reads + L2 writes)"),
+                   tickformat="~s")
+    pj.update_axes(fig, "y", type="log", title=_title("bytes estimated (cost model)"), tickformat="~s")
     return _style(fig, 520, left=72, legend=dict(orientation="v", x=1.02, y=1, groupclick="toggleitem"))
 
 
-def measured_roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
+def measured_roofline(analyses: dict[str, Analysis]) -> Figure | None:
     """The roofline with each kernel family twice at the same achieved TFLOP/s: at its intensity
     from estimated bytes (open marker) and from measured bytes (filled), joined by a line."""
     bandwidth, roofs = roofs_drawn(analyses)
@@ -175,25 +177,26 @@ def measured_roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
     tops = [peak / 1e12 for _, peak in roofs]
     xs = [g["flops"] / b for _, _, g in rows for b in (g["est"], g["meas"])]
     x_lo, x_hi = min(min(xs), min(tops) / bw_tb) / 3, max(max(xs), max(tops) / bw_tb) * 3
-    fig = go.Figure()
-    fig.add_scatter(x=[x_lo, max(tops) / bw_tb], y=[x_lo * bw_tb, max(tops)], mode="lines", name="memory roof",
-                    line=dict(color="#1a202c", width=2), hoverinfo="skip", showlegend=False)
+    fig = pj.figure(pj.scatter(x=[x_lo, max(tops) / bw_tb], y=[x_lo * bw_tb, max(tops)], mode="lines",
+                               name="memory roof", line=dict(color="#1a202c", width=2), hoverinfo="skip",
+                               showlegend=False))
     for (name, peak) in roofs:
-        fig.add_scatter(x=[peak / 1e12 / bw_tb, x_hi], y=[peak / 1e12] * 2, mode="lines", showlegend=False,
-                        line=dict(color="#4a5568", width=1.5, dash="dash"), hoverinfo="skip")
-        fig.add_annotation(x=math.log10(x_hi), y=math.log10(peak / 1e12), text=f"{_text(name)} {peak / 1e12:,.4g} TFLOP/s",
-                           showarrow=False, xanchor="right", yanchor="bottom", font_size=11)
+        fig["data"].append(pj.scatter(x=[peak / 1e12 / bw_tb, x_hi], y=[peak / 1e12] * 2, mode="lines",
+                                      showlegend=False, line=dict(color="#4a5568", width=1.5, dash="dash"),
+                                      hoverinfo="skip"))
+        pj.annotate(fig, x=math.log10(x_hi), y=math.log10(peak / 1e12), text=f"{_text(name)} {peak / 1e12:,.4g} TFLOP/s",
+                    showarrow=False, xanchor="right", yanchor="bottom", font=dict(size=11))
     seg_x, seg_y = [], []
     for _, _, g in rows:
         y = g["flops"] / g["us"] / 1e6
         seg_x += [g["flops"] / g["est"], g["flops"] / g["meas"], None]
         seg_y += [y, y, None]
-    fig.add_scatter(x=seg_x, y=seg_y, mode="lines", line=dict(color="#cbd5e0", width=1), hoverinfo="skip",
-                    showlegend=False)
+    fig["data"].append(pj.scatter(x=seg_x, y=seg_y, mode="lines", line=dict(color="#cbd5e0", width=1),
+                                  hoverinfo="skip", showlegend=False))
     for basis, key, filled in (("estimated bytes", "est", False), ("measured bytes", "meas", True)):
         for i, label in dict.fromkeys((i, label) for i, label, _ in rows):
             gs = [g for j, _, g in rows if j == i]
-            fig.add_scatter(
+            fig["data"].append(pj.scatter(
                 x=[g["flops"] / g[key] for g in gs], y=[g["flops"] / g["us"] / 1e6 for g in gs], mode="markers",
                 name=f"{_text(label)}: {basis}",
                 marker=dict(symbol=MODE_SYMBOLS[i % len(MODE_SYMBOLS)] + ("" if filled else "-open"), size=8,
@@ -202,9 +205,10 @@ def measured_roofline(analyses: dict[str, Analysis]) -> go.Figure | None:
                              fmt.bytes_decimal(g[key]), fmt.duration_us(g["us"])] for g in gs],
                 hovertemplate=(f"<b>%{{customdata[0]}}</b> (%{{customdata[1]}})<br>{basis}: %{{customdata[2]}}, "
                                "%{customdata[3]}<br>intensity %{x:.3g} FLOP/B · achieved %{y:.3g} TFLOP/s"
-                               "<extra></extra>"))
-    fig.update_xaxes(type="log", title="arithmetic intensity (FLOP / byte)", tickformat="~g")
-    fig.update_yaxes(type="log", title="achieved TFLOP/s (estimated FLOPs / trace time)", tickformat="~g")
+                               "<extra></extra>")))
+    pj.update_axes(fig, "x", type="log", title=_title("arithmetic intensity (FLOP / byte)"), tickformat="~g")
+    pj.update_axes(fig, "y", type="log", title=_title("achieved TFLOP/s (estimated FLOPs / trace time)"),
+                   tickformat="~g")
     return _style(fig, 540, left=72, legend=dict(orientation="v", x=1.02, y=1))
 
 

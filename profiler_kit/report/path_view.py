@@ -7,18 +7,18 @@ decided there (analysis/critical_path.py, analysis/what_if.py).
 
 from __future__ import annotations
 
-import plotly.graph_objects as go
-
 from profiler_kit import units as fmt
 from profiler_kit.records import PATH_PARTS, Analysis, StepStats
-from profiler_kit.report.figures import _label_px, _mode_labels, _style, _text, category_color
+from profiler_kit.report import plotly_json as pj
+from profiler_kit.report.figures import _label_px, _mode_labels, _style, _text, _title, category_color
+from profiler_kit.report.plotly_json import Figure
 
 PART_LABELS = {"cpu": "host work (ops, Python)", "launch": "launch overhead", "sync": "sync wait",
                "gpu": "GPU kernels", "gpu_gap": "GPU gap"}
 PART_COLORS = {"cpu": "#fbd38d", "launch": "#b794f4", "sync": "#e53e3e", "gpu_gap": "#cbd5e0"}
 
 
-def path_figure(analyses: dict[str, Analysis]) -> go.Figure | None:
+def path_figure(analyses: dict[str, Analysis]) -> Figure | None:
     """One row per trace: its first step's path from the step's start (0) to its end, each
     stretch coloured by what the step waited on (GPU kernels by category)."""
     rows = {m: a.critical_path.steps[0] for m, a in analyses.items()
@@ -35,16 +35,17 @@ def path_figure(analyses: dict[str, Analysis]) -> go.Figure | None:
             g["x"].append(s.dur_us / 1e3)
             g["base"].append(s.start_us / 1e3)
             g["text"].append(fmt.duration_us(s.dur_us))
-    fig = go.Figure()
+    fig = pj.figure()
     for (part, label), g in sorted(groups.items(), key=lambda kv: PATH_PARTS.index(kv[0][0])):
         name = f"GPU: {label}" if part == "gpu" else PART_LABELS.get(part, part)
         color = category_color(label) if part == "gpu" else PART_COLORS.get(part, "#a0aec0")
-        fig.add_bar(name=_text(name), y=g["y"], x=g["x"], base=g["base"], orientation="h",
-                    marker=dict(color=color, line_width=0), customdata=g["text"],
-                    hovertemplate=f"%{{y}}<br>{_text(name)}: %{{customdata}} from %{{base:.3f}} ms<extra></extra>")
-    fig.update_yaxes(autorange="reversed")
+        fig["data"].append(pj.bar(
+            name=_text(name), y=g["y"], x=g["x"], base=g["base"], orientation="h",
+            marker=dict(color=color, line=dict(width=0)), customdata=g["text"],
+            hovertemplate=f"%{{y}}<br>{_text(name)}: %{{customdata}} from %{{base:.3f}} ms<extra></extra>"))
+    pj.update_axes(fig, "y", autorange="reversed")
     return _style(fig, 130 + 46 * len(rows), left=20 + _label_px(labels.values(), 13), barmode="overlay",
-                  xaxis_title="ms from the step's start (first profiled step)", bargap=0.25)
+                  xaxis=dict(title=_title("ms from the step's start (first profiled step)")), bargap=0.25)
 
 
 def path_rows(analyses: dict[str, Analysis]) -> list[dict]:
