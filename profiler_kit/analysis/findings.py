@@ -340,7 +340,8 @@ def execution_gain(summary: Summary) -> list[Finding]:
     title = f"Under {name} the step is what the GPU does"
     if cmp is not None and cmp.eager_speedup:
         title = (f"{eff} over {ref}: {fmt.speedup(cmp.speedup)} under {name}, {fmt.speedup(cmp.eager_speedup)} "
-                 "eagerly: the host hides part of the kernel speed-up in eager mode")
+                 + ("eagerly: the host hides part of the kernel speed-up in eager mode" if cmp.host_hides_gain
+                    else "eagerly: the same within the noise: the GPU, not the host, sets the eager step"))
         figures.update(speedup=cmp.speedup, eager_speedup=cmp.eager_speedup)
     detail = ("Median steps, each mode timed in its execution and eagerly, interleaved: " + "; ".join(parts)
               + f". The speed-ups of this report are taken from the {name} steps: host overhead (Python, kernel "

@@ -56,10 +56,13 @@ def compare_modes(modes: dict[str, ModeRecord], reference: str) -> dict[str, Mod
         if base.peak_allocated_bytes and rec.peak_allocated_bytes is not None:
             saved = base.peak_allocated_bytes - rec.peak_allocated_bytes
             fraction = saved / base.peak_allocated_bytes
-        eager = (base.eager_step_ms.median_ms / rec.eager_step_ms.median_ms
-                 if base.eager_step_ms and rec.eager_step_ms else None)
+        eager = spread = None
+        if base.eager_step_ms and rec.eager_step_ms:
+            eager = base.eager_step_ms.median_ms / rec.eager_step_ms.median_ms
+            spread = (base.eager_step_ms.iqr_fraction or 0.0) + (rec.eager_step_ms.iqr_fraction or 0.0)
         out[mode] = ModeComparison(
             speedup=base.step_ms.median_ms / rec.step_ms.median_ms, eager_speedup=eager,
+            eager_spread=spread or 0.0,
             min_speedup=base.step_ms.min_ms / rec.step_ms.min_ms,
             loop_speedup=(rec.loop_it_per_s / base.loop_it_per_s
                           if rec.loop_it_per_s and base.loop_it_per_s else float("nan")),

@@ -10,7 +10,7 @@ from profiler_kit.records.analysis import Analysis, Finding, _migrate_v1_analysi
 from profiler_kit.records.base import SCHEMA_VERSION, Record, _convert, _load, parse_size_bytes
 from profiler_kit.records.ncu import MeasureStatus
 from profiler_kit.records.roofs import GpuSpecRecord, RoofBasis
-from profiler_kit.records.stats import StepStats
+from profiler_kit.records.stats import StepStats, host_hides_gain
 
 Status = Literal["ok", "oom", "unavailable", "error"]
 # A run: "running" while capture writes it, "complete" once every mode has its record,
@@ -67,8 +67,14 @@ class ModeComparison(Record, kw_only=True):
     loop_speedup: float                      # denoising-loop it/s ratio
     kernel_speedup: float | None = None      # GPU kernel time per step ratio (from the traces)
     eager_speedup: float | None = None       # from the eager steps, where the run also timed them
+    eager_spread: float = 0.0                # IQR/median of the two eager timings, summed
     memory_saved_bytes: int | None = None
     memory_saved_fraction: float | None = None
+
+    @property
+    def host_hides_gain(self) -> bool:
+        """The eager speed-up is smaller than the run's own beyond the noise (stats.host_hides_gain)."""
+        return host_hides_gain(self.speedup, self.eager_speedup, self.eager_spread)
 
 
 class RunInfo(Record, kw_only=True):

@@ -7,6 +7,7 @@ from typing import Literal
 
 from profiler_kit.records.analysis import Finding
 from profiler_kit.records.base import SCHEMA_VERSION, Record, _convert, _load
+from profiler_kit.records.stats import host_hides_gain
 
 SweepJobStatus = Literal["complete", "failed", "running", "interrupted", "cancelled", "timed_out", "preempted",
                          "killed", "unreadable"]
@@ -128,6 +129,11 @@ class ExecutionPair(Record, kw_only=True):
     predicted_replayed_ms: float | None = None
     predicted_from_reference_ms: float | None = None
     reference_mode: str | None = None
+
+    @property
+    def host_hides_gain(self) -> bool:
+        """The eager speed-up is smaller than the replayed one beyond the noise (stats.host_hides_gain)."""
+        return host_hides_gain(self.replayed_speedup, self.eager_speedup)
 
     @property
     def prediction_error(self) -> float | None:

@@ -215,6 +215,7 @@ def run_context(summary: Summary) -> dict:
                     "min_speedup": fmt.speedup(cmp.min_speedup if cmp else None),
                     "kernel_speedup": fmt.speedup(cmp.kernel_speedup if cmp else None),
                     "eager_speedup": fmt.speedup(cmp.eager_speedup if cmp else None),
+                    "host_hides_gain": bool(cmp and cmp.host_hides_gain),
                     "execution": fmt.EXECUTION_LABELS.get(run.execution if run else "eager", "eager"),
                     "attention_pair": [(m, fmt.percent(analysed[m].attention_share)) for m in pair],
                     "memory_saved": fmt.bytes_binary(cmp.memory_saved_bytes if cmp else None),
