@@ -27,7 +27,8 @@ import msgspec
 import numpy as np
 
 from profiler_kit.trace import values as tv
-from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, event_batches, load_trace_bytes
+from profiler_kit.trace import slices
+from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, load_trace_bytes
 
 __all__ = [
     "TraceError", "ReadLimits", "Trace", "GpuActivities", "CpuSpans", "RuntimeCalls", "MemoryEvents",
@@ -347,12 +348,18 @@ class _Reader:
         its launch calls keep no correlation id, so no activity of the replay links to them."""
         gpu_ev, span_ev, rt_ev, mem_ev, gann_ev = [], [], [], [], []
         counts = self.counts
+        known, time_ok = _KNOWN_CATS, tv.event_time_ok
+        max_ts, max_dur = tv.MAX_TS_US, tv.MAX_DUR_US
         for e in events:
             cat = e.cat
             if e.ph == "X":
-                if cat == "cuda_profiler_range":
-                    counts[tv.PROFILER_RANGE] += 1
-                if cat not in _KNOWN_CATS or not tv.event_time_ok(e.ts, e.dur, counts):
+                if cat not in known:
+                    if cat == "cuda_profiler_range":
+                        counts[tv.PROFILER_RANGE] += 1
+                    continue
+                # the usual event inline; time_ok counts the reason of one that fails
+                if not (0.0 <= e.ts <= max_ts and 0.0 <= e.dur <= max_dur) and not time_ok(
+                        e.ts, e.dur, counts):
                     continue
                 if cat in _GPU_CATS:
                     gpu_ev.append(e)
@@ -436,7 +443,56 @@ def _ns(values: np.ndarray, base_us: int) -> np.ndarray:
     return np.rint((values - base_us) * 1000.0).astype(np.int64)
 
 
-_BATCH = 4096     # events per typed decode: small enough that a batch's structs stay a few MB
+class _BatchDecoder:
+    """One typed decode per batch of events; a batch that fails it (another tool's event with an
+    odd field type, text that is not UTF-8) is decoded again event by event, and only the bad
+    events are left out, counted. The text is parsed once on the usual path: the raw split that
+    the fallback needs is made only for a batch that failed."""
+
+    def __init__(self, reader: "_Reader"):
+        self.reader = reader
+        self.batch = msgspec.json.Decoder(list[_Event])
+        self.one = msgspec.json.Decoder(_Event)
+        self.raw = msgspec.json.Decoder(list[msgspec.Raw])
+
+    def __call__(self, text: bytes) -> tuple[list[_Event], int]:
+        """(decoded events, events in the text). Raises msgspec.DecodeError when the text is
+        not JSON (slices.batches then extends the batch)."""
+        try:
+            batch = self.batch.decode(text)
+            return batch, len(batch)
+        except (msgspec.ValidationError, UnicodeDecodeError, msgspec.DecodeError):
+            raws = self.raw.decode(text)   # not JSON: DecodeError, for the caller
+        batch = []
+        reader = self.reader
+        for r in raws:
+            try:
+                batch.append(self.one.decode(r))
+            except msgspec.ValidationError:
+                reader.skipped += 1
+            except (UnicodeDecodeError, msgspec.DecodeError):
+                # (msgspec reports text that is not UTF-8 as a DecodeError)
+                reader.counts[tv.NOT_UTF8] += 1
+        return batch, len(raws)
+
+
+def _too_many_events(path: str, limits: ReadLimits) -> TraceError:
+    return TraceError(f"{path}: holds more than {limits.max_events:,} events; if the trace "
+                      "is real, raise the limit with --max-events")
+
+
+def read_range(path: str, events: memoryview, start: int, end: int, limits: ReadLimits,
+               reader: "_Reader", n_events: int, cpu_only: bool = False) -> int:
+    """Decode events[start:end] (whole elements of the event array) into ``reader``, batch by
+    batch, each batch turned into columns and dropped, so the per-event objects of the whole
+    trace never exist at once (peak memory ~ file size). Returns the events read so far."""
+    decode = _BatchDecoder(reader)
+    for batch, count in slices.batches(path, events, start, end, decode):
+        n_events += count
+        if n_events > limits.max_events:
+            raise _too_many_events(path, limits)
+        reader.add_batch(batch, cpu_only)
+    return n_events
 
 
 def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
@@ -444,36 +500,10 @@ def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
     """Decode one file's events into ``reader``; (events read so far, its deviceProperties)."""
     data = load_trace_bytes(path, limits)
     decoded, events = _decode(path, data)
-    # Events are decoded in batches, each batch turned into columns and dropped, so the
-    # per-event objects of the whole trace never exist at once (peak memory ~ file size).
-    # One typed decode per batch (a copy of the batch's bytes, cheap) instead of one per event.
-    decoder = msgspec.json.Decoder(_Event)
-    batch_decoder = msgspec.json.Decoder(list[_Event])
     first = n_events
-    raws, text = None, None
-    for raws, text in event_batches(path, events, limits):
-        n_events += len(raws)
-        if n_events > limits.max_events:
-            raise TraceError(f"{path}: holds more than {limits.max_events:,} events; if the trace "
-                             "is real, raise the limit with --max-events")
-        try:
-            batch = batch_decoder.decode(text)
-        except (msgspec.ValidationError, UnicodeDecodeError, msgspec.DecodeError):
-            # Another tool's event with an odd field type: skip that event, keep the rest.
-            # (msgspec reports text that is not UTF-8 as a DecodeError.)
-            batch = []
-            for r in raws:
-                try:
-                    batch.append(decoder.decode(r))
-                except msgspec.ValidationError:
-                    reader.skipped += 1
-                except (UnicodeDecodeError, msgspec.DecodeError):
-                    reader.counts[tv.NOT_UTF8] += 1
-        except RecursionError:
-            raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
-                             "written by torch.profiler") from None
-        reader.add_batch(batch, cpu_only)
-    del events, data, raws, text
+    start, end = slices.elements(events)
+    n_events = read_range(path, events, start, end, limits, reader, n_events, cpu_only)
+    del events, data
     if n_events == first:
         raise TraceError(f"{path}: the trace holds no events; was the profiler schedule "
                          "active (did prof.step() run)?")
