@@ -27,7 +27,7 @@ import msgspec
 import numpy as np
 
 from profiler_kit.trace import values as tv
-from profiler_kit.trace import slices
+from profiler_kit.trace import slices, workers
 from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, load_trace_bytes
 
 __all__ = [
@@ -292,6 +292,41 @@ class _Reader:
         self.counts: Counter = Counter()    # trace_values reasons
         self.min_ts = math.inf
 
+    @property
+    def tables(self) -> tuple["_Columns", ...]:
+        return self.gpu, self.spans, self.runtime, self.memory, self.gpu_annotations
+
+    def pack(self) -> None:
+        """Ready to be sent to another process: one array per column, no lookup cache."""
+        for t in self.tables:
+            t.join()
+        self.arg_triples = {}
+
+    def merge(self, other: "_Reader") -> None:
+        """Append the events of ``other``, a reader of the text after this one's: its ids into
+        names, threads and op arg texts become this reader's (interning them in its order, as
+        reading the two ranges in one reader would have)."""
+        names, threads, texts = self.names, self.threads, self.arg_texts
+        name_map = np.asarray([names.setdefault(n, len(names)) for n in other.names], dtype=np.int32)
+        thread_map = np.asarray([threads.setdefault(t, len(threads)) for t in other.threads],
+                                dtype=np.int32)
+        text_map = np.asarray([texts.setdefault(t, len(texts)) for t in other.arg_texts],
+                              dtype=np.int32)
+        maps = {"name_id": name_map, "thread": thread_map, "input_dims": text_map,
+                "input_types": text_map, "concrete_inputs": text_map}
+        for mine, theirs in zip(self.tables, other.tables):
+            for key, parts in theirs.parts.items():
+                for part in parts:
+                    if key in maps:
+                        part = maps[key][part]
+                    elif key == "kernel_name_id":       # -1: not recorded
+                        part = np.where(part >= 0, name_map[np.maximum(part, 0)], part)
+                    mine.parts.setdefault(key, []).append(part)
+        self.counts.update(other.counts)
+        self.skipped += other.skipped
+        self.legacy = self.legacy or other.legacy
+        self.min_ts = min(self.min_ts, other.min_ts)
+
     def _int_or(self, values, default: int = -1) -> np.ndarray:
         return tv.int64_or(values, self.counts, default)
 
@@ -482,12 +517,14 @@ def _too_many_events(path: str, limits: ReadLimits) -> TraceError:
 
 
 def read_range(path: str, events: memoryview, start: int, end: int, limits: ReadLimits,
-               reader: "_Reader", n_events: int, cpu_only: bool = False) -> int:
+               reader: "_Reader", n_events: int, cpu_only: bool = False,
+               strict: bool = False) -> int:
     """Decode events[start:end] (whole elements of the event array) into ``reader``, batch by
     batch, each batch turned into columns and dropped, so the per-event objects of the whole
-    trace never exist at once (peak memory ~ file size). Returns the events read so far."""
+    trace never exist at once (peak memory ~ file size). Returns the events read so far.
+    strict: a range followed by another (slices.batches)."""
     decode = _BatchDecoder(reader)
-    for batch, count in slices.batches(path, events, start, end, decode):
+    for batch, count in slices.batches(path, events, start, end, decode, strict):
         n_events += count
         if n_events > limits.max_events:
             raise _too_many_events(path, limits)
@@ -495,15 +532,92 @@ def read_range(path: str, events: memoryview, start: int, end: int, limits: Read
     return n_events
 
 
+_EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[')
+
+
+# How far from the end of the text the event array's closing "]" is looked for: the keys after
+# it (traceName, deviceProperties in TraceLens' traces, baseTimeNanoseconds) hold a few KB.
+_TAIL_BYTES = 1 << 20
+_TAIL_CANDIDATES = 64
+
+
+def _split_top(data) -> tuple[_TraceFile, memoryview] | None:
+    """The top level and the event array's text found without parsing the array (a second of
+    a gigabyte, on one core, before any worker could start). The array runs from the first
+    ``"traceEvents": [`` to the "]" that closes it: of the last "]"s of the text, the earliest
+    after which the rest, with the array left empty, decodes as a trace's top level. A "]"
+    inside the array never does (the rest closes an event that was never opened), one after
+    it may ("deviceProperties": [...] after the events): the earliest is the array's. Were it
+    not (the array's "]" further back than the candidates looked at), the array's text would
+    end inside an event, which no batch decodes: the ranges fail and the caller parses the
+    file whole. None where no candidate decodes."""
+    m = _EVENTS_KEY.search(data)
+    if m is None:
+        return None
+    head = bytes(data[:m.end()])
+    floor = max(m.end(), len(data) - _TAIL_BYTES)
+    found, end = None, len(data)
+    for _ in range(_TAIL_CANDIDATES):
+        end = data.rfind(b"]", floor, end)
+        if end < 0:
+            break
+        try:
+            top = msgspec.json.decode(head + bytes(data[end:]), type=_TraceFile)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+            continue
+        if bytes(top.traceEvents).strip() == b"[]":
+            found = top, end
+    if found is None:
+        return None
+    top, end = found
+    return top, memoryview(data)[m.end() - 1:end + 1].cast("B")
+
+
+def _read_ranges(path: str, events: memoryview, limits: ReadLimits, count: int,
+                 cpu_only: bool) -> list[tuple["_Reader", int]] | None:
+    """The event array read as ``count`` ranges, each into its own reader, all but the first
+    in worker processes (trace/workers.py); [(reader, events)] in file order, or None where
+    that did not work out (a cut inside a string, bad input, a worker that failed): the caller
+    then reads the file in one range, which says what is wrong, if anything is."""
+    parts = slices.ranges(events, count)
+    if len(parts) < 2:
+        return None
+    end = parts[-1][1]
+
+    def work(lo: int, hi: int) -> tuple[_Reader, int]:
+        part = _Reader()
+        n = read_range(path, events, lo, hi, limits, part, 0, cpu_only, strict=hi != end)
+        part.pack()
+        return part, n
+
+    try:
+        return workers.map_ranges(work, parts)
+    except (workers.WorkerFailed, slices.CutMoved, TraceError):
+        return None
+
+
 def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
-               cpu_only: bool = False) -> tuple[int, tuple[dict, ...]]:
-    """Decode one file's events into ``reader``; (events read so far, its deviceProperties)."""
+               cpu_only: bool = False, processes: int | None = None) -> tuple[int, tuple[dict, ...]]:
+    """Decode one file's events into ``reader``; (events read so far, its deviceProperties).
+    processes: how many (workers.process_count; None: by the cores and the text's size)."""
     data = load_trace_bytes(path, limits)
-    decoded, events = _decode(path, data)
     first = n_events
-    start, end = slices.elements(events)
-    n_events = read_range(path, events, start, end, limits, reader, n_events, cpu_only)
-    del events, data
+    count = workers.process_count(len(data), processes)
+    found = _split_top(data) if count > 1 else None
+    parts = _read_ranges(path, found[1], limits, count, cpu_only) if found else None
+    if parts is None:
+        decoded, events = _decode(path, data)
+        start, end = slices.elements(events)
+        n_events = read_range(path, events, start, end, limits, reader, n_events, cpu_only)
+        del events
+    else:
+        decoded = found[0]
+        for part, n in parts:
+            reader.merge(part)
+            n_events += n
+        if n_events > limits.max_events:
+            raise _too_many_events(path, limits)
+    del data, parts, found
     if n_events == first:
         raise TraceError(f"{path}: the trace holds no events; was the profiler schedule "
                          "active (did prof.step() run)?")
@@ -511,7 +625,7 @@ def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
 
 
 def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS,
-               capture: str | os.PathLike | None = None) -> Trace:
+               capture: str | os.PathLike | None = None, processes: int | None = None) -> Trace:
     """Read a Kineto trace into column tables. Raises TraceError with a one-line reason: for
     unreadable input, for input past ``limits`` and for a file with no event the analysis can
     use. Values no real capture holds are dropped or read as unknown and counted
@@ -521,15 +635,17 @@ def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS,
     CPU side (ops, shapes, scopes, launch calls) is read in beside the replay's, so the replayed
     kernels can be joined to the launches that recorded them (analysis/graph_join.py); its own
     GPU activity and memory events are not (they are not the replay's). ``limits`` bound the
-    two files together."""
+    two files together. processes: how many processes decode a file (None: one per core for a
+    big trace, see trace/workers.py; the result is the same, id for id, whatever the count)."""
     path = os.fspath(path)
     reader = _Reader()
-    n_events, device_properties = _read_file(path, limits, reader, 0)
+    n_events, device_properties = _read_file(path, limits, reader, 0, processes=processes)
     size_bytes = os.path.getsize(path)
     capture_path = None
     if capture is not None:
         capture_path = os.fspath(capture)
-        n_events, capture_props = _read_file(capture_path, limits, reader, n_events, cpu_only=True)
+        n_events, capture_props = _read_file(capture_path, limits, reader, n_events, cpu_only=True,
+                                             processes=processes)
         device_properties = device_properties or capture_props
     tables = (reader.gpu, reader.spans, reader.runtime, reader.memory, reader.gpu_annotations)
     _drop_outside_window(tables, reader)

@@ -34,30 +34,48 @@ def elements(events: memoryview) -> tuple[int, int]:
     return 1, len(events) - 1
 
 
+def _cut_after(events: memoryview, start: int, end: int) -> tuple[int, int]:
+    """(cut, next start) of the batch that starts at ``start``, by the text alone: the first
+    boundary at least _BATCH_BYTES on. cut == end for the last batch."""
+    probe = start + _BATCH_BYTES
+    m = _BOUNDARY.search(events, probe, end) if probe < end else None
+    return (m.start() + 1, m.end() - 1) if m else (end, end)
+
+
 def ranges(events: memoryview, count: int) -> list[tuple[int, int]]:
-    """The elements cut into ``count`` (or fewer) ranges of about equal size, each starting at an
-    event's "{" and ending after an event's "}". A cut may fall inside a string; the batches of
-    the range before it then fail to decode at its end (see module doc), and the caller redoes
-    the file in one range."""
+    """The elements cut into ``count`` (or fewer) ranges of about equal size, each cut where a
+    one-range read cuts a batch (so each range decodes the same batches a one-range read does,
+    and interns names in the same order: the merged trace is the same, id for id). The cuts
+    are found by the text alone; a cut inside a string makes the range before it fail
+    (``batches(strict=True)``), and the caller reads the file as one range instead."""
     start, end = elements(events)
-    out = []
-    lo = start
+    out, lo, pos = [], start, start
     for k in range(1, count):
-        m = _BOUNDARY.search(events, max(lo, start + (end - start) * k // count), end)
-        if m is None:
+        target = start + (end - start) * k // count
+        while pos < target:
+            cut, pos = _cut_after(events, pos, end)
+        if pos >= end:
             break
-        out.append((lo, m.start() + 1))     # ends after the "}" of its last event
-        lo = m.end() - 1                    # the next starts at the "{" of its first
+        if pos == lo:            # this range would be empty: the batches are larger
+            continue
+        out.append((lo, cut))
+        lo = pos
     out.append((lo, end))
     return out
 
 
+class CutMoved(Exception):
+    """A batch of a range other than the last had to be extended (a cut inside a string): the
+    batches no longer match a one-range read's, so the ranges are given up."""
+
+
 def batches(path: str, events: memoryview, start: int, end: int,
-            decode: Callable[[bytes], T]) -> Iterator[T]:
+            decode: Callable[[bytes], T], strict: bool = False) -> Iterator[T]:
     """decode(text) for each batch of events[start:end], the text a JSON array of whole elements.
 
     ``decode`` raises msgspec.DecodeError when the text is not JSON (the cut fell inside a
-    string): the batch is extended to the next boundary. Past ``end`` it cannot be: TraceError.
+    string): the batch is extended to the next boundary (strict: CutMoved instead). Past
+    ``end`` it cannot be: TraceError.
     """
     while start < end:
         probe = start + _BATCH_BYTES
@@ -69,6 +87,8 @@ def batches(path: str, events: memoryview, start: int, end: int,
                 yield decode(text)
                 break
             except msgspec.DecodeError:
+                if strict:
+                    raise CutMoved from None
                 if cut >= end:
                     raise TraceError(f"{path}: not valid JSON in the event array; the trace "
                                      "may be truncated, re-export it") from None
