@@ -14,7 +14,6 @@ text, which costs more than it saves.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import pickle
 from typing import Callable, TypeVar
@@ -45,11 +44,12 @@ def process_count(n_bytes: int, requested: int | None = None) -> int:
     """How many ranges (processes, the caller's included) to read ``n_bytes`` of text in.
     requested: a fixed count (tests; 1 reads in one process), else one per core, each range
     at least MIN_RANGE_BYTES."""
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return 1
-    if requested is not None:
-        return max(1, requested)
-    return max(1, min(cores(), n_bytes // MIN_RANGE_BYTES))
+    count = max(1, requested if requested is not None else min(cores(), n_bytes // MIN_RANGE_BYTES))
+    if count > 1:
+        import multiprocessing      # here: a small trace's command does not pay its import
+        if "fork" not in multiprocessing.get_all_start_methods():
+            return 1
+    return count
 
 
 def _child(send, work: Callable[[int, int], T], lo: int, hi: int) -> None:
@@ -67,6 +67,7 @@ def map_ranges(work: Callable[[int, int], T], ranges: list[tuple[int, int]]) -> 
     """[work(lo, hi) for each range], the first in this process, each other one in a forked
     child (which inherits ``work`` and everything it refers to, the trace text included).
     Raises WorkerFailed if a child fails; this process's own errors propagate."""
+    import multiprocessing
     ctx = multiprocessing.get_context("fork")
     children = []
     done = False
