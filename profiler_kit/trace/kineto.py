@@ -2,10 +2,12 @@
 
 Why this shape: a torch.profiler trace of an SD UNet step holds hundreds of thousands of events.
 Loading it with ``json.load`` builds a dict per event (and a dict per ``args``), which is where
-existing tools spend their time and memory. Here ``msgspec`` first splits the event array into
-raw slices, then decodes them batch by batch into small typed structs that declare only the
-fields the analysis reads (everything else is skipped while parsing); each batch becomes int64
-nanosecond columns before the next is decoded. Op shape fields stay raw JSON text, interned,
+existing tools spend their time and memory. Here the event array's text is cut at event
+boundaries into batches of about a megabyte (trace/slices.py), and ``msgspec`` decodes each
+batch once into small typed structs that declare only the fields the analysis reads (everything
+else is skipped while parsing); each batch becomes int64 nanosecond columns before the next is
+decoded. A big trace's array is cut into one range per core, each decoded by its own process
+(trace/workers.py) and merged in file order. Op shape fields stay raw JSON text, interned,
 until an op's shapes are actually needed.
 
 Handles ``.json`` and ``.json.gz``; the current schema (``cat`` "kernel", "cpu_op", ...) and the
