@@ -1,7 +1,7 @@
 """Work on ranges of a big trace's text in forked worker processes, one range each.
 
-Why processes: decoding the event array is most of the reader's time (about 5 s a gigabyte on
-the development machine), it is CPU-bound Python per event, and the GIL keeps threads on one
+Why processes: decoding the event array is most of the reader's time (7.6 s for a 1 GB trace
+on the development machine), it is CPU-bound Python per event, and the GIL keeps threads on one
 core. Forked children see the parent's text without a copy (copy-on-write pages, never
 written); each decodes its range into compact columns and sends them back pickled (about a
 tenth of the text's size), and the parent decodes the first range meanwhile.
@@ -21,10 +21,12 @@ from typing import Callable, TypeVar
 T = TypeVar("T")
 
 # The least text worth a worker. Forking a 100-200 MB process, sending its columns back and
-# merging them costs about 0.02-0.04 s (measured on the development machine, 2 cores); the
-# reader decodes about 150-200 MB of real trace text a second, so a 32 MiB range saves about
-# 0.15 s in wall time (decoded beside the parent's), several times the cost. Below two such
-# ranges the trace is read in one process.
+# merging them cost the parent about 0.01-0.05 s (measured on the development machine, 2
+# cores); the reader decodes 130-210 MB of real trace text a second, so a 32 MiB range saves up
+# to about 0.2 s of wall time, several times the cost, when the second core is free. On a
+# shared machine it often is not: two processes on 30-60 MB traces halved the parent's CPU time
+# but seldom the wall time (docs/benchmarks.md, 2026-12-06). Hence the margin: below two such
+# ranges (64 MiB of text) the trace is read in one process; the 1 GB trace gains 7.6 -> 4.3 s.
 MIN_RANGE_BYTES = 32 << 20
 
 
