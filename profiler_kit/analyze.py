@@ -15,9 +15,7 @@ what is wrong and what to do. Every file is written atomically (records.write_at
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
-import traceback
 from pathlib import Path
 
 from profiler_kit.records import RecordError, write_atomic, write_record
@@ -119,6 +117,8 @@ def _write_report(analyses, comparison, out: Path) -> None:
 
 def _run_folder(run_dir: Path, no_report: bool, limits) -> int:
     """Re-analyse an experiment's run folder in place, then re-render its report."""
+    import logging
+
     from profiler_kit.analysis.run import analyze_run
     from profiler_kit.run_folder import log_table
 
@@ -265,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except Exception as exc:
         if "--debug" in argv:
+            import traceback
             traceback.print_exc()
         first = (str(exc).strip().splitlines() or [""])[0][:300]
         print(f"error: internal error ({type(exc).__name__}: {first}); please report it, "

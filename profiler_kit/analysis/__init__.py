@@ -64,38 +64,53 @@ class TraceAnalysis:
             yield dict(zip(KERNEL_CSV_COLUMNS, row))
 
     def _kernel_tuples(self):
+        return zip(*self._kernel_columns())
+
+    def _kernel_columns(self) -> list[list]:
+        """kernels.csv as columns, KERNEL_CSV_COLUMNS order. Column-wise because each column
+        is then one C-level pass (tolist, a map over a lookup table) instead of a Python loop
+        body per kernel: the op of a kernel is looked up in a table of its distinct ops."""
         t, c = self.table, self.costs
         trace = t.trace
         gpu, spans, texts = trace.gpu, trace.spans, trace.arg_texts
         names, span_name_ids = trace.names, spans.name_id
-        ops: dict[int, tuple[str, str, str, str]] = {-1: ("", "", "", "")}
-        scopes: dict[int, str] = {}
         dims = ["x".join(map(str, d)) if any(d) else "" for d in
                 np.concatenate([gpu.grid, gpu.block], axis=1).reshape(-1, 3).tolist()]
-        columns = zip(
-            gpu.name_id.tolist(), t.category.tolist(), gpu.stream.tolist(),
-            (gpu.start_ns / 1000.0).tolist(), t.dur_us.tolist(), dims[0::2],
-            dims[1::2], t.op_node.tolist(), t.scope_node.tolist(), c.flops.tolist(),
-            c.hbm_bytes.tolist(), c.bound.tolist(), t.backend.tolist(), c.cost_node.tolist(),
-            gpu.device.tolist())
-        for (name, cat, stream, start, dur, grid, block, op, scope, flops, hbm, bound,
-             backend, cost_op, device) in columns:
+        op_l = t.op_node.tolist()
+        ops: dict[int, tuple[str, str, str, str]] = {-1: ("", "", "", "")}
+        for op in dict.fromkeys(op_l):
             if op not in ops:
                 ops[op] = (names[span_name_ids[op]], compact_raw(texts[spans.input_dims[op]]),
                            compact_raw(texts[spans.input_types[op]]),
                            " < ".join(names[span_name_ids[a]]
                                       for a in t.tree.op_ancestors(op)[1:]))
-            if scope not in scopes:
-                scopes[scope] = t.scope_of_node(scope)
-            op_name, op_shapes, op_dtypes, ancestors = ops[op]
-            yield (names[name], CATEGORIES[cat], stream, start, dur, grid, block, op_name,
-                   op_shapes, op_dtypes, scopes[scope], flops, hbm, BOUNDS[bound],
-                   BACKENDS[backend - 1] if backend else "",
-                   names[span_name_ids[cost_op]] if cost_op >= 0 else "", ancestors, device)
+        op_rows = list(map(ops.__getitem__, op_l))
+        scope_l = t.scope_node.tolist()
+        scopes = {s: t.scope_of_node(s) for s in dict.fromkeys(scope_l)}
+        cost_names = {-1: ""}
+        cost_l = c.cost_node.tolist()
+        for o in dict.fromkeys(cost_l):
+            if o not in cost_names:
+                cost_names[o] = names[span_name_ids[o]]
+        backends = ("",) + tuple(BACKENDS)
+        return [
+            list(map(names.__getitem__, gpu.name_id.tolist())),
+            list(map(CATEGORIES.__getitem__, t.category.tolist())),
+            gpu.stream.tolist(), (gpu.start_ns / 1000.0).tolist(), t.dur_us.tolist(),
+            dims[0::2], dims[1::2],
+            [r[0] for r in op_rows], [r[1] for r in op_rows], [r[2] for r in op_rows],
+            list(map(scopes.__getitem__, scope_l)),
+            c.flops.tolist(), c.hbm_bytes.tolist(),
+            list(map(BOUNDS.__getitem__, c.bound.tolist())),
+            list(map(backends.__getitem__, t.backend.tolist())),
+            list(map(cost_names.__getitem__, cost_l)),
+            [r[3] for r in op_rows],
+            gpu.device.tolist(),
+        ]
 
     def write_kernels_csv(self, path: str | os.PathLike) -> None:
         with open(path, "w", newline="", encoding="utf-8") as f:
-            kernels_csv.write_rows(f, KERNEL_CSV_COLUMNS, self._kernel_tuples())
+            kernels_csv.write_columns(f, KERNEL_CSV_COLUMNS, self._kernel_columns())
 
 
 def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: list[str],

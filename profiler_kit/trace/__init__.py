@@ -1,6 +1,8 @@
 """Reading a Kineto trace, anyone's: the file (gzip, size and event limits: ``file``), the events
-decoded into typed arrays (``kineto``) and the checks of their values (``values``). No torch
-import: traces from other machines and tools are read here exactly as our own.
+decoded into typed arrays (``kineto``: the structs in ``events``, the column tables in
+``columns``), the event array's text cut at event boundaries (``slices``), a big trace's ranges
+decoded in worker processes (``workers``) and the checks of their values (``values``). No
+torch import: traces from other machines and tools are read here exactly as our own.
 
 The reader's names are importable from here (``from profiler_kit.trace import read_trace, KERNEL``).
 """

@@ -8,12 +8,9 @@ so a named pipe or a device never blocks the reader.
 from __future__ import annotations
 
 import os
-import re
 import stat
 import threading
 import zlib
-
-import msgspec
 
 
 class TraceError(ValueError):
@@ -162,39 +159,3 @@ def _load(path: str, limits: ReadLimits) -> bytes | bytearray:
         raise TraceError(f"{path}: is a directory; pass the trace file inside it") from None
     except OSError as exc:
         raise TraceError(f"{path}: cannot read ({exc.strerror})") from None
-
-
-# Where one event object may end and the next begin. A match inside a string is possible (a name
-# holding "},{"): the batch that ends there fails to decode and is extended to the next match.
-_BOUNDARY = re.compile(rb"\}\s*,\s*\{")
-_BATCH_BYTES = 1 << 20    # text per typed decode: about 3,000 real events, a few MB of structs
-
-
-def event_batches(path: str, events: memoryview, limits: ReadLimits):
-    """The event array's text in slices of about _BATCH_BYTES that hold whole elements, each as
-    a JSON array: no per-event object of the whole trace ever exists at once, so memory stays
-    bounded whatever the events hold (a million empty "{}" events cost no more than their text).
-    """
-    end = len(events) - 1            # the closing "]"
-    start = 1
-    while start < end:
-        cut = end
-        probe = start + _BATCH_BYTES
-        while True:
-            m = _BOUNDARY.search(events, probe) if probe < end else None
-            cut = m.start() + 1 if m else end
-            text = b"[" + events[start:cut] + b"]"
-            try:
-                yield msgspec.json.decode(text, type=list[msgspec.Raw]), text
-                break
-            except msgspec.DecodeError:
-                if cut >= end:
-                    raise TraceError(f"{path}: not valid JSON in the event array; the trace "
-                                     "may be truncated, re-export it") from None
-                probe = cut + 1      # the boundary was inside a string: extend the batch
-            except RecursionError:
-                raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
-                                 "written by torch.profiler") from None
-        start = cut + 1 if cut < end else end
-        if start < end:
-            start = m.end() - 1      # the "{" that opens the next event

@@ -2,10 +2,12 @@
 
 Why this shape: a torch.profiler trace of an SD UNet step holds hundreds of thousands of events.
 Loading it with ``json.load`` builds a dict per event (and a dict per ``args``), which is where
-existing tools spend their time and memory. Here ``msgspec`` first splits the event array into
-raw slices, then decodes them batch by batch into small typed structs that declare only the
-fields the analysis reads (everything else is skipped while parsing); each batch becomes int64
-nanosecond columns before the next is decoded. Op shape fields stay raw JSON text, interned,
+existing tools spend their time and memory. Here the event array's text is cut at event
+boundaries into batches of about a megabyte (trace/slices.py), and ``msgspec`` decodes each
+batch once into small typed structs that declare only the fields the analysis reads (everything
+else is skipped while parsing); each batch becomes int64 nanosecond columns before the next is
+decoded. A big trace's array is cut into one range per core, each decoded by its own process
+(trace/workers.py) and merged in file order. Op shape fields stay raw JSON text, interned,
 until an op's shapes are actually needed.
 
 Handles ``.json`` and ``.json.gz``; the current schema (``cat`` "kernel", "cpu_op", ...) and the
@@ -20,86 +22,23 @@ import functools
 import math
 import os
 import re
-from collections import Counter
 from dataclasses import dataclass
 
 import msgspec
 import numpy as np
 
 from profiler_kit.trace import values as tv
-from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, event_batches, load_trace_bytes
+from profiler_kit.trace import slices, workers
+from profiler_kit.trace.columns import _Columns, _Reader
+from profiler_kit.trace.events import (ANNOTATION, KERNEL, MEMCPY, MEMSET, MODULE,  # noqa: F401
+                                       NN_MODULE_PREFIX, OP, _Event, _TraceFile)   # (re-exported)
+from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits, TraceError, load_trace_bytes
 
 __all__ = [
     "TraceError", "ReadLimits", "Trace", "GpuActivities", "CpuSpans", "RuntimeCalls", "MemoryEvents",
     "GpuAnnotations", "read_trace", "decode_raw", "compact_raw",
     "KERNEL", "MEMCPY", "MEMSET", "OP", "ANNOTATION", "MODULE",
 ]
-
-
-_NO_RAW = msgspec.Raw()
-
-
-class _Args(msgspec.Struct, gc=False):
-    # Only the keys the analysis reads; msgspec skips every other key while parsing. Types are
-    # lenient (a str where an int is usual) because other tools reuse the keys: Inductor's
-    # Triton ops carry "grid": "grid(100,)". Values of an unexpected type read as unknown.
-    correlation: int | None = None
-    external_id: int | None = msgspec.field(default=None, name="External id")
-    legacy_external_id: int | None = msgspec.field(default=None, name="external id")
-    stream: int | str | None = None
-    device: int | str | None = None
-    grid: list[int] | str | None = None
-    block: list[int] | str | None = None
-    nbytes: int | str | None = msgspec.field(default=None, name="bytes")
-    # the kernel a launch call launched: HIP runtime events record it ("kernel"), with its
-    # grid and block; CUDA ones do not. What joins a graph replay to its capture by name.
-    kernel: str | None = None
-    # Op shapes stay raw JSON until an op is costed: most ops never are.
-    input_dims: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input Dims")
-    legacy_input_dims: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input dims")
-    input_types: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Input type")
-    concrete_inputs: msgspec.Raw = msgspec.field(default=_NO_RAW, name="Concrete Inputs")
-    # [memory] instant events (profile_memory=True)
-    total_allocated: int | None = msgspec.field(default=None, name="Total Allocated")
-    total_reserved: int | None = msgspec.field(default=None, name="Total Reserved")
-    mem_bytes: int | None = msgspec.field(default=None, name="Bytes")
-    addr: int | None = msgspec.field(default=None, name="Addr")
-    device_id: int | None = msgspec.field(default=None, name="Device Id")
-
-
-class _Event(msgspec.Struct, gc=False):
-    ph: str = ""
-    cat: str = ""
-    name: str = ""
-    pid: int | str = 0
-    tid: int | str = 0
-    ts: float = 0.0
-    dur: float = 0.0
-    args: _Args | None = None
-
-
-class _TraceFile(msgspec.Struct, gc=False):
-    traceEvents: msgspec.Raw = _NO_RAW    # the event array's text: sliced and decoded in batches
-    deviceProperties: list[dict] = []
-    schemaVersion: int | str | None = None
-
-
-# Kinds of GPU activity (GpuActivities.kind)
-KERNEL, MEMCPY, MEMSET = 0, 1, 2
-# Kinds of CPU span (CpuSpans.kind): aten op, record_function annotation, nn.Module python frame
-OP, ANNOTATION, MODULE = 0, 1, 2
-
-# cat -> table. Current Kineto names first, then the pre-2022 ones ("legacy" schema).
-_GPU_CATS = {"kernel": KERNEL, "gpu_memcpy": MEMCPY, "gpu_memset": MEMSET,
-             "Kernel": KERNEL, "Memcpy": MEMCPY, "Memset": MEMSET}
-_SPAN_CATS = {"cpu_op": OP, "user_annotation": ANNOTATION, "python_function": MODULE,
-              "Operator": OP, "Python": MODULE}
-# cuLaunchKernel (Triton, cuDNN frontend) is logged under cuda_driver, not cuda_runtime.
-_RUNTIME_CATS = {"cuda_runtime", "cuda_driver", "Runtime"}
-_GPU_ANNOTATION_CATS = {"gpu_user_annotation"}
-_LEGACY_CATS = {"Kernel", "Memcpy", "Memset", "Operator", "Runtime", "Python"}
-_KNOWN_CATS = set(_GPU_CATS) | set(_SPAN_CATS) | _RUNTIME_CATS | _GPU_ANNOTATION_CATS
-NN_MODULE_PREFIX = "nn.Module: "       # torch.profiler(with_modules=True) python frames
 
 
 @dataclass(frozen=True)
@@ -255,225 +194,151 @@ def _decode(path: str, data) -> tuple[_TraceFile, memoryview]:
     return top, view
 
 
-class _Columns:
-    """Column arrays of one table, appended batch by batch and joined at the end."""
-
-    def __init__(self):
-        self.parts: dict[str, list[np.ndarray]] = {}
-
-    def add(self, **columns: np.ndarray) -> None:
-        for key, values in columns.items():
-            self.parts.setdefault(key, []).append(values)
-
-    def join(self) -> None:
-        """One array per column (what window masks apply to)."""
-        self.parts = {k: [np.concatenate(v)] for k, v in self.parts.items()}
-
-    def get(self, key: str, dtype, width: int = 0) -> np.ndarray:
-        parts = self.parts.get(key)
-        if not parts:
-            return np.empty((0, width) if width else 0, dtype=dtype)
-        return np.concatenate(parts)
-
-
-class _Reader:
-    """Turns batches of decoded events into columns; interns names, threads and op args."""
-
-    def __init__(self):
-        self.names: dict[str, int] = {}
-        self.threads: dict[tuple, int] = {}
-        self.arg_texts: dict[bytes, int] = {b"": 0}
-        self.arg_triples: dict[bytes, tuple[int, int, int]] = {}
-        self.gpu, self.spans, self.runtime = _Columns(), _Columns(), _Columns()
-        self.memory, self.gpu_annotations = _Columns(), _Columns()
-        self.legacy = False
-        self.skipped = 0
-        self.counts: Counter = Counter()    # trace_values reasons
-        self.min_ts = math.inf
-
-    def _int_or(self, values, default: int = -1) -> np.ndarray:
-        return tv.int64_or(values, self.counts, default)
-
-    def _external_ids(self, args: list[_Args]) -> np.ndarray:
-        # "External id" in current traces, "external id" in legacy ones.
-        return self._int_or([a.external_id if a.external_id is not None else a.legacy_external_id
-                             for a in args])
-
-    def _name_ids(self, evs) -> np.ndarray:
-        names = self.names
-        return np.asarray([names.setdefault(e.name, len(names)) for e in evs], dtype=np.int32)
-
-    def _thread_ids(self, evs) -> np.ndarray:
-        threads = self.threads
-        return np.asarray([threads.setdefault((e.pid, e.tid), len(threads)) for e in evs],
-                          dtype=np.int32)
-
-    def _op_arg_ids(self, args) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Ids of (Input Dims, Input type, Concrete Inputs) per op. The three raw texts of an
-        op are joined into one key by a single C call and looked up once: ops repeat their
-        argument triples (every UNet step, every layer of a size), so most ops cost one join
-        and one dict hit instead of three copies and three hits."""
-        triples, intern = self.arg_triples, self._intern
-        out = []
-        for a in args:
-            dims = a.input_dims if len(a.input_dims) else a.legacy_input_dims
-            key = b"\x00".join((dims, a.input_types, a.concrete_inputs))
-            ids = triples.get(key)
-            if ids is None:
-                ids = triples[key] = (intern(dims), intern(a.input_types),
-                                      intern(a.concrete_inputs))
-            out.append(ids)
-        if not out:
-            empty = np.empty(0, dtype=np.int32)
-            return empty, empty, empty
-        table = np.asarray(out, dtype=np.int32)
-        return table[:, 0], table[:, 1], table[:, 2]
-
-    def _intern(self, raw) -> int:
-        if not len(raw):
-            return 0
-        texts = self.arg_texts
-        return texts.setdefault(bytes(raw), len(texts))
-
-    def _times(self, evs) -> tuple[np.ndarray, np.ndarray]:
-        ts = np.asarray([e.ts for e in evs], dtype=np.float64)
-        if len(ts):
-            self.min_ts = min(self.min_ts, float(ts.min()))
-        return ts, np.asarray([e.dur for e in evs], dtype=np.float64)
-
-    def add_batch(self, events: list[_Event], cpu_only: bool = False) -> None:
-        """cpu_only: a capture file's batch: its ops, scopes and launch calls are kept, its GPU
-        activity (warm-up work, not the replay being analysed), memory and GPU annotations not;
-        its launch calls keep no correlation id, so no activity of the replay links to them."""
-        gpu_ev, span_ev, rt_ev, mem_ev, gann_ev = [], [], [], [], []
-        counts = self.counts
-        for e in events:
-            cat = e.cat
-            if e.ph == "X":
-                if cat == "cuda_profiler_range":
-                    counts[tv.PROFILER_RANGE] += 1
-                if cat not in _KNOWN_CATS or not tv.event_time_ok(e.ts, e.dur, counts):
-                    continue
-                if cat in _GPU_CATS:
-                    gpu_ev.append(e)
-                elif cat in _SPAN_CATS:
-                    if _SPAN_CATS[cat] != MODULE or e.name.startswith(NN_MODULE_PREFIX):
-                        span_ev.append(e)
-                elif cat in _RUNTIME_CATS:
-                    rt_ev.append(e)
-                elif cat in _GPU_ANNOTATION_CATS:
-                    gann_ev.append(e)
-                else:
-                    continue
-                if cat in _LEGACY_CATS:
-                    self.legacy = True
-            elif e.ph == "i" and e.name == "[memory]" and e.args is not None:
-                a = e.args
-                if (tv.event_time_ok(e.ts, 0.0, counts)
-                        and tv.memory_ok(a.mem_bytes, a.total_allocated, a.total_reserved, counts)):
-                    mem_ev.append(e)
-        empty = _Args()
-        if cpu_only:
-            gpu_ev, mem_ev, gann_ev = [], [], []
-        if gpu_ev:
-            args = [e.args or empty for e in gpu_ev]
-            ts, dur = self._times(gpu_ev)
-            self.gpu.add(
-                kind=np.asarray([_GPU_CATS[e.cat] for e in gpu_ev], dtype=np.int8),
-                name_id=self._name_ids(gpu_ev), ts=ts, dur=dur,
-                device=self._int_or([a.device for a in args]),
-                stream=self._int_or([a.stream if a.stream is not None else _stream_from_tid(e.tid)
-                                for a, e in zip(args, gpu_ev)]),
-                correlation=self._int_or([a.correlation for a in args]),
-                external_id=self._external_ids(args),
-                grid=tv.dim3([a.grid for a in args], counts),
-                block=tv.dim3([a.block for a in args], counts),
-                nbytes=self._int_or([a.nbytes for a in args]))
-        if span_ev:
-            args = [e.args or empty for e in span_ev]
-            ts, dur = self._times(span_ev)
-            dims, types, concrete = self._op_arg_ids(args)
-            self.spans.add(
-                kind=np.asarray([_SPAN_CATS[e.cat] for e in span_ev], dtype=np.int8),
-                name_id=self._name_ids(span_ev), ts=ts, dur=dur,
-                thread=self._thread_ids(span_ev),
-                # a capture file's External ids are another session's: they must not match
-                # the replay's activities
-                external_id=(np.full(len(span_ev), -1, dtype=np.int64) if cpu_only
-                             else self._external_ids(args)),
-                input_dims=dims, input_types=types, concrete_inputs=concrete)
-        if rt_ev:
-            ts, dur = self._times(rt_ev)
-            args = [e.args or empty for e in rt_ev]
-            names = self.names
-            self.runtime.add(
-                name_id=self._name_ids(rt_ev), ts=ts, dur=dur, thread=self._thread_ids(rt_ev),
-                correlation=(np.full(len(rt_ev), -1, dtype=np.int64) if cpu_only else
-                             self._int_or([a.correlation for a in args])),
-                kernel_name_id=np.asarray(
-                    [names.setdefault(a.kernel, len(names)) if type(a.kernel) is str and a.kernel
-                     else -1 for a in args], dtype=np.int32),
-                grid=tv.dim3([a.grid for a in args], self.counts),
-                block=tv.dim3([a.block for a in args], self.counts))
-        if mem_ev:
-            args = [e.args for e in mem_ev]
-            ts, _ = self._times(mem_ev)
-            self.memory.add(
-                ts=ts, thread=self._thread_ids(mem_ev),
-                device_id=self._int_or([a.device_id for a in args]),
-                nbytes=self._int_or([a.mem_bytes for a in args], 0),
-                total_allocated=self._int_or([a.total_allocated for a in args]),
-                total_reserved=self._int_or([a.total_reserved for a in args]),
-                addr=np.asarray([a.addr if type(a.addr) is int and 0 <= a.addr < 2**64 else 0
-                                 for a in args], dtype=np.uint64))
-        if gann_ev:
-            ts, dur = self._times(gann_ev)
-            self.gpu_annotations.add(name_id=self._name_ids(gann_ev), ts=ts, dur=dur)
-
-
 def _ns(values: np.ndarray, base_us: int) -> np.ndarray:
     # Subtract the integer base before scaling: keeps the nanosecond digits of float-µs stamps.
     return np.rint((values - base_us) * 1000.0).astype(np.int64)
 
 
-_BATCH = 4096     # events per typed decode: small enough that a batch's structs stay a few MB
+class _BatchDecoder:
+    """One typed decode per batch of events; a batch that fails it (another tool's event with an
+    odd field type, text that is not UTF-8) is decoded again event by event, and only the bad
+    events are left out, counted. The text is parsed once on the usual path: the raw split that
+    the fallback needs is made only for a batch that failed."""
+
+    def __init__(self, reader: "_Reader"):
+        self.reader = reader
+        self.batch = msgspec.json.Decoder(list[_Event])
+        self.one = msgspec.json.Decoder(_Event)
+        self.raw = msgspec.json.Decoder(list[msgspec.Raw])
+
+    def __call__(self, text: bytes) -> tuple[list[_Event], int]:
+        """(decoded events, events in the text). Raises msgspec.DecodeError when the text is
+        not JSON (slices.batches then extends the batch)."""
+        try:
+            batch = self.batch.decode(text)
+            return batch, len(batch)
+        except (msgspec.ValidationError, UnicodeDecodeError, msgspec.DecodeError):
+            raws = self.raw.decode(text)   # not JSON: DecodeError, for the caller
+        batch = []
+        reader = self.reader
+        for r in raws:
+            try:
+                batch.append(self.one.decode(r))
+            except msgspec.ValidationError:
+                reader.skipped += 1
+            except (UnicodeDecodeError, msgspec.DecodeError):
+                # (msgspec reports text that is not UTF-8 as a DecodeError)
+                reader.counts[tv.NOT_UTF8] += 1
+        return batch, len(raws)
+
+
+def _too_many_events(path: str, limits: ReadLimits) -> TraceError:
+    return TraceError(f"{path}: holds more than {limits.max_events:,} events; if the trace "
+                      "is real, raise the limit with --max-events")
+
+
+def read_range(path: str, events: memoryview, start: int, end: int, limits: ReadLimits,
+               reader: "_Reader", n_events: int, cpu_only: bool = False,
+               strict: bool = False) -> int:
+    """Decode events[start:end] (whole elements of the event array) into ``reader``, batch by
+    batch, each batch turned into columns and dropped, so the per-event objects of the whole
+    trace never exist at once (peak memory ~ file size). Returns the events read so far.
+    strict: a range followed by another (slices.batches)."""
+    decode = _BatchDecoder(reader)
+    for batch, count in slices.batches(path, events, start, end, decode, strict):
+        n_events += count
+        if n_events > limits.max_events:
+            raise _too_many_events(path, limits)
+        reader.add_batch(batch, cpu_only)
+    return n_events
+
+
+_EVENTS_KEY = re.compile(rb'"traceEvents"\s*:\s*\[')
+
+
+# How far from the end of the text the event array's closing "]" is looked for: the keys after
+# it (traceName, deviceProperties in TraceLens' traces, baseTimeNanoseconds) hold a few KB.
+_TAIL_BYTES = 1 << 20
+_TAIL_CANDIDATES = 64
+
+
+def _split_top(data) -> tuple[_TraceFile, memoryview] | None:
+    """The top level and the event array's text found without parsing the array (a second of
+    a gigabyte, on one core, before any worker could start). The array runs from the first
+    ``"traceEvents": [`` to the "]" that closes it: of the last "]"s of the text, the earliest
+    after which the rest, with the array left empty, decodes as a trace's top level. A "]"
+    inside the array never does (the rest closes an event that was never opened), one after
+    it may ("deviceProperties": [...] after the events): the earliest is the array's. Were it
+    not (the array's "]" further back than the candidates looked at), the array's text would
+    end inside an event, which no batch decodes: the ranges fail and the caller parses the
+    file whole. None where no candidate decodes."""
+    m = _EVENTS_KEY.search(data)
+    if m is None:
+        return None
+    head = bytes(data[:m.end()])
+    floor = max(m.end(), len(data) - _TAIL_BYTES)
+    found, end = None, len(data)
+    for _ in range(_TAIL_CANDIDATES):
+        end = data.rfind(b"]", floor, end)
+        if end < 0:
+            break
+        try:
+            top = msgspec.json.decode(head + bytes(data[end:]), type=_TraceFile)
+        except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, RecursionError):
+            continue
+        if bytes(top.traceEvents).strip() == b"[]":
+            found = top, end
+    if found is None:
+        return None
+    top, end = found
+    return top, memoryview(data)[m.end() - 1:end + 1].cast("B")
+
+
+def _read_ranges(path: str, events: memoryview, limits: ReadLimits, count: int,
+                 cpu_only: bool) -> list[tuple["_Reader", int]] | None:
+    """The event array read as ``count`` ranges, each into its own reader, all but the first
+    in worker processes (trace/workers.py); [(reader, events)] in file order, or None where
+    that did not work out (a cut inside a string, bad input, a worker that failed): the caller
+    then reads the file in one range, which says what is wrong, if anything is."""
+    parts = slices.ranges(events, count)
+    if len(parts) < 2:
+        return None
+    end = parts[-1][1]
+
+    def work(lo: int, hi: int) -> tuple[_Reader, int]:
+        part = _Reader()
+        n = read_range(path, events, lo, hi, limits, part, 0, cpu_only, strict=hi != end)
+        part.pack()
+        return part, n
+
+    try:
+        return workers.map_ranges(work, parts)
+    except (workers.WorkerFailed, slices.CutMoved, TraceError):
+        return None
 
 
 def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
-               cpu_only: bool = False) -> tuple[int, tuple[dict, ...]]:
-    """Decode one file's events into ``reader``; (events read so far, its deviceProperties)."""
+               cpu_only: bool = False, processes: int | None = None) -> tuple[int, tuple[dict, ...]]:
+    """Decode one file's events into ``reader``; (events read so far, its deviceProperties).
+    processes: how many (workers.process_count; None: by the cores and the text's size)."""
     data = load_trace_bytes(path, limits)
-    decoded, events = _decode(path, data)
-    # Events are decoded in batches, each batch turned into columns and dropped, so the
-    # per-event objects of the whole trace never exist at once (peak memory ~ file size).
-    # One typed decode per batch (a copy of the batch's bytes, cheap) instead of one per event.
-    decoder = msgspec.json.Decoder(_Event)
-    batch_decoder = msgspec.json.Decoder(list[_Event])
     first = n_events
-    raws, text = None, None
-    for raws, text in event_batches(path, events, limits):
-        n_events += len(raws)
+    count = workers.process_count(len(data), processes)
+    found = _split_top(data) if count > 1 else None
+    parts = _read_ranges(path, found[1], limits, count, cpu_only) if found else None
+    if parts is None:
+        decoded, events = _decode(path, data)
+        start, end = slices.elements(events)
+        n_events = read_range(path, events, start, end, limits, reader, n_events, cpu_only)
+        del events
+    else:
+        decoded = found[0]
+        for part, n in parts:
+            reader.merge(part)
+            n_events += n
         if n_events > limits.max_events:
-            raise TraceError(f"{path}: holds more than {limits.max_events:,} events; if the trace "
-                             "is real, raise the limit with --max-events")
-        try:
-            batch = batch_decoder.decode(text)
-        except (msgspec.ValidationError, UnicodeDecodeError, msgspec.DecodeError):
-            # Another tool's event with an odd field type: skip that event, keep the rest.
-            # (msgspec reports text that is not UTF-8 as a DecodeError.)
-            batch = []
-            for r in raws:
-                try:
-                    batch.append(decoder.decode(r))
-                except msgspec.ValidationError:
-                    reader.skipped += 1
-                except (UnicodeDecodeError, msgspec.DecodeError):
-                    reader.counts[tv.NOT_UTF8] += 1
-        except RecursionError:
-            raise TraceError(f"{path}: JSON nested too deeply to be a trace; pass a trace "
-                             "written by torch.profiler") from None
-        reader.add_batch(batch, cpu_only)
-    del events, data, raws, text
+            raise _too_many_events(path, limits)
+    del data, parts, found
     if n_events == first:
         raise TraceError(f"{path}: the trace holds no events; was the profiler schedule "
                          "active (did prof.step() run)?")
@@ -481,7 +346,7 @@ def _read_file(path: str, limits: ReadLimits, reader: "_Reader", n_events: int,
 
 
 def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS,
-               capture: str | os.PathLike | None = None) -> Trace:
+               capture: str | os.PathLike | None = None, processes: int | None = None) -> Trace:
     """Read a Kineto trace into column tables. Raises TraceError with a one-line reason: for
     unreadable input, for input past ``limits`` and for a file with no event the analysis can
     use. Values no real capture holds are dropped or read as unknown and counted
@@ -491,15 +356,17 @@ def read_trace(path: str | os.PathLike, limits: ReadLimits = DEFAULT_LIMITS,
     CPU side (ops, shapes, scopes, launch calls) is read in beside the replay's, so the replayed
     kernels can be joined to the launches that recorded them (analysis/graph_join.py); its own
     GPU activity and memory events are not (they are not the replay's). ``limits`` bound the
-    two files together."""
+    two files together. processes: how many processes decode a file (None: one per core for a
+    big trace, see trace/workers.py; the result is the same, id for id, whatever the count)."""
     path = os.fspath(path)
     reader = _Reader()
-    n_events, device_properties = _read_file(path, limits, reader, 0)
+    n_events, device_properties = _read_file(path, limits, reader, 0, processes=processes)
     size_bytes = os.path.getsize(path)
     capture_path = None
     if capture is not None:
         capture_path = os.fspath(capture)
-        n_events, capture_props = _read_file(capture_path, limits, reader, n_events, cpu_only=True)
+        n_events, capture_props = _read_file(capture_path, limits, reader, n_events, cpu_only=True,
+                                             processes=processes)
         device_properties = device_properties or capture_props
     tables = (reader.gpu, reader.spans, reader.runtime, reader.memory, reader.gpu_annotations)
     _drop_outside_window(tables, reader)
@@ -565,9 +432,3 @@ def _drop_outside_window(tables: tuple[_Columns, ...], reader: _Reader) -> None:
     reader.min_ts = min((float(c.min()) for c in kept), default=math.inf)
 
 
-def _stream_from_tid(tid):
-    # Legacy traces put the stream only in the GPU lane name: tid "stream 7".
-    if isinstance(tid, str) and tid.startswith("stream "):
-        tail = tid[7:].split()[0]
-        return int(tail) if tail.isascii() and tail.isdigit() else None
-    return tid if isinstance(tid, int) else None

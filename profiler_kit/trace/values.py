@@ -59,8 +59,25 @@ def event_time_ok(ts: float, dur: float, counts: Counter) -> bool:
     return True
 
 
+_NONE = type(None)
+_INT64_MIN = -2**63
+
+
 def int64_or(values, counts: Counter, default: int = -1) -> np.ndarray:
-    """Ints as int64; anything else reads as ``default``, and an int past 64 bits is counted."""
+    """Ints as int64; anything else reads as ``default``, and an int past 64 bits is counted.
+
+    The usual column (ints, some None) converts in C: the types are gathered by one C pass, and
+    only a column holding another type or an int past 64 bits takes the item-by-item loop."""
+    kinds = set(map(type, values))
+    if kinds <= {int, _NONE}:
+        plain = [default if v is None else v for v in values] if _NONE in kinds else values
+        try:
+            out = np.asarray(plain, dtype=np.int64)
+        except OverflowError:        # an int past 64 bits: counted below
+            pass
+        else:
+            if not len(out) or int(out.min()) != _INT64_MIN:   # -2**63 is out of range too
+                return out
     out = []
     for v in values:
         if type(v) is int:
@@ -74,7 +91,21 @@ def int64_or(values, counts: Counter, default: int = -1) -> np.ndarray:
 
 def dim3(values, counts: Counter) -> np.ndarray:
     """Launch dimensions as int32 (n, 3), 0 unknown. A list of 1 to 3 ints in 1..2^31-1 is read;
-    a string (Inductor's "grid(100,)") is unknown without a warning; any other list is counted."""
+    a string (Inductor's "grid(100,)") is unknown without a warning; any other list is counted.
+
+    The usual column (lists of three ints, or no dims at all) converts in C; any other shape
+    takes the item-by-item loop."""
+    kinds = set(map(type, values))
+    if not kinds or kinds == {_NONE}:
+        return np.zeros((len(values), 3), dtype=np.int32)
+    if kinds == {list}:
+        try:
+            fast = np.asarray(values, dtype=np.int64)
+        except (ValueError, OverflowError, TypeError):   # ragged, past 64 bits, not ints
+            fast = None
+        if (fast is not None and fast.ndim == 2 and fast.shape[1] == 3
+                and fast.dtype == np.int64 and bool(((fast >= 1) & (fast <= INT32_MAX)).all())):
+            return fast.astype(np.int32)
     out = np.zeros((len(values), 3), dtype=np.int32)
     for i, v in enumerate(values):
         if type(v) is not list or not v:
