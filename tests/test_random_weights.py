@@ -49,3 +49,16 @@ def test_the_seed_decides_the_weights():
     conv = "conv_in.weight"
     assert torch.equal(dict(first.named_parameters())[conv], dict(again.named_parameters())[conv])
     assert not torch.equal(dict(first.named_parameters())[conv], dict(other.named_parameters())[conv])
+
+
+def test_the_weights_do_not_depend_on_how_many_threads_draw_them():
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        serial = _built(0)
+        torch.set_num_threads(3)
+        parallel = _built(0)
+    finally:
+        torch.set_num_threads(before)
+    for (name, a), (_, b) in zip(serial.named_parameters(), parallel.named_parameters()):
+        assert torch.equal(a, b), name

@@ -9,7 +9,9 @@ depend on the values. Nothing is ever downloaded.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Dict, Iterator
 
@@ -24,38 +26,59 @@ class BuiltUnet:
     weights_bytes: int
 
 
+def _parameter_seed(seed: int, name: str) -> int:
+    """The generator seed of one parameter: from the run's seed and the parameter's name, so a
+    weight does not depend on the order parameters are drawn in (they are drawn in parallel)."""
+    digest = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little") & (2 ** 63 - 1)
+
+
 def _init_random_(module: torch.nn.Module, seed: int, device: torch.device, dtype: torch.dtype) -> None:
-    """Give every (meta) parameter storage on the device, filled from one seeded generator there
-    (fast, no host copy), in the run's dtype.
+    """Give every (meta) parameter storage on the device, filled from its own seeded generator
+    there (fast, no host copy), in the run's dtype.
 
     Matrices get variance 1/fan_in so activations keep their scale through the depth of the
     model (fp16 must not overflow), drawn uniform on ±sqrt(3/fan_in): the same variance as
-    N(0, 1/fan_in), and the family PyTorch's own layers draw from (kaiming_uniform), but 4-5x
-    cheaper on a CPU, where the normal draw of SD 1.5's 860 M weights took 6-12 s of a 2-core
-    machine's first run (issue 24). Biases are zero and norm scales one, as after a fresh init. Each
-    parameter is drawn in fp32 and cast at once, so the device never holds an fp32 copy of the
-    whole model (Flux: 48 GB) beside the half-precision one; the class's fp32-kept parameters
-    (Wan's time embedder, norms and modulation table) stay fp32, as from_pretrained keeps them.
-    Buffers go to the device, cast as from_pretrained casts them.
+    N(0, 1/fan_in), and the family PyTorch's own layers draw from (kaiming_uniform), but cheaper
+    on a CPU (SD 1.5's 860 M weights: 2.6 s uniform against 4.1 s normal on one core of the
+    2-core development machine, issue 24). A seeded draw runs on one thread, so on a CPU the
+    parameters are drawn on as many threads as PyTorch's intra-op pool has, each from a
+    generator seeded by its name (the same weights whatever the thread order). Biases are zero
+    and norm scales one, as after a fresh init. Each parameter is drawn in fp32 and cast at once,
+    so the device never holds an fp32 copy of the whole model (Flux: 48 GB) beside the
+    half-precision one; the class's fp32-kept parameters (Wan's time embedder, norms and
+    modulation table) stay fp32, as from_pretrained keeps them. Buffers go to the device, cast as
+    from_pretrained casts them.
     """
     keep = getattr(type(module), "_keep_in_fp32_modules", None) or []
-    gen = torch.Generator(device=device).manual_seed(seed)
+    slots = [(sub, name, f"{mod_name}.{name}" if mod_name else name)
+             for mod_name, sub in module.named_modules()
+             for name, param in sub._parameters.items() if param is not None]
+
+    def draw(slot) -> None:
+        sub, name, full = slot
+        shape = sub._parameters[name].shape
+        data = torch.empty(shape, device=device, dtype=torch.float32)
+        if data.dim() > 1:
+            bound = (3.0 / data[0].numel()) ** 0.5
+            gen = torch.Generator(device=device).manual_seed(_parameter_seed(seed, full))
+            data.uniform_(-bound, bound, generator=gen)
+        elif full.endswith("bias"):
+            data.zero_()
+        else:
+            data.fill_(1.0)
+        target = torch.float32 if any(part in keep for part in full.split(".")) else dtype
+        sub._parameters[name] = torch.nn.Parameter(data.to(target), requires_grad=False)
+
     with torch.no_grad():
-        for mod_name, sub in module.named_modules():
-            for name, param in list(sub._parameters.items()):
-                if param is None:
-                    continue
-                full = f"{mod_name}.{name}" if mod_name else name
-                data = torch.empty(param.shape, device=device, dtype=torch.float32)
-                if data.dim() > 1:
-                    bound = (3.0 / data[0].numel()) ** 0.5
-                    data.uniform_(-bound, bound, generator=gen)
-                elif full.endswith("bias"):
-                    data.zero_()
-                else:
-                    data.fill_(1.0)
-                target = torch.float32 if any(part in keep for part in full.split(".")) else dtype
-                sub._parameters[name] = torch.nn.Parameter(data.to(target), requires_grad=False)
+        threads = torch.get_num_threads() if device.type == "cpu" else 1
+        if threads > 1:
+            with ThreadPoolExecutor(max_workers=threads) as pool:
+                list(pool.map(draw, slots))
+        else:
+            for slot in slots:
+                draw(slot)
+        for sub in module.modules():
             for name, buf in list(sub._buffers.items()):
                 if buf is None:
                     continue
