@@ -104,9 +104,19 @@ def test_a_failing_worker_falls_back_to_one_range(small_batches, monkeypatch):
 
 def test_process_count_by_size_and_cores(monkeypatch):
     monkeypatch.setattr(workers, "cores", lambda: 2)
+    monkeypatch.setattr(workers, "fork_is_safe", lambda: True)
     assert workers.process_count(10 << 20) == 1              # small: one process
     assert workers.process_count(workers.MIN_RANGE_BYTES * 2) == 2
     assert workers.process_count(1 << 30) == 2                # never more than the cores
     monkeypatch.setattr(workers, "cores", lambda: 1)
     assert workers.process_count(1 << 30) == 1                # one core: no workers
     assert workers.process_count(1 << 20, requested=3) == 3
+
+
+def test_a_process_with_torch_reads_in_one_process(monkeypatch):
+    """The capture process analyses its own traces with CUDA and OpenMP threads running: no fork."""
+    import sys
+    monkeypatch.setattr(workers, "cores", lambda: 4)
+    monkeypatch.setitem(sys.modules, "torch", sys.modules.get("torch") or object())
+    assert workers.process_count(1 << 30) == 1
+    assert workers.process_count(1 << 30, requested=2) == 2      # an explicit count is obeyed

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import sys
 from typing import Callable, TypeVar
 
 T = TypeVar("T")
@@ -42,10 +43,20 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def fork_is_safe() -> bool:
+    """False in a process that has imported torch: the capture process analyses its own run
+    folder after profiling, with CUDA's and OpenMP's threads started, and a fork copies any lock
+    another thread holds at that moment, locked for good in the child (Python warns of forking a
+    multi-threaded process for this reason). ``analyze`` on its own never imports torch."""
+    return "torch" not in sys.modules
+
+
 def process_count(n_bytes: int, requested: int | None = None) -> int:
     """How many ranges (processes, the caller's included) to read ``n_bytes`` of text in.
     requested: a fixed count (tests; 1 reads in one process), else one per core, each range
-    at least MIN_RANGE_BYTES."""
+    at least MIN_RANGE_BYTES, and one where forking is not safe."""
+    if requested is None and not fork_is_safe():
+        return 1
     count = max(1, requested if requested is not None else min(cores(), n_bytes // MIN_RANGE_BYTES))
     if count > 1:
         import multiprocessing      # here: a small trace's command does not pay its import
