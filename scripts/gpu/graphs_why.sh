@@ -9,7 +9,9 @@
 #   PART 4: compile (reduce-overhead) of SDXL 1024 px with every compared mode, then SD 1.5
 #           1024 px under graphs with every mode (the shared graph pool: separate pools ran
 #           vanilla out of memory on the H100);
-#   PART 5: xformers under compile at 512 px (fits after transformers.sh in one call).
+#   PART 5: xformers under compile at 512 px (fits after transformers.sh in one call);
+#   PART 6: SD 1.5 1024 px under graphs, vanilla, cuDNN and math, timed (the shared pool on an
+#           80 GB card; SKIP_XFORMERS=1).
 # Each run has its own limit, and everything measured so far is packed into $OUT after each,
 # so a call that runs out of time still returns what it measured.
 set -uo pipefail
@@ -52,6 +54,9 @@ elif [ "${PART}" = 4 ]; then
   run 400 compile-ro-sdxl_1024 point=sdxl_1024 execution=compile compile_mode=reduce-overhead \
     $MODES warmup=3 iterations=10
   run 100 graphs-sd15_1024-pool point=sd15_1024 execution=cuda_graphs "modes=[all]"
+elif [ "${PART}" = 6 ]; then
+  # the shared graph pool on an 80 GB card, timing included (SKIP_XFORMERS=1: no build needed)
+  run 150 graphs-sd15_1024-pool3 point=sd15_1024 execution=cuda_graphs "modes=[vanilla,sdpa_cudnn,sdpa_math]"
 elif [ "${PART}" = 5 ]; then
   run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
     "modes=[vanilla,xformers]" warmup=3 iterations=10
