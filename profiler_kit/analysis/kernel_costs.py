@@ -30,8 +30,8 @@ from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.cost_model.op_args import DTYPES, FLOAT_DTYPES
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.links import apply_link_bounds
-from profiler_kit.analysis.roofline import (BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, judging_spec, roofline,
-                                            roofs_used)
+from profiler_kit.analysis.roofline import (BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, judging_spec,
+                                            roof_terms, roofline_at, roofs_used)
 from profiler_kit.records import RoofCalibration, Roofs
 from profiler_kit.trace import compact_raw, decode_raw
 
@@ -196,12 +196,21 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
     n = len(table)
     estimates: dict[tuple, OpCost | None] = {}   # (name, dims, types, concrete ids) -> cost
     op_cost: dict[int, OpCost | None] = {}       # span -> cost
-    top: dict[int, int] = {}                     # innermost op -> cost-bearing op
+
+    # The ops of every kernel's chain and their estimate keys, gathered column-wise: a key per
+    # op by numpy scalar lookups was most of this pass on a trace of 300k kernels.
+    distinct_ops, op_inverse = np.unique(table.op_node, return_inverse=True)
+    launching = [o for o in distinct_ops.tolist() if o >= 0]
+    chain_nodes = np.unique(np.fromiter((o for op in launching for o in tree.op_ancestors(op)),
+                                        dtype=np.int64))
+    node_key = dict(zip(chain_nodes.tolist(), zip(
+        spans.name_id[chain_nodes].tolist(), spans.input_dims[chain_nodes].tolist(),
+        spans.input_types[chain_nodes].tolist(), spans.concrete_inputs[chain_nodes].tolist())))
+    decomposition_ids = {i for i, nm in enumerate(names) if nm in DECOMPOSITIONS}
 
     def cost_of(node: int):
         if node not in op_cost:
-            key = (int(spans.name_id[node]), int(spans.input_dims[node]),
-                   int(spans.input_types[node]), int(spans.concrete_inputs[node]))
+            key = node_key[node]
             if key not in estimates:
                 dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
                 name = names[key[0]]
@@ -219,18 +228,18 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
         return dtype_cache[0]
 
     def cost_node_of(op: int) -> int:
-        if op not in top:
-            chain = tree.op_ancestors(op)
-            for i, o in enumerate(chain):
-                if names[spans.name_id[o]] in DECOMPOSITIONS:
-                    chain = chain[:i]
-                    break
-            known = [o for o in chain if cost_of(o) is not None]
-            top[op] = known[-1] if known else -1
-        return top[op]
+        chain = tree.op_ancestors(op)
+        for i, o in enumerate(chain):
+            if node_key[o][0] in decomposition_ids:
+                chain = chain[:i]
+                break
+        known = [o for o in chain if cost_of(o) is not None]
+        return known[-1] if known else -1
 
-    ops = table.op_node.tolist()
-    cost_node = np.asarray([cost_node_of(o) if o >= 0 else -1 for o in ops], dtype=np.int64)
+    # once per distinct op, then spread to its kernels
+    top = {op: cost_node_of(op) for op in launching}
+    cost_node = np.asarray([top.get(o, -1) for o in distinct_ops.tolist()],
+                           dtype=np.int64)[op_inverse.reshape(-1)]
     dur_us = table.dur_us
 
     flops = np.zeros(n)
@@ -260,17 +269,32 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
         main = costed[order[np.r_[np.flatnonzero(np.diff(group[order])), len(order) - 1]]]
         bound_index = {b: i for i, b in enumerate(BOUNDS)}
         op_bound = np.full(len(nodes), UNKNOWN, dtype=np.int8)
+        # Per distinct cost (one per op name, shapes and dtypes), not per call: the roof terms
+        # and the recorded texts. Costs are shared objects (``estimates``), alive all along,
+        # so id() names them.
+        terms: dict[int, tuple] = {}
+        texts_of: dict[int, str] = {}
+        node_ids = spans.name_id[nodes].tolist()
+        dims_ids = spans.input_dims[nodes].tolist()
+        types_ids = spans.input_types[nodes].tolist()
         for g, (node, t_us, k) in enumerate(zip(nodes.tolist(), time_us.tolist(),
                                                  main.tolist())):
             cost = op_cost[node]
-            point = roofline(cost, t_us, spec) if spec is not None else None
-            if point is not None:
+            point = None
+            if spec is not None:
+                found = terms.get(id(cost))
+                if found is None:
+                    found = terms[id(cost)] = roof_terms(cost, spec)
+                point = roofline_at(found, cost, t_us)
                 op_bound[g] = bound_index[point.bound]
+            dims, types = dims_ids[g], types_ids[g]
+            if dims not in texts_of:
+                texts_of[dims] = compact_raw(texts[dims])
+            if types not in texts_of:
+                texts_of[types] = compact_raw(texts[types])
             points.append(OpPoint(
-                node=node, op=names[spans.name_id[node]],
-                shapes=compact_raw(texts[spans.input_dims[node]]),
-                dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=t_us,
-                point=point, main_kernel=k))
+                node=node, op=names[node_ids[g]], shapes=texts_of[dims], dtypes=texts_of[types],
+                cost=cost, time_us=t_us, point=point, main_kernel=k))
         is_work[costed] = work
         _helper_traffic(table, costed, group, work, nodes, op_cost, hbm)
         _split_kv_traffic(table, costed, group, nodes, op_cost, hbm)

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiler_kit.analysis.attention_pattern import find_unfused_attention, unit_op
+from profiler_kit.analysis.attention_pattern import find_unfused_attention, unit_ops
 from profiler_kit.analysis.categories import (BACKENDS, CATEGORIES, classify,
                                               is_attention_prologue,
                                               is_attention_scope_component)
@@ -105,10 +105,8 @@ def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarr
         rt_idx = np.where(hit, order[pos], -1)
         launch_ns = np.where(hit, rt.start_ns[np.maximum(rt_idx, 0)], -1)
         launch_name = np.where(hit, rt.name_id[np.maximum(rt_idx, 0)], -1)
-        threads = rt.thread[np.maximum(rt_idx, 0)].tolist()
-        starts = launch_ns.tolist()
-        for k in np.flatnonzero(hit).tolist():
-            node[k] = tree.enclosing(threads[k], starts[k])
+        at = np.flatnonzero(hit)
+        node[at] = tree.enclosing_many(rt.thread[rt_idx[at]], launch_ns[at])
     missing = node < 0
     if missing.any():
         spans = trace.spans
@@ -129,9 +127,10 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     # module scope are the capture's.
     graph_join = join_graph_replays(trace, launch_name)
     rt = trace.runtime
-    for k in np.flatnonzero(graph_join.joined).tolist():
-        r = int(graph_join.runtime_index[k])
-        node[k] = tree.enclosing(int(rt.thread[r]), int(rt.start_ns[r]))
+    joined = np.flatnonzero(graph_join.joined)
+    if len(joined):
+        r = graph_join.runtime_index[joined]
+        node[joined] = tree.enclosing_many(rt.thread[r], rt.start_ns[r])
     n = len(gpu)
     if len(tree.nearest_op):
         op_node = np.where(node >= 0, tree.nearest_op[np.maximum(node, 0)], -1)
@@ -142,9 +141,15 @@ def build_kernel_table(trace: Trace) -> KernelTable:
 
     # Unfused attention by its op pattern (QK^T -> softmax -> PV), scopes or not: the kernels
     # of a matched call are attention whatever their name (see attention_pattern).
-    unit_of = {op: unit_op(tree, names, span_names, op) for op in np.unique(op_node).tolist()
-               if op >= 0}
-    units = np.asarray([unit_of.get(op, -1) for op in op_node.tolist()], dtype=np.int64)
+    # Per distinct op, then spread to the kernels: a trace repeats few ops per kernel, but
+    # 300k kernels made 300k dict lookups and chain walks in Python.
+    distinct_ops, op_inverse = np.unique(op_node, return_inverse=True)
+    span_name_l = span_names.tolist()
+    distinct_l = distinct_ops.tolist()
+    known = [op for op in distinct_l if op >= 0]
+    unit_of = dict(zip(known, unit_ops(tree, names, span_name_l, known)))
+    units = np.asarray([unit_of.get(op, -1) for op in distinct_l],
+                       dtype=np.int64)[op_inverse.reshape(-1)] if n else np.full(0, -1, dtype=np.int64)
     pattern_call = find_unfused_attention(trace, tree, units)
     units_l = units.tolist()
     chains: dict[int, tuple[int, ...]] = {}          # op node -> op chain (span indices)
@@ -159,16 +164,18 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     gpu_names = gpu.name_id.tolist()
     op_l = op_node.tolist()
     scope_l = scope_node.tolist()
+    op_names: dict[int, tuple[int, ...]] = {}      # op node -> name ids of its chain
     for k in range(n):
         op = op_l[k]
         chain = chains.get(op)
         if chain is None:
             chain = chains[op] = tuple(tree.op_ancestors(op))
+            op_names[op] = chain and tuple([span_name_l[c] for c in chain])
         s = scope_l[k]
         attn = attention_scope.get(s)
         if attn is None:
             attn = attention_scope[s] = _attention_module(tree, s)
-        key = (gpu_names[k], kinds[k], chain and tuple(span_names[c] for c in chain), attn >= 0)
+        key = (gpu_names[k], kinds[k], op_names[op], attn >= 0)
         cls = classes.get(key)
         if cls is None:
             ops = tuple(names[i] for i in key[2]) if chain else ()

@@ -72,12 +72,23 @@ def roofline(cost: OpCost, duration_us: float, spec: GpuSpec) -> RooflinePoint:
     decided once, by the cost model (``estimate_op(allow_tf32=...)`` labels them "tf32" on the
     tensor engine), so the verdict and the chart can never use different roofs.
     """
-    engine, dtype = cost.engine, cost.dtype
-    peak = peak_flops(spec, dtype, engine)
-    bandwidth = memory_bandwidth_bytes_per_s(spec)
-    memory_us = cost.bytes / bandwidth * 1e6
+    return roofline_at(roof_terms(cost, spec), cost, duration_us)
+
+
+def roof_terms(cost: OpCost, spec: GpuSpec) -> tuple:
+    """The part of :func:`roofline` that depends on the cost and the card only, not on the
+    duration: (peak FLOP/s, memory_us, compute_us, roofline_us). Many calls of one op share
+    a cost, so a caller judging each call reuses these (kernel_costs does, per cost)."""
+    peak = peak_flops(spec, cost.dtype, cost.engine)
+    memory_us = cost.bytes / memory_bandwidth_bytes_per_s(spec) * 1e6
     compute_us = cost.flops / peak * 1e6 if peak else None
-    roofline_us = max(compute_us or 0.0, memory_us)
+    return peak, memory_us, compute_us, max(compute_us or 0.0, memory_us)
+
+
+def roofline_at(terms: tuple, cost: OpCost, duration_us: float) -> RooflinePoint:
+    """:func:`roofline` from ``roof_terms(cost, spec)``: the same point, the same arithmetic."""
+    engine, dtype = cost.engine, cost.dtype
+    peak, memory_us, compute_us, roofline_us = terms
     duration_s = duration_us * 1e-6
 
     if duration_us > 0:

@@ -49,6 +49,35 @@ class SpanTree:
             node = int(parent[node])
         return node
 
+    def enclosing_many(self, threads: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+        """:meth:`enclosing` of every (thread, ts) pair, as an int64 array (-1 none).
+
+        Why not a loop over :meth:`enclosing`: a trace of 300k kernels made 300k binary
+        searches and walks, a second of Python. Here each thread's lookups are one
+        searchsorted, and the walk up (past spans that ended before ts) advances every
+        unfinished lookup one parent per numpy pass: few passes, as spans nest shallowly."""
+        threads = np.asarray(threads, dtype=np.int64)
+        ts_ns = np.asarray(ts_ns, dtype=np.int64)
+        node = np.full(len(ts_ns), -1, dtype=np.int64)
+        if not len(ts_ns):
+            return node
+        for thread in np.unique(threads).tolist():
+            entry = self.by_thread.get(thread)
+            if entry is None:
+                continue
+            order, starts = entry
+            at = np.flatnonzero(threads == thread)
+            pos = np.searchsorted(starts, ts_ns[at], side="right") - 1
+            found = pos >= 0
+            node[at[found]] = order[pos[found]]
+        end, parent = self.end_ns, self.parent
+        walking = np.flatnonzero(node >= 0)
+        while len(walking):
+            walking = walking[end[node[walking]] < ts_ns[walking]]
+            node[walking] = parent[node[walking]]
+            walking = walking[node[walking] >= 0]
+        return node
+
     def op_ancestors(self, op: int) -> tuple[int, ...]:
         """The aten op `op` and the aten ops enclosing it, innermost first."""
         found = self._ancestors.get(op)
