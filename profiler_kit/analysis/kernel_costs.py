@@ -31,7 +31,7 @@ from profiler_kit.analysis.cost_model.op_args import DTYPES, FLOAT_DTYPES
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.links import apply_link_bounds
 from profiler_kit.analysis.roofline import (BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, judging_spec,
-                                            roof_terms, roofline_at, roofs_used)
+                                            roofline_many, roofs_used)
 from profiler_kit.records import RoofCalibration, Roofs
 from profiler_kit.trace import compact_raw, decode_raw
 
@@ -269,32 +269,20 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
         main = costed[order[np.r_[np.flatnonzero(np.diff(group[order])), len(order) - 1]]]
         bound_index = {b: i for i, b in enumerate(BOUNDS)}
         op_bound = np.full(len(nodes), UNKNOWN, dtype=np.int8)
-        # Per distinct cost (one per op name, shapes and dtypes), not per call: the roof terms
-        # and the recorded texts. Costs are shared objects (``estimates``), alive all along,
-        # so id() names them.
-        terms: dict[int, tuple] = {}
-        texts_of: dict[int, str] = {}
-        node_ids = spans.name_id[nodes].tolist()
+        node_l, time_l = nodes.tolist(), time_us.tolist()
+        op_costs = [op_cost[node] for node in node_l]
+        judged = roofline_many(op_costs, time_l, spec) if spec is not None else [None] * len(node_l)
+        if spec is not None:
+            op_bound[:] = [bound_index[p.bound] for p in judged]
+        # the recorded texts made compact once per distinct text, not once per call
+        compact: dict[int, str] = {}
         dims_ids = spans.input_dims[nodes].tolist()
         types_ids = spans.input_types[nodes].tolist()
-        for g, (node, t_us, k) in enumerate(zip(nodes.tolist(), time_us.tolist(),
-                                                 main.tolist())):
-            cost = op_cost[node]
-            point = None
-            if spec is not None:
-                found = terms.get(id(cost))
-                if found is None:
-                    found = terms[id(cost)] = roof_terms(cost, spec)
-                point = roofline_at(found, cost, t_us)
-                op_bound[g] = bound_index[point.bound]
-            dims, types = dims_ids[g], types_ids[g]
-            if dims not in texts_of:
-                texts_of[dims] = compact_raw(texts[dims])
-            if types not in texts_of:
-                texts_of[types] = compact_raw(texts[types])
-            points.append(OpPoint(
-                node=node, op=names[node_ids[g]], shapes=texts_of[dims], dtypes=texts_of[types],
-                cost=cost, time_us=t_us, point=point, main_kernel=k))
+        for i in dict.fromkeys(dims_ids + types_ids):
+            compact[i] = compact_raw(texts[i])
+        points = list(map(OpPoint, node_l, map(names.__getitem__, spans.name_id[nodes].tolist()),
+                          map(compact.__getitem__, dims_ids), map(compact.__getitem__, types_ids),
+                          op_costs, time_l, judged, main.tolist()))
         is_work[costed] = work
         _helper_traffic(table, costed, group, work, nodes, op_cost, hbm)
         _split_kv_traffic(table, costed, group, nodes, op_cost, hbm)
