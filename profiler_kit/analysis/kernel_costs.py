@@ -28,6 +28,7 @@ import numpy as np
 from profiler_kit.analysis.categories import CATEGORIES
 from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.cost_model.op_args import DTYPES, FLOAT_DTYPES
+from profiler_kit.analysis.cost_walk import cost_bearing_ops
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.links import apply_link_bounds
 from profiler_kit.analysis.roofline import (BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, judging_spec,
@@ -191,35 +192,9 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
     or are only recorded beside the datasheet's ("datasheet"); see roofline.judging_spec."""
     datasheet = spec
     spec = judging_spec(spec, calibration, roof_basis) if spec is not None else None
-    trace, tree = table.trace, table.tree
+    trace = table.trace
     spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
-    estimates: dict[tuple, OpCost | None] = {}   # (name, dims, types, concrete ids) -> cost
-    op_cost: dict[int, OpCost | None] = {}       # span -> cost
-
-    # The ops of every kernel's chain and their estimate keys, gathered column-wise: a key per
-    # op by numpy scalar lookups was most of this pass on a trace of 300k kernels.
-    distinct_ops, op_inverse = np.unique(table.op_node, return_inverse=True)
-    launching = [o for o in distinct_ops.tolist() if o >= 0]
-    chain_nodes = np.unique(np.fromiter((o for op in launching for o in tree.op_ancestors(op)),
-                                        dtype=np.int64))
-    node_key = dict(zip(chain_nodes.tolist(), zip(
-        spans.name_id[chain_nodes].tolist(), spans.input_dims[chain_nodes].tolist(),
-        spans.input_types[chain_nodes].tolist(), spans.concrete_inputs[chain_nodes].tolist())))
-    decomposition_ids = {i for i, nm in enumerate(names) if nm in DECOMPOSITIONS}
-
-    def cost_of(node: int):
-        if node not in op_cost:
-            key = node_key[node]
-            if key not in estimates:
-                dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
-                name = names[key[0]]
-                estimates[key] = estimate_op(
-                    name, dims or [], types or [], concrete, allow_tf32=allow_tf32,
-                    fallback_dtype=trace_dtype() if name in _TENSORLIST_OPS else None)
-            op_cost[node] = estimates[key]
-        return op_cost[node]
-
     dtype_cache: list[str | None] = []
 
     def trace_dtype() -> str | None:
@@ -227,19 +202,14 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
             dtype_cache.append(_dominant_float_dtype(trace))
         return dtype_cache[0]
 
-    def cost_node_of(op: int) -> int:
-        chain = tree.op_ancestors(op)
-        for i, o in enumerate(chain):
-            if node_key[o][0] in decomposition_ids:
-                chain = chain[:i]
-                break
-        known = [o for o in chain if cost_of(o) is not None]
-        return known[-1] if known else -1
+    def estimate(key: tuple) -> OpCost | None:
+        """The cost of an op keyed (name, dims, types, concrete ids), from its recorded texts."""
+        dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
+        name = names[key[0]]
+        return estimate_op(name, dims or [], types or [], concrete, allow_tf32=allow_tf32,
+                           fallback_dtype=trace_dtype() if name in _TENSORLIST_OPS else None)
 
-    # once per distinct op, then spread to its kernels
-    top = {op: cost_node_of(op) for op in launching}
-    cost_node = np.asarray([top.get(o, -1) for o in distinct_ops.tolist()],
-                           dtype=np.int64)[op_inverse.reshape(-1)]
+    cost_node, op_cost = cost_bearing_ops(table, DECOMPOSITIONS, estimate)
     dur_us = table.dur_us
 
     flops = np.zeros(n)
