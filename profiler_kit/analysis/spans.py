@@ -78,6 +78,28 @@ class SpanTree:
             walking = walking[node[walking] >= 0]
         return node
 
+    def prefill_ancestors(self, ops: np.ndarray) -> None:
+        """Compute :meth:`op_ancestors` of all of ``ops`` (distinct op spans) at once: every
+        chain climbs one level per numpy pass, instead of a walk of numpy scalar lookups per op
+        (300k ops on a 1 GB trace)."""
+        ops = np.asarray(ops, dtype=np.int64)
+        ops = ops[ops >= 0]
+        if not len(ops):
+            return
+        up = np.where(self.parent >= 0, self.nearest_op[np.maximum(self.parent, 0)], -1)
+        levels = [ops]
+        while True:
+            here = levels[-1]
+            nxt = np.where(here >= 0, up[np.maximum(here, 0)], -1)
+            if not (nxt >= 0).any():
+                break
+            levels.append(nxt)
+        depth = (np.stack(levels) >= 0).sum(axis=0).tolist()
+        rows = np.stack(levels, axis=1).tolist()
+        found = self._ancestors
+        for op, row, d in zip(ops.tolist(), rows, depth):
+            found[op] = tuple(row[:d])
+
     def op_ancestors(self, op: int) -> tuple[int, ...]:
         """The aten op `op` and the aten ops enclosing it, innermost first."""
         found = self._ancestors.get(op)
