@@ -74,7 +74,8 @@ class TraceAnalysis:
         per distinct value and looked up per kernel. With ``esc`` (kernels_csv.escaper()), the
         columns that repeat together come back as kernels_csv.Rendered fields, escaped and
         joined once per distinct value (name, category, stream; grid, block; op, op_shapes,
-        op_dtypes), for the CSV writer."""
+        op_dtypes), and duration, FLOPs and bytes formatted once per distinct value, for the
+        CSV writer."""
         t, c = self.table, self.costs
         trace = t.trace
         gpu, spans, texts = trace.gpu, trace.spans, trace.arg_texts
@@ -93,12 +94,12 @@ class TraceAnalysis:
             if o not in cost_names:
                 cost_names[o] = names[span_name_ids[o]]
         backends = ("",) + tuple(BACKENDS)
-        starts_us, durs_us = (gpu.start_ns / 1000.0).tolist(), t.dur_us.tolist()
-        middle = [list(map(scopes.__getitem__, scope_l)), c.flops.tolist(), c.hbm_bytes.tolist(),
-                  list(map(BOUNDS.__getitem__, c.bound.tolist())),
-                  list(map(backends.__getitem__, t.backend.tolist())),
-                  list(map(cost_names.__getitem__, cost_l)),
-                  [op_texts[i][3] for i in op_at], gpu.device.tolist()]
+        starts_us = (gpu.start_ns / 1000.0).tolist()
+        scope_texts = list(map(scopes.__getitem__, scope_l))
+        tail = [list(map(BOUNDS.__getitem__, c.bound.tolist())),
+                list(map(backends.__getitem__, t.backend.tolist())),
+                list(map(cost_names.__getitem__, cost_l)),
+                [op_texts[i][3] for i in op_at], gpu.device.tolist()]
         if esc is not None:
             heads, head_at = distinct_rows(np.stack([gpu.name_id, t.category, gpu.stream], axis=1)
                                             .astype(np.int64))
@@ -106,18 +107,20 @@ class TraceAnalysis:
             shape_fields = [f"{esc[g]},{esc[b]}" for g, b in shape_texts]
             op_fields = [f"{esc[o]},{esc[sh]},{esc[dt]}" for o, sh, dt, _ in op_texts]
             return [kernels_csv.Rendered(map(head_texts.__getitem__, head_at)),
-                    starts_us, durs_us,
+                    starts_us, kernels_csv.float_fields(t.dur_us),
                     kernels_csv.Rendered(map(shape_fields.__getitem__, shape_at)),
-                    kernels_csv.Rendered(map(op_fields.__getitem__, op_at)), *middle]
+                    kernels_csv.Rendered(map(op_fields.__getitem__, op_at)), scope_texts,
+                    kernels_csv.float_fields(c.flops), kernels_csv.float_fields(c.hbm_bytes),
+                    *tail]
         shape_rows = [shape_texts[i] for i in shape_at]
         op_rows = [op_texts[i] for i in op_at]
         return [
             list(map(names.__getitem__, gpu.name_id.tolist())),
             list(map(CATEGORIES.__getitem__, t.category.tolist())),
-            gpu.stream.tolist(), starts_us, durs_us,
+            gpu.stream.tolist(), starts_us, t.dur_us.tolist(),
             [r[0] for r in shape_rows], [r[1] for r in shape_rows],
             [r[0] for r in op_rows], [r[1] for r in op_rows], [r[2] for r in op_rows],
-            *middle,
+            scope_texts, c.flops.tolist(), c.hbm_bytes.tolist(), *tail,
         ]
 
     def write_kernels_csv(self, path: str | os.PathLike) -> None:
