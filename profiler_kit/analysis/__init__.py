@@ -24,6 +24,7 @@ from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
+from profiler_kit.analysis.distinct import distinct_rows
 from profiler_kit.analysis.critical_path import PathModel, build_path_model, critical_path
 from profiler_kit.analysis.what_if import own_what_ifs
 from profiler_kit.analysis.step_checks import guide_checks
@@ -66,25 +67,25 @@ class TraceAnalysis:
     def _kernel_tuples(self):
         return zip(*self._kernel_columns())
 
-    def _kernel_columns(self) -> list[list]:
+    def _kernel_columns(self, esc=None) -> list[list]:
         """kernels.csv as columns, KERNEL_CSV_COLUMNS order. Column-wise because each column
         is then one C-level pass (tolist, a map over a lookup table) instead of a Python loop
-        body per kernel: the op of a kernel is looked up in a table of its distinct ops."""
+        body per kernel: whatever repeats (a launch shape, an op's texts, a scope) is made once
+        per distinct value and looked up per kernel. With ``esc`` (kernels_csv.escaper()), the
+        columns that repeat together come back as kernels_csv.Rendered fields, escaped and
+        joined once per distinct value (name, category, stream; grid, block; op, op_shapes,
+        op_dtypes), and duration, FLOPs and bytes formatted once per distinct value, for the
+        CSV writer."""
         t, c = self.table, self.costs
         trace = t.trace
         gpu, spans, texts = trace.gpu, trace.spans, trace.arg_texts
         names, span_name_ids = trace.names, spans.name_id
-        dims = ["x".join(map(str, d)) if any(d) else "" for d in
-                np.concatenate([gpu.grid, gpu.block], axis=1).reshape(-1, 3).tolist()]
-        op_l = t.op_node.tolist()
-        ops: dict[int, tuple[str, str, str, str]] = {-1: ("", "", "", "")}
-        for op in dict.fromkeys(op_l):
-            if op not in ops:
-                ops[op] = (names[span_name_ids[op]], compact_raw(texts[spans.input_dims[op]]),
-                           compact_raw(texts[spans.input_types[op]]),
-                           " < ".join(names[span_name_ids[a]]
-                                      for a in t.tree.op_ancestors(op)[1:]))
-        op_rows = list(map(ops.__getitem__, op_l))
+        shapes, shape_at = distinct_rows(np.concatenate([gpu.grid, gpu.block], axis=1))
+        shape_texts = [("x".join(map(str, r[:3])) if any(r[:3]) else "",
+                        "x".join(map(str, r[3:])) if any(r[3:]) else "") for r in shapes]
+        distinct_ops, op_at = np.unique(t.op_node, return_inverse=True)
+        op_texts = _op_texts(t, distinct_ops.tolist())
+        op_at = op_at.reshape(-1).tolist()
         scope_l = t.scope_node.tolist()
         scopes = {s: t.scope_of_node(s) for s in dict.fromkeys(scope_l)}
         cost_names = {-1: ""}
@@ -93,24 +94,67 @@ class TraceAnalysis:
             if o not in cost_names:
                 cost_names[o] = names[span_name_ids[o]]
         backends = ("",) + tuple(BACKENDS)
+        starts_us = (gpu.start_ns / 1000.0).tolist()
+        scope_texts = list(map(scopes.__getitem__, scope_l))
+        tail = [list(map(BOUNDS.__getitem__, c.bound.tolist())),
+                list(map(backends.__getitem__, t.backend.tolist())),
+                list(map(cost_names.__getitem__, cost_l)),
+                [op_texts[i][3] for i in op_at], gpu.device.tolist()]
+        if esc is not None:
+            heads, head_at = distinct_rows(np.stack([gpu.name_id, t.category, gpu.stream], axis=1)
+                                            .astype(np.int64))
+            head_texts = [f"{esc[names[a]]},{esc[CATEGORIES[b]]},{s}" for a, b, s in heads]
+            shape_fields = [f"{esc[g]},{esc[b]}" for g, b in shape_texts]
+            op_fields = [f"{esc[o]},{esc[sh]},{esc[dt]}" for o, sh, dt, _ in op_texts]
+            return [kernels_csv.Rendered(map(head_texts.__getitem__, head_at)),
+                    starts_us, kernels_csv.float_fields(t.dur_us),
+                    kernels_csv.Rendered(map(shape_fields.__getitem__, shape_at)),
+                    kernels_csv.Rendered(map(op_fields.__getitem__, op_at)), scope_texts,
+                    kernels_csv.float_fields(c.flops), kernels_csv.float_fields(c.hbm_bytes),
+                    *tail]
+        shape_rows = [shape_texts[i] for i in shape_at]
+        op_rows = [op_texts[i] for i in op_at]
         return [
             list(map(names.__getitem__, gpu.name_id.tolist())),
             list(map(CATEGORIES.__getitem__, t.category.tolist())),
-            gpu.stream.tolist(), (gpu.start_ns / 1000.0).tolist(), t.dur_us.tolist(),
-            dims[0::2], dims[1::2],
+            gpu.stream.tolist(), starts_us, t.dur_us.tolist(),
+            [r[0] for r in shape_rows], [r[1] for r in shape_rows],
             [r[0] for r in op_rows], [r[1] for r in op_rows], [r[2] for r in op_rows],
-            list(map(scopes.__getitem__, scope_l)),
-            c.flops.tolist(), c.hbm_bytes.tolist(),
-            list(map(BOUNDS.__getitem__, c.bound.tolist())),
-            list(map(backends.__getitem__, t.backend.tolist())),
-            list(map(cost_names.__getitem__, cost_l)),
-            [r[3] for r in op_rows],
-            gpu.device.tolist(),
+            scope_texts, c.flops.tolist(), c.hbm_bytes.tolist(), *tail,
         ]
 
     def write_kernels_csv(self, path: str | os.PathLike) -> None:
         with open(path, "w", newline="", encoding="utf-8") as f:
-            kernels_csv.write_columns(f, KERNEL_CSV_COLUMNS, self._kernel_columns())
+            esc = kernels_csv.escaper()
+            kernels_csv.write_columns(f, KERNEL_CSV_COLUMNS, self._kernel_columns(esc), esc)
+
+
+def _op_texts(t: KernelTable, ops: list[int]) -> list[tuple[str, str, str, str]]:
+    """(op name, shapes, dtypes, enclosing ops "a < b") of each op span (-1: four empty texts);
+    the recorded texts are made compact once per distinct text, not once per op."""
+    trace = t.trace
+    spans, texts, names = trace.spans, trace.arg_texts, trace.names
+    known = [op for op in ops if op >= 0]
+    chains = [t.tree.op_ancestors(op) for op in known]
+    flat = np.fromiter((a for chain in chains for a in chain), dtype=np.int64)
+    flat_names = spans.name_id[flat].tolist()
+    at = np.asarray(known, dtype=np.int64)
+    dims_l, types_l = spans.input_dims[at].tolist(), spans.input_types[at].tolist()
+    compact: dict[int, str] = {}
+    joined: dict[tuple, str] = {}
+    out: dict[int, tuple[str, str, str, str]] = {-1: ("", "", "", "")}
+    pos = 0
+    for op, chain, d, ty in zip(known, chains, dims_l, types_l):
+        ids = tuple(flat_names[pos:pos + len(chain)])
+        pos += len(chain)
+        for i in (d, ty):
+            if i not in compact:
+                compact[i] = compact_raw(texts[i])
+        up = joined.get(ids)
+        if up is None:
+            up = joined[ids] = " < ".join(names[a] for a in ids[1:])
+        out[op] = (names[ids[0]], compact[d], compact[ty], up)
+    return [out[op] for op in ops]
 
 
 def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: list[str],

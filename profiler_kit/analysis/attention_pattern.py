@@ -124,6 +124,26 @@ def unit_op(tree: SpanTree, names, span_names, op: int) -> int:
     return chain[0] if chain else -1
 
 
+def unit_ops(tree: SpanTree, names, span_names, ops: list[int]) -> list[int]:
+    """:func:`unit_op` of each of ``ops`` (distinct op spans), with the wrapper test made once
+    per distinct op name rather than once per op of every chain (300k ops, a few names)."""
+    wrapper: dict[int, bool] = {}
+    out = []
+    for op in ops:
+        chain = tree.op_ancestors(op)
+        unit = chain[0] if chain else -1
+        for node in reversed(chain):
+            name_id = span_names[node]
+            is_wrapper = wrapper.get(name_id)
+            if is_wrapper is None:
+                is_wrapper = wrapper[name_id] = bool(_WRAPPER.match(names[name_id]))
+            if not is_wrapper:
+                unit = node
+                break
+        out.append(unit)
+    return out
+
+
 def find_unfused_attention(trace: Trace, tree: SpanTree, units: np.ndarray) -> dict[int, int]:
     """{unit op span -> call id} for every op of an unfused attention call; the call id is the
     span index of the call's QK^T op. ``units``: unit op of each GPU activity (-1 none)."""

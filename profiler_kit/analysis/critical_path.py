@@ -31,7 +31,7 @@ the launch: its median over such activities (``launch_latency_us``) stands for t
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -97,6 +97,24 @@ class PathModel:
     launch_latencies_ns: np.ndarray   # every launch onto an idle stream: call start -> activity start
     rt_class: np.ndarray       # per runtime call: 0 other, 1 launch, 2 sync
     rt_enclosing: np.ndarray   # per runtime call: innermost enclosing span, -1 none
+    # per thread, what host_split searches instead of scanning every call and span per step
+    # (quadratic in the steps: a second on a 240-step trace); built on first use
+    _thread_index: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def thread_index(self, thread: int) -> tuple:
+        """(runtime calls of ``thread`` by start, their starts, their longest duration; the
+        running maximum end of the thread's spans in SpanTree.by_thread order)."""
+        found = self._thread_index.get(thread)
+        if found is None:
+            rt, tree = self.table.trace.runtime, self.table.tree
+            calls = np.flatnonzero(rt.thread == thread)
+            calls = calls[np.argsort(rt.start_ns[calls], kind="stable")]
+            longest = int(rt.dur_ns[calls].max()) if len(calls) else 0
+            entry = tree.by_thread.get(thread)
+            reach = (np.maximum.accumulate(tree.end_ns[entry[0]]) if entry is not None and len(entry[0])
+                     else np.empty(0, np.int64))
+            found = self._thread_index[thread] = (calls, rt.start_ns[calls], longest, reach)
+        return found
 
 
 def _runtime_index(table: KernelTable) -> np.ndarray:
@@ -243,16 +261,19 @@ def _bind(g: StepGraph, latency_ns: float) -> None:
     g.binding[:] = binding
 
 
-def _syncs(g: StepGraph, table: KernelTable, rt_class: np.ndarray) -> None:
+def _syncs(g: StepGraph, table: KernelTable, blocking: np.ndarray) -> None:
     """The step's blocking calls and the activity each waited on: the last one to end before
-    the call returned, launched before the call began (in place)."""
+    the call returned, launched before the call began (in place). ``blocking``: every blocking
+    call (rt_class 2), ascending; the step's are picked among those, not among all calls."""
     rt = table.trace.runtime
-    end_rt = rt.start_ns + rt.dur_ns
-    calls = np.flatnonzero((rt_class == 2) & (rt.start_ns >= g.t0) & (end_rt <= max(g.cpu_end, g.t0)))
-    calls = calls[np.argsort(end_rt[calls], kind="stable")]
+    end_rt = rt.start_ns[blocking] + rt.dur_ns[blocking]
+    inside = (rt.start_ns[blocking] >= g.t0) & (end_rt <= max(g.cpu_end, g.t0))
+    calls, calls_end = blocking[inside], end_rt[inside]
+    by_return = np.argsort(calls_end, kind="stable")
+    calls = calls[by_return]
     g.sync_thread = rt.thread[calls].astype(np.int64)
     g.sync_start = rt.start_ns[calls]
-    g.sync_end = end_rt[calls]
+    g.sync_end = calls_end[by_return]
     waited = np.full(len(calls), -1, dtype=np.int64)
     if len(g) and len(calls):
         by_end = np.argsort(g.end, kind="stable")
@@ -292,9 +313,10 @@ def build_path_model(table: KernelTable, step_name: str | None = None) -> PathMo
         graphs.append(_step_graph(table, name, thread, t0, t1, rt_index, rt_class, mine, stream_prev))
     latencies = _launch_latencies(graphs, table)
     latency = float(np.median(latencies)) if len(latencies) else 0.0
+    blocking = np.flatnonzero(rt_class == 2)
     for g in graphs:
         _bind(g, latency)
-        _syncs(g, table, rt_class)
+        _syncs(g, table, blocking)
     return PathModel(table=table, steps=graphs, step_source=source, launch_latency_ns=latency,
                      launch_latencies_ns=latencies, rt_class=rt_class, rt_enclosing=_enclosing_spans(table))
 
@@ -402,6 +424,19 @@ def walk(g: StepGraph) -> tuple[list, list]:
     raise RuntimeError("critical path walk did not end: the step graph has a cycle")
 
 
+def _local_index(cand: np.ndarray):
+    """A function mapping span indices to their position in ``cand`` (-1: not in it, or -1).
+    By binary search in the sorted candidates: an array over all spans, filled per interval,
+    cost 10 MB of writes per step on a trace of 1.3M spans."""
+    srt = np.argsort(cand, kind="stable")
+    ordered = cand[srt]
+
+    def local(nodes: np.ndarray) -> np.ndarray:
+        pos = np.minimum(np.searchsorted(ordered, np.maximum(nodes, 0)), len(ordered) - 1)
+        return np.where((nodes >= 0) & (ordered[pos] == nodes), srt[pos], -1)
+    return local
+
+
 def host_split(model: PathModel, intervals: list) -> tuple[dict, float, float]:
     """Host time of the path's intervals: ({name: ns of CPU work}, launch ns, sync ns). Each
     span's self time (its clipped length less its clipped children and runtime calls) goes to
@@ -417,8 +452,15 @@ def host_split(model: PathModel, intervals: list) -> tuple[dict, float, float]:
         if b <= a:
             continue
         total = float(b - a)
-        calls = np.flatnonzero((rt.thread == thread) & (rt.start_ns < b) & (rt_end > a)) \
-            if thread >= 0 else np.empty(0, np.int64)
+        by_start, starts_ns, longest, reach = model.thread_index(thread)
+        if thread >= 0:
+            # a call ending after a started after a - longest: only those are looked at, then
+            # put back in index order (the order of the sums below)
+            near = by_start[np.searchsorted(starts_ns, a - longest, side="right"):
+                            np.searchsorted(starts_ns, b, side="left")]
+            calls = np.sort(near[rt_end[near] > a])
+        else:
+            calls = np.empty(0, np.int64)
         rc = (np.minimum(rt_end[calls], b) - np.maximum(rt.start_ns[calls], a)).astype(np.float64)
         cls = model.rt_class[calls]
         launch_i, sync_i = float(rc[cls == 1].sum()), float(rc[cls == 2].sum())
@@ -434,18 +476,17 @@ def host_split(model: PathModel, intervals: list) -> tuple[dict, float, float]:
         if entry is not None:
             order, starts = entry
             upto = int(np.searchsorted(starts, b, side="left"))
-            cand = order[:upto]
+            # spans before the first whose running maximum end passes a all ended by a
+            cand = order[int(np.searchsorted(reach, a, side="right")):upto]
             cand = cand[tree.end_ns[cand] > a]
             if len(cand):
                 clip = (np.minimum(tree.end_ns[cand], b) - np.maximum(spans.start_ns[cand], a)).astype(np.float64)
-                local = np.full(len(spans), -1, dtype=np.int64)
-                local[cand] = np.arange(len(cand))
-                par = tree.parent[cand]
-                par_local = np.where(par >= 0, local[np.maximum(par, 0)], -1)
+                local = _local_index(cand)
+                par_local = local(tree.parent[cand])
                 child = np.bincount(par_local[par_local >= 0], weights=clip[par_local >= 0],
                                     minlength=len(cand))
                 enc = model.rt_enclosing[calls]
-                enc_local = np.where(enc >= 0, local[np.maximum(enc, 0)], -1)
+                enc_local = local(enc)
                 child += np.bincount(enc_local[enc_local >= 0], weights=rc[enc_local >= 0],
                                      minlength=len(cand))
                 own = np.maximum(clip - child, 0.0)

@@ -28,10 +28,11 @@ import numpy as np
 from profiler_kit.analysis.categories import CATEGORIES
 from profiler_kit.analysis.cost_model import OpCost, estimate_op
 from profiler_kit.analysis.cost_model.op_args import DTYPES, FLOAT_DTYPES
+from profiler_kit.analysis.cost_walk import cost_bearing_ops
 from profiler_kit.analysis.kernels import KernelTable
 from profiler_kit.analysis.links import apply_link_bounds
-from profiler_kit.analysis.roofline import (BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, judging_spec, roofline,
-                                            roofs_used)
+from profiler_kit.analysis.roofline import (BOUNDS, LATENCY_THRESHOLD_US, RooflinePoint, judging_spec,
+                                            roofline_many, roofs_used)
 from profiler_kit.records import RoofCalibration, Roofs
 from profiler_kit.trace import compact_raw, decode_raw
 
@@ -191,26 +192,9 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
     or are only recorded beside the datasheet's ("datasheet"); see roofline.judging_spec."""
     datasheet = spec
     spec = judging_spec(spec, calibration, roof_basis) if spec is not None else None
-    trace, tree = table.trace, table.tree
+    trace = table.trace
     spans, names, texts = trace.spans, trace.names, trace.arg_texts
     n = len(table)
-    estimates: dict[tuple, OpCost | None] = {}   # (name, dims, types, concrete ids) -> cost
-    op_cost: dict[int, OpCost | None] = {}       # span -> cost
-    top: dict[int, int] = {}                     # innermost op -> cost-bearing op
-
-    def cost_of(node: int):
-        if node not in op_cost:
-            key = (int(spans.name_id[node]), int(spans.input_dims[node]),
-                   int(spans.input_types[node]), int(spans.concrete_inputs[node]))
-            if key not in estimates:
-                dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
-                name = names[key[0]]
-                estimates[key] = estimate_op(
-                    name, dims or [], types or [], concrete, allow_tf32=allow_tf32,
-                    fallback_dtype=trace_dtype() if name in _TENSORLIST_OPS else None)
-            op_cost[node] = estimates[key]
-        return op_cost[node]
-
     dtype_cache: list[str | None] = []
 
     def trace_dtype() -> str | None:
@@ -218,19 +202,14 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
             dtype_cache.append(_dominant_float_dtype(trace))
         return dtype_cache[0]
 
-    def cost_node_of(op: int) -> int:
-        if op not in top:
-            chain = tree.op_ancestors(op)
-            for i, o in enumerate(chain):
-                if names[spans.name_id[o]] in DECOMPOSITIONS:
-                    chain = chain[:i]
-                    break
-            known = [o for o in chain if cost_of(o) is not None]
-            top[op] = known[-1] if known else -1
-        return top[op]
+    def estimate(key: tuple) -> OpCost | None:
+        """The cost of an op keyed (name, dims, types, concrete ids), from its recorded texts."""
+        dims, types, concrete = (decode_raw(texts[i]) for i in key[1:])
+        name = names[key[0]]
+        return estimate_op(name, dims or [], types or [], concrete, allow_tf32=allow_tf32,
+                           fallback_dtype=trace_dtype() if name in _TENSORLIST_OPS else None)
 
-    ops = table.op_node.tolist()
-    cost_node = np.asarray([cost_node_of(o) if o >= 0 else -1 for o in ops], dtype=np.int64)
+    cost_node, op_cost = cost_bearing_ops(table, DECOMPOSITIONS, estimate)
     dur_us = table.dur_us
 
     flops = np.zeros(n)
@@ -260,17 +239,20 @@ def cost_kernels(table: KernelTable, spec=None, allow_tf32: bool | None = None,
         main = costed[order[np.r_[np.flatnonzero(np.diff(group[order])), len(order) - 1]]]
         bound_index = {b: i for i, b in enumerate(BOUNDS)}
         op_bound = np.full(len(nodes), UNKNOWN, dtype=np.int8)
-        for g, (node, t_us, k) in enumerate(zip(nodes.tolist(), time_us.tolist(),
-                                                 main.tolist())):
-            cost = op_cost[node]
-            point = roofline(cost, t_us, spec) if spec is not None else None
-            if point is not None:
-                op_bound[g] = bound_index[point.bound]
-            points.append(OpPoint(
-                node=node, op=names[spans.name_id[node]],
-                shapes=compact_raw(texts[spans.input_dims[node]]),
-                dtypes=compact_raw(texts[spans.input_types[node]]), cost=cost, time_us=t_us,
-                point=point, main_kernel=k))
+        node_l, time_l = nodes.tolist(), time_us.tolist()
+        op_costs = [op_cost[node] for node in node_l]
+        judged = roofline_many(op_costs, time_l, spec) if spec is not None else [None] * len(node_l)
+        if spec is not None:
+            op_bound[:] = [bound_index[p.bound] for p in judged]
+        # the recorded texts made compact once per distinct text, not once per call
+        compact: dict[int, str] = {}
+        dims_ids = spans.input_dims[nodes].tolist()
+        types_ids = spans.input_types[nodes].tolist()
+        for i in dict.fromkeys(dims_ids + types_ids):
+            compact[i] = compact_raw(texts[i])
+        points = list(map(OpPoint, node_l, map(names.__getitem__, spans.name_id[nodes].tolist()),
+                          map(compact.__getitem__, dims_ids), map(compact.__getitem__, types_ids),
+                          op_costs, time_l, judged, main.tolist()))
         is_work[costed] = work
         _helper_traffic(table, costed, group, work, nodes, op_cost, hbm)
         _split_kv_traffic(table, costed, group, nodes, op_cost, hbm)

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from profiler_kit.analysis.attention_pattern import find_unfused_attention, unit_op
+from profiler_kit.analysis.attention_pattern import find_unfused_attention, unit_ops
 from profiler_kit.analysis.categories import (BACKENDS, CATEGORIES, classify,
                                               is_attention_prologue,
                                               is_attention_scope_component)
+from profiler_kit.analysis.distinct import distinct_row_codes
 from profiler_kit.analysis.graph_join import GraphJoin, join_graph_replays
 from profiler_kit.analysis.spans import SpanTree, build_span_tree
 from profiler_kit.trace import OP, Trace
@@ -105,10 +106,8 @@ def _launching_spans(trace: Trace, tree: SpanTree) -> tuple[np.ndarray, np.ndarr
         rt_idx = np.where(hit, order[pos], -1)
         launch_ns = np.where(hit, rt.start_ns[np.maximum(rt_idx, 0)], -1)
         launch_name = np.where(hit, rt.name_id[np.maximum(rt_idx, 0)], -1)
-        threads = rt.thread[np.maximum(rt_idx, 0)].tolist()
-        starts = launch_ns.tolist()
-        for k in np.flatnonzero(hit).tolist():
-            node[k] = tree.enclosing(threads[k], starts[k])
+        at = np.flatnonzero(hit)
+        node[at] = tree.enclosing_many(rt.thread[rt_idx[at]], launch_ns[at])
     missing = node < 0
     if missing.any():
         spans = trace.spans
@@ -129,9 +128,10 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     # module scope are the capture's.
     graph_join = join_graph_replays(trace, launch_name)
     rt = trace.runtime
-    for k in np.flatnonzero(graph_join.joined).tolist():
-        r = int(graph_join.runtime_index[k])
-        node[k] = tree.enclosing(int(rt.thread[r]), int(rt.start_ns[r]))
+    joined = np.flatnonzero(graph_join.joined)
+    if len(joined):
+        r = graph_join.runtime_index[joined]
+        node[joined] = tree.enclosing_many(rt.thread[r], rt.start_ns[r])
     n = len(gpu)
     if len(tree.nearest_op):
         op_node = np.where(node >= 0, tree.nearest_op[np.maximum(node, 0)], -1)
@@ -142,49 +142,68 @@ def build_kernel_table(trace: Trace) -> KernelTable:
 
     # Unfused attention by its op pattern (QK^T -> softmax -> PV), scopes or not: the kernels
     # of a matched call are attention whatever their name (see attention_pattern).
-    unit_of = {op: unit_op(tree, names, span_names, op) for op in np.unique(op_node).tolist()
-               if op >= 0}
-    units = np.asarray([unit_of.get(op, -1) for op in op_node.tolist()], dtype=np.int64)
+    # Per distinct op, then spread to the kernels: a trace repeats few ops per kernel, but
+    # 300k kernels made 300k dict lookups and chain walks in Python.
+    distinct_ops, op_inverse = np.unique(op_node, return_inverse=True)
+    span_name_l = span_names.tolist()
+    tree.prefill_ancestors(distinct_ops)
+    distinct_l = distinct_ops.tolist()
+    known = [op for op in distinct_l if op >= 0]
+    unit_of = dict(zip(known, unit_ops(tree, names, span_name_l, known)))
+    units = np.asarray([unit_of.get(op, -1) for op in distinct_l],
+                       dtype=np.int64)[op_inverse.reshape(-1)] if n else np.full(0, -1, dtype=np.int64)
     pattern_call = find_unfused_attention(trace, tree, units)
-    units_l = units.tolist()
-    chains: dict[int, tuple[int, ...]] = {}          # op node -> op chain (span indices)
-    attention_scope: dict[int, int] = {}             # scope node -> attention module node
-    classes: dict[tuple, tuple[int, int]] = {}
-    category = np.zeros(n, dtype=np.int8)
-    backend = np.zeros(n, dtype=np.int8)
-    attention_call = np.full(n, -1, dtype=np.int64)
+    # The class of a kernel depends on (its name, kind, the names of its launching ops, whether
+    # an attention module encloses it): classified once per distinct such key, spread by codes.
+    chain_ids: dict[tuple, int] = {}                 # names of an op chain -> its id
+    chain_names: list[tuple] = []
+    op_chain_id = []
+    for op in distinct_l:
+        ids = tuple([span_name_l[c] for c in tree.op_ancestors(op)])
+        at = chain_ids.get(ids)
+        if at is None:
+            at = chain_ids[ids] = len(chain_names)
+            chain_names.append(ids)
+        op_chain_id.append(at)
+    scopes, scope_inverse = np.unique(scope_node, return_inverse=True)
+    attn_of_scope = np.asarray([_attention_module(tree, sc) for sc in scopes.tolist()],
+                               dtype=np.int64)
+    attn = attn_of_scope[scope_inverse.reshape(-1)] if n else np.full(0, -1, dtype=np.int64)
+    op_at = op_inverse.reshape(-1)
+    keys, key_at = distinct_row_codes(np.stack([gpu.name_id.astype(np.int64), gpu.kind.astype(np.int64),
+                                                np.asarray(op_chain_id, dtype=np.int64)[op_at],
+                                                (attn >= 0).astype(np.int64)], axis=1))
     cat_index = {c: i for i, c in enumerate(CATEGORIES)}
     backend_index = {b: i + 1 for i, b in enumerate(BACKENDS)}
-    kinds = gpu.kind.tolist()
-    gpu_names = gpu.name_id.tolist()
-    op_l = op_node.tolist()
-    scope_l = scope_node.tolist()
-    for k in range(n):
-        op = op_l[k]
-        chain = chains.get(op)
-        if chain is None:
-            chain = chains[op] = tuple(tree.op_ancestors(op))
-        s = scope_l[k]
-        attn = attention_scope.get(s)
-        if attn is None:
-            attn = attention_scope[s] = _attention_module(tree, s)
-        key = (gpu_names[k], kinds[k], chain and tuple(span_names[c] for c in chain), attn >= 0)
-        cls = classes.get(key)
-        if cls is None:
-            ops = tuple(names[i] for i in key[2]) if chain else ()
-            c, b = classify(names[gpu_names[k]], kinds[k], ops, attn >= 0)
-            cls = classes[key] = (cat_index[c], backend_index.get(b, 0))
-        call = pattern_call.get(units_l[k], -1) if pattern_call else -1
-        if call >= 0 and cls[0] != _ATTENTION_INDEX:
-            cls = (_ATTENTION_INDEX, _VANILLA_INDEX)
-        category[k], backend[k] = cls
-        if cls[0] == _ATTENTION_INDEX:
-            if attn >= 0:
-                attention_call[k] = attn
-            elif call >= 0 and not _under_sdpa(trace, chain):
-                attention_call[k] = call
-            else:
-                attention_call[k] = _attention_call_op(trace, chain)
+    classes = []
+    for name_id, kind, chain_id, in_attention in keys.tolist():
+        c, b = classify(names[name_id], kind, tuple(names[i] for i in chain_names[chain_id]),
+                        bool(in_attention))
+        classes.append((cat_index[c], backend_index.get(b, 0)))
+    category = np.asarray([c for c, _ in classes], dtype=np.int8)[key_at]
+    backend = np.asarray([b for _, b in classes], dtype=np.int8)[key_at]
+    # an unfused attention call found by its op pattern makes its kernels attention
+    call = np.full(n, -1, dtype=np.int64)
+    if pattern_call:
+        unit_values, unit_inverse = np.unique(units, return_inverse=True)
+        call = np.asarray([pattern_call.get(u, -1) for u in unit_values.tolist()],
+                          dtype=np.int64)[unit_inverse.reshape(-1)]
+        promoted = (call >= 0) & (category != _ATTENTION_INDEX)
+        category[promoted] = _ATTENTION_INDEX
+        backend[promoted] = _VANILLA_INDEX
+    attention_call = np.full(n, -1, dtype=np.int64)
+    is_attention = category == _ATTENTION_INDEX
+    in_module = is_attention & (attn >= 0)
+    attention_call[in_module] = attn[in_module]
+    by_op: dict[tuple[int, int], int] = {}           # (op, pattern call) -> the call's span
+    rest = np.flatnonzero(is_attention & (attn < 0))
+    for k, op, c in zip(rest.tolist(), op_node[rest].tolist(), call[rest].tolist()):
+        found = by_op.get((op, c))
+        if found is None:
+            chain = tree.op_ancestors(op)
+            found = by_op[(op, c)] = (c if c >= 0 and not _under_sdpa(trace, chain)
+                                      else _attention_call_op(trace, chain))
+        attention_call[k] = found
     _attach_prologues(trace, launch_ns, attention_call)
     return KernelTable(trace=trace, tree=tree, launch_ns=launch_ns, launch_name=launch_name, op_node=op_node,
                        scope_node=scope_node, category=category, backend=backend,

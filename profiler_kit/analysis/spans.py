@@ -49,6 +49,57 @@ class SpanTree:
             node = int(parent[node])
         return node
 
+    def enclosing_many(self, threads: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+        """:meth:`enclosing` of every (thread, ts) pair, as an int64 array (-1 none).
+
+        Why not a loop over :meth:`enclosing`: a trace of 300k kernels made 300k binary
+        searches and walks, a second of Python. Here each thread's lookups are one
+        searchsorted, and the walk up (past spans that ended before ts) advances every
+        unfinished lookup one parent per numpy pass: few passes, as spans nest shallowly."""
+        threads = np.asarray(threads, dtype=np.int64)
+        ts_ns = np.asarray(ts_ns, dtype=np.int64)
+        node = np.full(len(ts_ns), -1, dtype=np.int64)
+        if not len(ts_ns):
+            return node
+        for thread in np.unique(threads).tolist():
+            entry = self.by_thread.get(thread)
+            if entry is None:
+                continue
+            order, starts = entry
+            at = np.flatnonzero(threads == thread)
+            pos = np.searchsorted(starts, ts_ns[at], side="right") - 1
+            found = pos >= 0
+            node[at[found]] = order[pos[found]]
+        end, parent = self.end_ns, self.parent
+        walking = np.flatnonzero(node >= 0)
+        while len(walking):
+            walking = walking[end[node[walking]] < ts_ns[walking]]
+            node[walking] = parent[node[walking]]
+            walking = walking[node[walking] >= 0]
+        return node
+
+    def prefill_ancestors(self, ops: np.ndarray) -> None:
+        """Compute :meth:`op_ancestors` of all of ``ops`` (distinct op spans) at once: every
+        chain climbs one level per numpy pass, instead of a walk of numpy scalar lookups per op
+        (300k ops on a 1 GB trace)."""
+        ops = np.asarray(ops, dtype=np.int64)
+        ops = ops[ops >= 0]
+        if not len(ops):
+            return
+        up = np.where(self.parent >= 0, self.nearest_op[np.maximum(self.parent, 0)], -1)
+        levels = [ops]
+        while True:
+            here = levels[-1]
+            nxt = np.where(here >= 0, up[np.maximum(here, 0)], -1)
+            if not (nxt >= 0).any():
+                break
+            levels.append(nxt)
+        depth = (np.stack(levels) >= 0).sum(axis=0).tolist()
+        rows = np.stack(levels, axis=1).tolist()
+        found = self._ancestors
+        for op, row, d in zip(ops.tolist(), rows, depth):
+            found[op] = tuple(row[:d])
+
     def op_ancestors(self, op: int) -> tuple[int, ...]:
         """The aten op `op` and the aten ops enclosing it, innermost first."""
         found = self._ancestors.get(op)
@@ -85,63 +136,40 @@ def build_span_tree(trace: Trace) -> SpanTree:
         is_scope = kinds == MODULE
         scope_source = "nn.Module" if is_scope.any() else "none"
 
+    # The parents: a stack sweep per thread, over plain lists of the sorted starts and ends (the
+    # one sequential step). Nearest op and scope then follow the parents column-wise: a loop
+    # body per span doing all three took 1.5 s on a trace of 1.3M spans.
+    threads_sorted = spans.thread[order]
+    cuts = [0, *(np.flatnonzero(np.diff(threads_sorted)) + 1).tolist(), n]
+    parent_at = np.asarray(_stack_parents(start[order].tolist(), end[order].tolist(), cuts),
+                           dtype=np.int64)
     parent = np.full(n, -1, dtype=np.int64)
-    nearest_op = np.full(n, -1, dtype=np.int64)
-    scope_node = np.full(n, -1, dtype=np.int64)
+    parent[order] = np.where(parent_at >= 0, order[np.maximum(parent_at, 0)], -1)
+    nearest_op = _nearest_marked(parent, kinds == OP)
+    scope_node = _nearest_marked(parent, is_scope)
+
     scope_names: dict[int, str] = {}
     model_names: dict[int, str] = {}
-
-    order_l = order.tolist()
-    thread_l = spans.thread.tolist()
-    start_l = start.tolist()
-    end_l = end.tolist()
-    is_op_l = (kinds == OP).tolist()
-    is_scope_l = is_scope.tolist()
-    name_l = name_ids.tolist()
     prefix_len = len(MODULE_ANNOTATION_PREFIX)
-
-    stack: list[int] = []
-    stack_end: list[int] = []
-    current_thread = None
-    for i in order_l:
-        th = thread_l[i]
-        if th != current_thread:
-            stack.clear()
-            stack_end.clear()
-            current_thread = th
-        s = start_l[i]
-        while stack_end and stack_end[-1] <= s:
-            stack.pop()
-            stack_end.pop()
-        p = stack[-1] if stack else -1
-        parent[i] = p
-        if is_op_l[i]:
-            nearest_op[i] = i
-        elif p >= 0:
-            nearest_op[i] = nearest_op[p]
-        if is_scope_l[i]:
-            scope_node[i] = i
-            outer = scope_node[p] if p >= 0 else -1
-            if has_annotations:
-                # Our capture names each scope with the module's full dotted path already.
-                scope_names[i] = names[name_l[i]][prefix_len:]
-            elif outer < 0:
-                # nn.Module frames carry only the class: join them into a path, leaving out
-                # the outermost module (the model itself), as named_modules() paths do.
-                scope_names[i] = ""
-                model_names[i] = names[name_l[i]][len(NN_MODULE_PREFIX):]
-            else:
-                short = names[name_l[i]][len(NN_MODULE_PREFIX):]
-                up = scope_names[int(outer)]
-                scope_names[i] = f"{up}.{short}" if up else short
-                model_names[i] = model_names.get(int(outer), "")
-        elif p >= 0:
-            scope_node[i] = scope_node[p]
-        stack.append(i)
-        stack_end.append(end_l[i])
+    scopes = order[is_scope[order]]            # parents before children
+    scope_parent = parent[scopes]
+    outer_l = np.where(scope_parent >= 0, scope_node[np.maximum(scope_parent, 0)], -1).tolist()
+    for i, name_id, outer in zip(scopes.tolist(), name_ids[scopes].tolist(), outer_l):
+        if has_annotations:
+            # Our capture names each scope with the module's full dotted path already.
+            scope_names[i] = names[name_id][prefix_len:]
+        elif outer < 0:
+            # nn.Module frames carry only the class: join them into a path, leaving out
+            # the outermost module (the model itself), as named_modules() paths do.
+            scope_names[i] = ""
+            model_names[i] = names[name_id][len(NN_MODULE_PREFIX):]
+        else:
+            short = names[name_id][len(NN_MODULE_PREFIX):]
+            up = scope_names[outer]
+            scope_names[i] = f"{up}.{short}" if up else short
+            model_names[i] = model_names.get(outer, "")
 
     by_thread = {}
-    threads_sorted = spans.thread[order]
     bounds = np.flatnonzero(np.diff(threads_sorted)) + 1
     for chunk in np.split(order, bounds):
         if len(chunk):
@@ -149,3 +177,36 @@ def build_span_tree(trace: Trace) -> SpanTree:
     return SpanTree(parent=parent, nearest_op=nearest_op, scope_node=scope_node,
                     scope_names=scope_names, scope_source=scope_source, end_ns=end,
                     by_thread=by_thread, model_names=model_names)
+
+
+def _stack_parents(starts: list, ends: list, cuts: list) -> list[int]:
+    """Parent position of each span in (thread, start, longest-first) order, -1 at a root;
+    ``cuts`` bound each thread's run. A span still open (end > start) when the next one starts
+    encloses it; spans that ended are popped first."""
+    out = [-1] * len(starts)
+    for a, b in zip(cuts, cuts[1:]):
+        stack: list[int] = []
+        stack_end: list[int] = []
+        for p in range(a, b):
+            s = starts[p]
+            while stack_end and stack_end[-1] <= s:
+                stack.pop()
+                stack_end.pop()
+            if stack:
+                out[p] = stack[-1]
+            stack.append(p)
+            stack_end.append(ends[p])
+    return out
+
+
+def _nearest_marked(parent: np.ndarray, marked: np.ndarray) -> np.ndarray:
+    """Per span: itself if marked, else its nearest marked ancestor, -1 none. By pointer
+    doubling: each pass, a span not yet at a marked one (or the root) takes its pointee's
+    pointer, skipping only unmarked spans, so a few passes reach any depth."""
+    up = np.where(marked, np.arange(len(parent)), parent)
+    while True:
+        safe = np.maximum(up, 0)
+        pending = np.flatnonzero((up >= 0) & ~marked[safe])
+        if not len(pending):
+            return up
+        up[pending] = up[safe[pending]]

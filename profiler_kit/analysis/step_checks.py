@@ -46,14 +46,22 @@ def sync_figures(model: PathModel) -> list[dict]:
     launch_ids = np.asarray([i for i, nm in enumerate(names) if LAUNCH_CALL.match(nm)], dtype=np.int64)
     is_launch = np.isin(rt.name_id, launch_ids)
     groups: dict[tuple, dict] = {}
+    # The blocking calls and each thread's launch starts, taken once: scanning every runtime
+    # call per step and per blocking call was quadratic in the steps.
+    blocking = np.flatnonzero(model.rt_class == 2)
+    blocking_start = rt.start_ns[blocking]
+    blocking_end = blocking_start + rt.dur_ns[blocking]
+    launch_starts: dict[int, np.ndarray] = {}
     for g in model.steps:
         if not len(g.sync_end):
             continue
-        calls = np.flatnonzero((model.rt_class == 2) & (rt.start_ns >= g.t0)
-                               & (rt.start_ns + rt.dur_ns <= max(g.cpu_end, g.t0)))
+        calls = blocking[(blocking_start >= g.t0) & (blocking_end <= max(g.cpu_end, g.t0))]
         for r, (op, frame) in zip(calls.tolist(), _causes(model, calls)):
             th, end = int(rt.thread[r]), int(rt.start_ns[r] + rt.dur_ns[r])
-            later = is_launch & (rt.thread == th) & (rt.start_ns >= end) & (rt.start_ns <= g.cpu_end)
+            starts = launch_starts.get(th)
+            if starts is None:
+                starts = launch_starts[th] = rt.start_ns[is_launch & (rt.thread == th)]
+            later = (starts >= end) & (starts <= g.cpu_end)
             key = (names[rt.name_id[r]], op, frame)
             e = groups.setdefault(key, {"call": key[0], "op": key[1], "frame": key[2], "count": 0,
                                         "total_us": 0.0, "mid_step": 0})

@@ -1,0 +1,86 @@
+"""The column-wise analysis passes (issue 24) against the one-at-a-time code they replaced:
+same spans, same chains, same roofline points, same distinct rows. The traces' outputs are
+compared whole by benchmarks/check_same_outputs.py; these pin the building blocks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from profiler_kit.analysis.cost_model import OpCost
+from profiler_kit.analysis.distinct import distinct_row_codes, distinct_rows
+from profiler_kit.analysis.kernels import build_kernel_table
+from profiler_kit.analysis.roofline import roofline, roofline_many
+from profiler_kit.analysis.spans import SpanTree, _nearest_marked
+from profiler_kit.hardware.specs import load_spec
+from profiler_kit.trace import OP, read_trace
+
+TRACE = Path(__file__).parent / "data" / "sd" / "trace_vanilla.json.gz"
+
+
+@pytest.fixture(scope="module")
+def table():
+    return build_kernel_table(read_trace(TRACE))
+
+
+def _walk_ancestors(tree: SpanTree, op: int) -> tuple[int, ...]:
+    chain = []
+    while op >= 0:
+        chain.append(op)
+        up = int(tree.parent[op])
+        op = int(tree.nearest_op[up]) if up >= 0 else -1
+    return tuple(chain)
+
+
+def test_enclosing_many_is_enclosing_of_each(table):
+    spans = table.trace.spans
+    rng = np.random.default_rng(0)
+    pick = rng.integers(0, len(spans), 2000)
+    threads = spans.thread[pick]
+    # inside a span, at its edges, and just outside it
+    ts = spans.start_ns[pick] + rng.integers(-2, 3, len(pick)) * (spans.dur_ns[pick] // 2 + 1)
+    got = table.tree.enclosing_many(threads, ts)
+    want = [table.tree.enclosing(int(th), int(t)) for th, t in zip(threads.tolist(), ts.tolist())]
+    assert got.tolist() == want
+    assert table.tree.enclosing_many(np.empty(0, np.int64), np.empty(0, np.int64)).tolist() == []
+
+
+def test_prefilled_chains_are_the_walked_ones(table):
+    tree = table.tree
+    ops = np.flatnonzero(table.trace.spans.kind == OP)[:500]
+    fresh = SpanTree(parent=tree.parent, nearest_op=tree.nearest_op, scope_node=tree.scope_node,
+                     scope_names=tree.scope_names, scope_source=tree.scope_source,
+                     end_ns=tree.end_ns, by_thread=tree.by_thread)
+    fresh.prefill_ancestors(np.r_[-1, ops])
+    assert [fresh.op_ancestors(int(o)) for o in ops] == [_walk_ancestors(tree, int(o)) for o in ops]
+
+
+def test_nearest_marked_follows_the_parents():
+    # 0 <- 1 <- 2 <- 3, 0 <- 4, 5 a root; 1 and 5 marked
+    parent = np.array([-1, 0, 1, 2, 0, -1])
+    marked = np.array([False, True, False, False, False, True])
+    assert _nearest_marked(parent, marked).tolist() == [-1, 1, 1, 1, -1, 5]
+
+
+def test_distinct_rows_index_back_to_every_row():
+    rng = np.random.default_rng(1)
+    table = rng.integers(0, 4, (1000, 3)) * np.array([1, 10**12, 7])
+    rows, at = distinct_rows(table)
+    assert len(set(rows)) == len(rows) == len({tuple(r) for r in table.tolist()})
+    assert [rows[i] for i in at] == [tuple(r) for r in table.tolist()]
+    empty, codes = distinct_row_codes(np.empty((0, 2), np.int64))
+    assert empty.shape == (0, 2) and codes.tolist() == []
+
+
+def test_roofline_many_is_roofline_of_each():
+    spec = load_spec("h100-sxm")
+    costs = [OpCost(flops=2e12, bytes=1e9, engine="tensor", dtype="fp16", formula="gemm"),
+             OpCost(flops=10, bytes=4e9, engine="cuda", dtype="fp32", formula="elementwise"),
+             OpCost(flops=5e9, bytes=2e6, engine="tensor", dtype="fp8_e4m3", formula="gemm"),
+             OpCost(flops=0, bytes=0, engine="cuda", dtype="int64", formula="copy")]
+    calls = [costs[i % len(costs)] for i in range(40)]
+    durations = [0.0, 1.0, 4.99, 5.0, 12.5, 300.0, 2e4, -1.0] * 5
+    assert roofline_many(calls, durations, spec) == [roofline(c, d, spec) for c, d in zip(calls, durations)]
+    assert roofline_many([], [], spec) == []
