@@ -61,7 +61,7 @@ def test_no_module_is_over_600_lines():
 
 def test_the_top_level_holds_only_the_commands_and_the_shared_modules():
     top = sorted(p.name for p in PACKAGE.glob("*.py"))
-    assert top == ["__init__.py", "__main__.py", "aggregate.py", "analyze.py", "attention_op_names.py", "config.py",
-                   "out_folder.py", "run_folder.py", "units.py"]
+    assert top == ["__init__.py", "__main__.py", "aggregate.py", "analyze.py", "attention_op_names.py", "cache_folder.py",
+                   "config.py", "out_folder.py", "run_folder.py", "units.py"]
     packages = sorted(p.name for p in PACKAGE.iterdir() if (p / "__init__.py").exists())
     assert packages == ["analysis", "capture", "hardware", "records", "report", "trace"]

@@ -176,3 +176,24 @@ def test_run_report_without_traces_keeps_timing_memory_and_checks(tmp_path: Path
     page_checks(html)
     assert '<section id="traces-missing">' in html and '<section id="time">' not in html
     assert 'id="fig-memory_peaks"' in html and '<section id="timing">' in html
+
+
+def test_compiled_templates_are_kept_in_the_cache_and_an_unusable_cache_costs_nothing(tmp_path):
+    """The report's templates compile once per user (cache_folder/templates); where that folder
+    cannot be made the report is still written."""
+    import os
+    import subprocess
+    import sys
+
+    trace = sorted((Path(__file__).parent / "data" / "hf_eager").glob("*.json.gz"))[0]
+    cache = tmp_path / "cache"
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder would go")
+    for where, out in ((cache, "a"), (cache, "b"), (blocked, "c")):
+        env = {**os.environ, "PROFILER_KIT_CACHE": str(where), "PYTHONPATH": str(Path(__file__).parents[1])}
+        proc = subprocess.run([sys.executable, "-m", "profiler_kit.analyze", str(trace), "--out", str(tmp_path / out)],
+                              capture_output=True, text=True, env=env, timeout=120)
+        assert proc.returncode == 0, proc.stderr
+        assert (tmp_path / out / "report.html").stat().st_size > 100_000
+    assert list((cache / "templates").glob("*.cache"))
+    assert (tmp_path / "a" / "report.html").read_bytes().count(b"<table") == (tmp_path / "b" / "report.html").read_bytes().count(b"<table")

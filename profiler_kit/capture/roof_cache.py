@@ -17,18 +17,10 @@ import re
 from pathlib import Path
 from typing import Any, Mapping
 
+from profiler_kit.cache_folder import CACHE_ENV, cache_dir  # noqa: F401  (CACHE_ENV: the tests' name for it)
 from profiler_kit.records import RecordError, RoofCalibration, read_roof_calibration, write_record
 
-CACHE_ENV = "PROFILER_KIT_CACHE"
 ROOFS_DIR = "roofs"
-
-
-def cache_dir() -> Path:
-    """$PROFILER_KIT_CACHE, else $XDG_CACHE_HOME/profiler_kit, else ~/.cache/profiler_kit."""
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "profiler_kit"
 
 
 def card_slug(device_name: str) -> str:
