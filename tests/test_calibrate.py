@@ -16,7 +16,7 @@ import msgspec
 import pytest
 import torch
 
-from profiler_kit import records
+from profiler_kit import cache_folder, records
 from profiler_kit.capture import calibrate, roof_cache
 from profiler_kit.records import RecordError, read_roof_calibration, write_record
 from profiler_kit.hardware.specs import load_spec
@@ -133,7 +133,7 @@ def test_the_cpu_timer_really_times(monkeypatch):
 
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv(roof_cache.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(cache_folder.CACHE_ENV, str(tmp_path / "cache"))
     return tmp_path / "cache"
 
 
@@ -146,12 +146,12 @@ def _fake_measure(counter: list):
 
 
 def test_cache_location_follows_the_environment(monkeypatch, tmp_path):
-    monkeypatch.delenv(roof_cache.CACHE_ENV, raising=False)
+    monkeypatch.delenv(cache_folder.CACHE_ENV, raising=False)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
     assert roof_cache.cache_path("NVIDIA H200") == tmp_path / "xdg" / "profiler_kit" / "roofs" / "nvidia-h200.json"
     monkeypatch.delenv("XDG_CACHE_HOME")
-    assert roof_cache.cache_dir() == Path.home() / ".cache" / "profiler_kit"
-    monkeypatch.setenv(roof_cache.CACHE_ENV, str(tmp_path / "mine"))
+    assert cache_folder.cache_dir() == Path.home() / ".cache" / "profiler_kit"
+    monkeypatch.setenv(cache_folder.CACHE_ENV, str(tmp_path / "mine"))
     assert roof_cache.cache_path("NVIDIA H100 80GB HBM3").name == "nvidia-h100-80gb-hbm3.json"
 
 

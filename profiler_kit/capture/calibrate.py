@@ -31,7 +31,7 @@ from typing import Any, Callable, Mapping
 
 import torch
 
-from profiler_kit import units
+from profiler_kit import cache_folder, units
 from profiler_kit.capture import roof_cache
 from profiler_kit.hardware import specs
 from profiler_kit.config import CALIBRATE_MODES
@@ -290,7 +290,7 @@ def calibration_for_run(calibrate: str, device: torch.device, env: Mapping[str, 
             roof_cache.store(cal)
         except OSError as exc:
             warnings.append(f"measured roofs not cached ({roof_cache.cache_path(cal.device_name)}: "
-                            f"{exc.strerror or exc}); set {roof_cache.CACHE_ENV} to a writable folder")
+                            f"{exc.strerror or exc}); set {cache_folder.CACHE_ENV} to a writable folder")
         log.info("%s (%.1f s)", summary_line(cal), cal.calibration_s)
     else:
         log.info("%s; %s", summary_line(cal), why)

@@ -12,12 +12,11 @@ other versions is not reused: it is measured again and the file overwritten atom
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, Mapping
 
-from profiler_kit.cache_folder import CACHE_ENV, cache_dir  # noqa: F401  (CACHE_ENV: the tests' name for it)
+from profiler_kit.cache_folder import cache_dir
 from profiler_kit.records import RecordError, RoofCalibration, read_roof_calibration, write_record
 
 ROOFS_DIR = "roofs"
