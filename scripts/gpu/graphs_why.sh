@@ -17,7 +17,9 @@
 #   PART 8: SDXL 1024 px under compile, vanilla and cuDNN, timed: on the machine that ran PART 7,
 #           vanilla's compile comes from Inductor's cache in /tmp;
 #   PART 9: PART 6's run, then SDXL 1024 px under compile, vanilla and cuDNN, timed (no xformers:
-#           SKIP_XFORMERS=1 saves its build).
+#           SKIP_XFORMERS=1 saves its build);
+#   PART 10: SDXL 1024 px under graphs, vanilla, xformers and cuDNN (the standard sweep's SDXL
+#           graph job, when a sweep's call ran out of time before it).
 # Each run has its own limit, and everything measured so far is packed into $OUT after each,
 # so a call that runs out of time still returns what it measured.
 set -uo pipefail
@@ -66,7 +68,7 @@ elif [ "${PART}" = 6 ]; then
 elif [ "${PART}" = 7 ]; then
   run 420 compile-ro-sdxl_1024-xformers point=sdxl_1024 execution=compile \
     compile_mode=reduce-overhead "modes=[vanilla,xformers]" warmup=3 iterations=10
-  run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
+  run 150 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
     "modes=[vanilla,xformers]" warmup=3 iterations=10
 elif [ "${PART}" = 8 ]; then
   run 560 compile-ro-sdxl_1024-cudnn point=sdxl_1024 execution=compile \
@@ -75,8 +77,10 @@ elif [ "${PART}" = 9 ]; then
   run 150 graphs-sd15_1024-pool3 point=sd15_1024 execution=cuda_graphs "modes=[vanilla,sdpa_cudnn,sdpa_math]"
   run 560 compile-ro-sdxl_1024-cudnn point=sdxl_1024 execution=compile \
     compile_mode=reduce-overhead "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
+elif [ "${PART}" = 10 ]; then
+  run 200 graphs-sdxl_1024 point=sdxl_1024 execution=cuda_graphs $MODES
 elif [ "${PART}" = 5 ]; then
-  run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
+  run 150 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
     "modes=[vanilla,xformers]" warmup=3 iterations=10
 else
   run 500 ncu-graphs-sd15_512 point=sd15_512 execution=cuda_graphs "modes=[vanilla,sdpa_cudnn]" measure=ncu
