@@ -132,6 +132,29 @@ def test_vanilla_is_textbook_and_a_mode_that_ran_another_attention_is_flagged(na
     assert as_flash.fallback == "sdpa_flash asked for flash but ran math"
 
 
+def test_flex_is_seen_on_every_check_in_one_process():
+    """Eager flex_attention records its op only on the call that traces its compiled wrapper:
+    the jobs of a multirun share one process, and a second check must not flag flex as not run
+    (the H200 sweep of 2026-12-06 said "flex asked for flex but ran no attention op" for every
+    flex job after the first)."""
+    import torch
+
+    from profiler_kit.capture import attention_modes, attention_ran, execution
+
+    _, built, inputs = _build("tiny_sd3")
+    model = built.unet
+
+    def call():
+        return execution.Runner(model, inputs)(inputs["sample"], inputs["timestep"])
+
+    with torch.inference_mode():
+        for _ in range(2):
+            with attention_modes.attention_mode(model, "flex"):
+                ran, _ = attention_ran.check("flex", call, "eager")
+            assert ran.families == ["flex"], ran
+            assert "without torch.compile" in ran.fallback
+
+
 def test_fallback_verdicts():
     from profiler_kit.capture.attention_ran import families_of, judge
 

@@ -82,6 +82,14 @@ def check(mode: str, call: Callable[[], Any], execution: str) -> Tuple[Ran, Any]
     verdict and the call's output (an eager run's correctness call is this one)."""
     from torch.profiler import ProfilerActivity, profile
 
+    if mode == "flex" and execution != "compile":
+        # Eager flex_attention runs through a region torch.compile'd with the eager backend: its
+        # op (FlexAttentionAutogradOp) is recorded only on the call that traces the region, and
+        # later calls show a bare "Torch-Compiled Region". A process that already ran flex (the
+        # jobs of a multirun with Hydra's basic launcher run in one process) would see no
+        # attention op and flag flex as not run. Outside execution=compile, flex's wrapper is
+        # the only thing Dynamo holds, so its cache is dropped and this call traces again.
+        torch._dynamo.reset()
     with profile(activities=[ProfilerActivity.CPU], record_shapes=False, profile_memory=False) as prof:
         out = call()
         if torch.cuda.is_available():
