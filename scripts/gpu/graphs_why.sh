@@ -11,7 +11,11 @@
 #           vanilla out of memory on the H100);
 #   PART 5: xformers under compile at 512 px (fits after transformers.sh in one call);
 #   PART 6: SD 1.5 1024 px under graphs, vanilla, cuDNN and math, timed (the shared pool on an
-#           80 GB card; SKIP_XFORMERS=1).
+#           80 GB card; SKIP_XFORMERS=1);
+#   PART 7: SDXL 1024 px under compile, vanilla and xformers, timed (one run fits one call), then
+#           PART 5's run;
+#   PART 8: SDXL 1024 px under compile, vanilla and cuDNN, timed: on the machine that ran PART 7,
+#           vanilla's compile comes from Inductor's cache in /tmp.
 # Each run has its own limit, and everything measured so far is packed into $OUT after each,
 # so a call that runs out of time still returns what it measured.
 set -uo pipefail
@@ -57,6 +61,14 @@ elif [ "${PART}" = 4 ]; then
 elif [ "${PART}" = 6 ]; then
   # the shared graph pool on an 80 GB card, timing included (SKIP_XFORMERS=1: no build needed)
   run 150 graphs-sd15_1024-pool3 point=sd15_1024 execution=cuda_graphs "modes=[vanilla,sdpa_cudnn,sdpa_math]"
+elif [ "${PART}" = 7 ]; then
+  run 420 compile-ro-sdxl_1024-xformers point=sdxl_1024 execution=compile \
+    compile_mode=reduce-overhead "modes=[vanilla,xformers]" warmup=3 iterations=10
+  run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
+    "modes=[vanilla,xformers]" warmup=3 iterations=10
+elif [ "${PART}" = 8 ]; then
+  run 560 compile-ro-sdxl_1024-cudnn point=sdxl_1024 execution=compile \
+    compile_mode=reduce-overhead "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
 elif [ "${PART}" = 5 ]; then
   run 110 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
     "modes=[vanilla,xformers]" warmup=3 iterations=10
