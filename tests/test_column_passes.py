@@ -13,7 +13,7 @@ from profiler_kit.analysis.cost_model import OpCost
 from profiler_kit.analysis.distinct import distinct_row_codes, distinct_rows
 from profiler_kit.analysis.kernels import build_kernel_table
 from profiler_kit.analysis.roofline import roofline, roofline_many
-from profiler_kit.analysis.spans import SpanTree, _nearest_marked
+from profiler_kit.analysis.spans import SpanTree, _nearest_marked, _stack_parents
 from profiler_kit.hardware.specs import load_spec
 from profiler_kit.trace import OP, read_trace
 
@@ -55,6 +55,61 @@ def test_prefilled_chains_are_the_walked_ones(table):
                      end_ns=tree.end_ns, by_thread=tree.by_thread)
     fresh.prefill_ancestors(np.r_[-1, ops])
     assert [fresh.op_ancestors(int(o)) for o in ops] == [_walk_ancestors(tree, int(o)) for o in ops]
+
+
+def _swept_parents(starts: list, ends: list, cuts: list) -> list[int]:
+    """The stack sweep _stack_parents replaced (a Python loop over every span)."""
+    out = [-1] * len(starts)
+    for a, b in zip(cuts, cuts[1:]):
+        stack: list[int] = []
+        stack_end: list[int] = []
+        for p in range(a, b):
+            s = starts[p]
+            while stack_end and stack_end[-1] <= s:
+                stack.pop()
+                stack_end.pop()
+            if stack:
+                out[p] = stack[-1]
+            stack.append(p)
+            stack_end.append(ends[p])
+    return out
+
+
+def _both_parents(thread, start, dur):
+    thread, start, dur = (np.asarray(x, dtype=np.int64) for x in (thread, start, dur))
+    order = np.lexsort((-dur, start, thread))
+    t, s, e = thread[order], start[order], (start + dur)[order]
+    first = np.ones(len(t), dtype=bool)
+    first[1:] = t[1:] != t[:-1]
+    cuts = [0, *(np.flatnonzero(np.diff(t)) + 1).tolist(), len(t)]
+    return _stack_parents(s, e, first).tolist(), _swept_parents(s.tolist(), e.tolist(), cuts)
+
+
+@pytest.mark.parametrize("trace", [
+    TRACE, Path(__file__).parent / "data" / "sd_plain" / "sd15-512-vanilla-plain.json.gz",
+    Path(__file__).parent / "data" / "third_party" / "hta" / "benchmark_result_924719_1679055439_trace.json.gz",
+], ids=lambda p: p.name[:24])
+def test_stack_parents_are_the_sweeps(trace):
+    spans = read_trace(trace).spans
+    got, want = _both_parents(spans.thread, spans.start_ns, spans.dur_ns)
+    assert got == want and max(want) >= 0
+
+
+def test_stack_parents_of_spans_that_do_not_nest():
+    """Overlaps that are not nesting, zero-length spans, equal starts, spans ending where the
+    next begins, several threads, long runs of siblings: whatever the sweep gives."""
+    rng = np.random.default_rng(1)
+    for _ in range(50):
+        n = int(rng.integers(1, 400))
+        thread = rng.integers(0, 3, n)
+        start = rng.integers(0, 200, n)
+        dur = rng.integers(0, 40, n) * rng.integers(0, 2, n)
+        got, want = _both_parents(thread, start, dur)
+        assert got == want
+    siblings = np.arange(5000)
+    got, want = _both_parents(np.zeros(5001), np.r_[0, siblings * 2], np.r_[10_001, np.ones(5000)])
+    assert got == want == [-1] + [0] * 5000
+    assert _both_parents([], [], []) == ([], [])
 
 
 def test_nearest_marked_follows_the_parents():
