@@ -1,7 +1,7 @@
-"""kernels.csv written ahead by a forked child (profiler_kit/background_file.py) is the file the
-analysis writes itself, byte for byte, on real traces; a child that fails or is killed costs
-only time (the file is then written in the parent), and an analysis that fails after the fork
-leaves no temporary file and no child behind."""
+"""kernels.csv written ahead by a forked child (profiler_kit/analysis/background_file.py) is
+the file the analysis writes itself, byte for byte, on real traces; a child that fails or is
+killed costs only time (the file is then written in the parent), and an analysis that fails
+after the fork leaves no temporary file and no child behind."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 import profiler_kit.analysis as analysis
-from profiler_kit import analyze, background_file
+from profiler_kit import analyze
+from profiler_kit.analysis import background_file
 from profiler_kit.analysis import TraceError, analyze_trace
 from profiler_kit.records import write_atomic
 

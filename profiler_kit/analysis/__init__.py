@@ -16,7 +16,7 @@ import numpy as np
 
 from collections import Counter
 
-from profiler_kit.background_file import BackgroundFile, worth_forking
+from profiler_kit.analysis.background_file import BackgroundFile, worth_forking
 from profiler_kit.hardware import specs
 from profiler_kit.trace import values as trace_values
 from profiler_kit.trace.file import DEFAULT_LIMITS, ReadLimits
