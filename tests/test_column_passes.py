@@ -129,6 +129,17 @@ def test_distinct_rows_index_back_to_every_row():
     assert empty.shape == (0, 2) and codes.tolist() == []
 
 
+@pytest.mark.parametrize("distinct_per_column", [3, 100_000])
+def test_distinct_row_codes_are_np_uniques(distinct_per_column):
+    """Same rows, same order, same codes as np.unique(axis=0), also where the folded radix
+    would pass 2**62 (5 columns of up to 100k values each) and the codes are renumbered."""
+    rng = np.random.default_rng(2)
+    table = rng.integers(-distinct_per_column, distinct_per_column, (200_000, 5))
+    rows, codes = distinct_row_codes(table)
+    want_rows, want_codes = np.unique(table, axis=0, return_inverse=True)
+    assert np.array_equal(rows, want_rows) and np.array_equal(codes, want_codes.reshape(-1))
+
+
 def test_roofline_many_is_roofline_of_each():
     spec = load_spec("h100-sxm")
     costs = [OpCost(flops=2e12, bytes=1e9, engine="tensor", dtype="fp16", formula="gemm"),
