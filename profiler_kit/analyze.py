@@ -197,9 +197,11 @@ def run(argv: list[str] | None = None) -> int:
 
     labels = args.label or _default_labels(args.traces)
     out = Path(args.out)
-    # kernels.csv is written by a forked child while the analysis goes on (big traces), into
-    # a temporary file beside the outputs when --out exists (then moving it there is a rename)
-    ahead = out if out.is_dir() else Path(tempfile.gettempdir())
+    # kernels.csv is written by a forked child while the analysis goes on (big traces), into a
+    # temporary file in --out, or in its nearest existing parent while --out is not made yet
+    # (not the system's temporary folder: often another file system, or memory, and moving
+    # it into --out would then be a copy)
+    ahead = next((p for p in (out, *out.absolute().parents) if p.is_dir()), Path(tempfile.gettempdir()))
     analyses = []
     for path, label, (measurement, source), capture in zip(args.traces, labels, measurements,
                                                            captures):

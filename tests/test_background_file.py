@@ -119,3 +119,19 @@ def test_no_fork_where_torch_was_imported(monkeypatch):
     monkeypatch.setattr(workers, "cores", lambda: 1)
     monkeypatch.delitem(sys.modules, "torch")
     assert not background_file.worth_forking()
+
+
+def test_analyze_command_into_a_folder_not_made_yet(tmp_path, ahead_always, capsys):
+    """The temporary file goes to --out's nearest existing parent, and nothing is left there."""
+    out = tmp_path / "new" / "out"
+    assert analyze.main([str(OPS), "--gpu", "h100", "--out", str(out), "--no-report"]) == 0
+    assert (out / "kernels.csv").read_bytes() == _in_process(OPS, tmp_path / "ref.csv")
+    assert _leftovers(tmp_path) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["new", "ref.csv"]
+
+
+def test_no_temporary_file_no_fork(tmp_path, ahead_always):
+    """A folder the temporary file cannot be made in: kernels.csv is written when asked."""
+    a = analyze_trace(OPS, spec="h100", kernels_csv_ahead=tmp_path / "missing")
+    assert a.kernels_csv_pending is None
+    a.write_kernels_csv(tmp_path / "kernels.csv")
+    assert (tmp_path / "kernels.csv").read_bytes() == _in_process(OPS, tmp_path / "ref.csv")

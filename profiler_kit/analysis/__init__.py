@@ -153,6 +153,15 @@ def write_kernels_csv(table: KernelTable, costs: KernelCosts, path: str | os.Pat
         kernels_csv.write_columns(f, KERNEL_CSV_COLUMNS, kernel_columns(table, costs, esc), esc)
 
 
+def _kernels_csv_ahead(table: KernelTable, costs: KernelCosts, folder) -> BackgroundFile | None:
+    """kernels.csv started in a forked child; None (written when asked) where its temporary
+    file cannot be made in ``folder`` (not writable, full)."""
+    try:
+        return BackgroundFile(lambda tmp: write_kernels_csv(table, costs, tmp), folder, "kernels.csv")
+    except OSError:
+        return None
+
+
 def _op_texts(t: KernelTable, ops: list[int]) -> list[tuple[str, str, str, str]]:
     """(op name, shapes, dtypes, enclosing ops "a < b") of each op span (-1: four empty texts);
     the recorded texts are made compact once per distinct text, not once per op."""
@@ -348,7 +357,7 @@ def analyze_trace(path, spec=None, label: str | None = None, *,
     table = build_kernel_table(trace)
     costs = cost_kernels(table, gpu_spec, allow_tf32, calibration, roof_basis)
     # kernels.csv needs nothing after the costs: a forked child writes it while the rest runs
-    pending = (BackgroundFile(lambda tmp: write_kernels_csv(table, costs, tmp), kernels_csv_ahead)
+    pending = (_kernels_csv_ahead(table, costs, kernels_csv_ahead)
                if kernels_csv_ahead is not None and len(table) >= MIN_CSV_AHEAD_ROWS
                and worth_forking() else None)
     try:

@@ -50,13 +50,15 @@ def _stop(pid: int | None, tmp: str) -> None:
 
 
 class BackgroundFile:
-    """``write(path)`` run by a forked child into a temporary file in ``folder`` (default: the
-    system's temporary folder; one on the destination's file system makes ``place`` a rename)."""
+    """``write(path)`` run by a forked child into a temporary file ``.NAME.*.partial`` in
+    ``folder`` (default: the system's temporary folder; one on the destination's file system
+    makes ``place`` a rename). Raises OSError where the temporary file cannot be made."""
 
-    def __init__(self, write: Callable[[str], None], folder: str | os.PathLike | None = None):
+    def __init__(self, write: Callable[[str], None], folder: str | os.PathLike | None = None,
+                 name: str = "background"):
         self._write = write
         self._taken = False
-        fd, self._tmp = tempfile.mkstemp(prefix=".background-", suffix=".partial", dir=folder)
+        fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
         os.close(fd)
         for stream in (sys.stdout, sys.stderr):   # else the child's exit could not lose them,
             stream.flush()                         # but a buffered line would be in both
