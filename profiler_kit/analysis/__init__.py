@@ -25,7 +25,7 @@ from profiler_kit.analysis import breakdown, kernels_csv
 from profiler_kit.analysis.attention_calls import analyze_attention
 from profiler_kit.analysis.categories import BACKENDS, CATEGORIES
 from profiler_kit.analysis.compare import compare
-from profiler_kit.analysis.distinct import distinct_rows
+from profiler_kit.analysis.distinct import distinct_row_codes, distinct_rows
 from profiler_kit.analysis.critical_path import PathModel, build_path_model, critical_path
 from profiler_kit.analysis.what_if import own_what_ifs
 from profiler_kit.analysis.step_checks import guide_checks
@@ -106,9 +106,7 @@ def kernel_columns(t: KernelTable, c: KernelCosts, esc=None) -> list[list]:
     shapes, shape_at = distinct_rows(np.concatenate([gpu.grid, gpu.block], axis=1))
     shape_texts = [("x".join(map(str, r[:3])) if any(r[:3]) else "",
                     "x".join(map(str, r[3:])) if any(r[3:]) else "") for r in shapes]
-    distinct_ops, op_at = np.unique(t.op_node, return_inverse=True)
-    op_texts = _op_texts(t, distinct_ops.tolist())
-    op_at = op_at.reshape(-1).tolist()
+    op_texts, op_at = _op_texts(t)
     scope_l = t.scope_node.tolist()
     scopes = {s: t.scope_of_node(s) for s in dict.fromkeys(scope_l)}
     cost_names = {-1: ""}
@@ -162,32 +160,44 @@ def _kernels_csv_ahead(table: KernelTable, costs: KernelCosts, folder) -> Backgr
         return None
 
 
-def _op_texts(t: KernelTable, ops: list[int]) -> list[tuple[str, str, str, str]]:
-    """(op name, shapes, dtypes, enclosing ops "a < b") of each op span (-1: four empty texts);
-    the recorded texts are made compact once per distinct text, not once per op."""
+def _op_texts(t: KernelTable) -> tuple[list[tuple[str, str, str, str]], list[int]]:
+    """(the distinct (op name, shapes, dtypes, enclosing ops "a < b") of the kernels'
+    launching ops, four empty texts for no op; each kernel's index into them).
+
+    Column-wise: every launching op's chain of enclosing ops (SpanTree.op_ancestors) climbs
+    one level per numpy pass, and the texts are made once per distinct (chain of op names,
+    shapes text, dtypes text): a 1 GB trace has 248k launching ops and a few thousand such
+    keys, and a loop over the ops was a quarter of kernels.csv's time."""
     trace = t.trace
     spans, texts, names = trace.spans, trace.arg_texts, trace.names
-    known = [op for op in ops if op >= 0]
-    chains = [t.tree.op_ancestors(op) for op in known]
-    flat = np.fromiter((a for chain in chains for a in chain), dtype=np.int64)
-    flat_names = spans.name_id[flat].tolist()
-    at = np.asarray(known, dtype=np.int64)
-    dims_l, types_l = spans.input_dims[at].tolist(), spans.input_types[at].tolist()
+    ops = t.op_node
+    if not (ops >= 0).any():
+        return [("", "", "", "")], [0] * len(ops)
+    tree = t.tree
+    up = np.where(tree.parent >= 0, tree.nearest_op[np.maximum(tree.parent, 0)], -1)
+    levels = [ops]
+    while True:
+        here = levels[-1]
+        outer = np.where(here >= 0, up[np.maximum(here, 0)], -1)
+        if not (outer >= 0).any():
+            break
+        levels.append(outer)
+    at = np.maximum(ops, 0)
+    columns = [np.where(lv >= 0, spans.name_id[np.maximum(lv, 0)], -1) for lv in levels]
+    columns += [np.where(ops >= 0, spans.input_dims[at], -1), np.where(ops >= 0, spans.input_types[at], -1)]
+    keys, key_at = distinct_row_codes(np.stack(columns, axis=1).astype(np.int64))
     compact: dict[int, str] = {}
-    joined: dict[tuple, str] = {}
-    out: dict[int, tuple[str, str, str, str]] = {-1: ("", "", "", "")}
-    pos = 0
-    for op, chain, d, ty in zip(known, chains, dims_l, types_l):
-        ids = tuple(flat_names[pos:pos + len(chain)])
-        pos += len(chain)
+    out = []
+    for *chain, d, ty in keys.tolist():
+        if chain[0] < 0:
+            out.append(("", "", "", ""))
+            continue
+        ids = chain[:chain.index(-1)] if -1 in chain else chain
         for i in (d, ty):
             if i not in compact:
                 compact[i] = compact_raw(texts[i])
-        up = joined.get(ids)
-        if up is None:
-            up = joined[ids] = " < ".join(names[a] for a in ids[1:])
-        out[op] = (names[ids[0]], compact[d], compact[ty], up)
-    return [out[op] for op in ops]
+        out.append((names[ids[0]], compact[d], compact[ty], " < ".join(names[a] for a in ids[1:])))
+    return out, key_at.tolist()
 
 
 def _resolve_spec(spec, spec_source: str | None, trace: Trace, device_names: list[str],
