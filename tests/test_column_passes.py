@@ -112,6 +112,15 @@ def test_stack_parents_of_spans_that_do_not_nest():
     assert _both_parents([], [], []) == ([], [])
 
 
+def test_op_name_chains_are_the_walked_chains_names(table):
+    tree, names = table.tree, table.trace.spans.name_id
+    ops = np.r_[-1, table.op_node, np.flatnonzero(table.trace.spans.kind == OP)[:500]]
+    chains, at = tree.op_name_chains(ops, names)
+    assert len(set(chains)) == len(chains)
+    assert [chains[i] for i in at.tolist()] == [
+        tuple(int(names[a]) for a in _walk_ancestors(tree, int(o))) for o in ops.tolist()]
+
+
 def test_nearest_marked_follows_the_parents():
     # 0 <- 1 <- 2 <- 3, 0 <- 4, 5 a root; 1 and 5 marked
     parent = np.array([-1, 0, 1, 2, 0, -1])

@@ -164,35 +164,26 @@ def _op_texts(t: KernelTable) -> tuple[list[tuple[str, str, str, str]], list[int
     """(the distinct (op name, shapes, dtypes, enclosing ops "a < b") of the kernels'
     launching ops, four empty texts for no op; each kernel's index into them).
 
-    Column-wise: every launching op's chain of enclosing ops (SpanTree.op_ancestors) climbs
-    one level per numpy pass, and the texts are made once per distinct (chain of op names,
-    shapes text, dtypes text): a 1 GB trace has 248k launching ops and a few thousand such
-    keys, and a loop over the ops was a quarter of kernels.csv's time."""
+    Column-wise: the chains of op names come from SpanTree.op_name_chains, and the texts are
+    made once per distinct (chain of op names, shapes text, dtypes text): a 1 GB trace has
+    248k launching ops and a few thousand such keys, and a loop over the ops was a quarter of
+    kernels.csv's time."""
     trace = t.trace
     spans, texts, names = trace.spans, trace.arg_texts, trace.names
     ops = t.op_node
-    if not (ops >= 0).any():
-        return [("", "", "", "")], [0] * len(ops)
-    tree = t.tree
-    up = np.where(tree.parent >= 0, tree.nearest_op[np.maximum(tree.parent, 0)], -1)
-    levels = [ops]
-    while True:
-        here = levels[-1]
-        outer = np.where(here >= 0, up[np.maximum(here, 0)], -1)
-        if not (outer >= 0).any():
-            break
-        levels.append(outer)
+    chains, chain_at = t.tree.op_name_chains(ops, spans.name_id)
     at = np.maximum(ops, 0)
-    columns = [np.where(lv >= 0, spans.name_id[np.maximum(lv, 0)], -1) for lv in levels]
-    columns += [np.where(ops >= 0, spans.input_dims[at], -1), np.where(ops >= 0, spans.input_types[at], -1)]
-    keys, key_at = distinct_row_codes(np.stack(columns, axis=1).astype(np.int64))
+    none = np.full(len(ops), -1, dtype=np.int64)
+    keys, key_at = distinct_row_codes(np.stack([
+        chain_at, np.where(ops >= 0, spans.input_dims[at], -1) if len(spans) else none,
+        np.where(ops >= 0, spans.input_types[at], -1) if len(spans) else none], axis=1).astype(np.int64))
     compact: dict[int, str] = {}
     out = []
-    for *chain, d, ty in keys.tolist():
-        if chain[0] < 0:
+    for chain, d, ty in keys.tolist():
+        ids = chains[chain]
+        if not ids:
             out.append(("", "", "", ""))
             continue
-        ids = chain[:chain.index(-1)] if -1 in chain else chain
         for i in (d, ty):
             if i not in compact:
                 compact[i] = compact_raw(texts[i])

@@ -155,23 +155,14 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     pattern_call = find_unfused_attention(trace, tree, units)
     # The class of a kernel depends on (its name, kind, the names of its launching ops, whether
     # an attention module encloses it): classified once per distinct such key, spread by codes.
-    chain_ids: dict[tuple, int] = {}                 # names of an op chain -> its id
-    chain_names: list[tuple] = []
-    op_chain_id = []
-    for op in distinct_l:
-        ids = tuple([span_name_l[c] for c in tree.op_ancestors(op)])
-        at = chain_ids.get(ids)
-        if at is None:
-            at = chain_ids[ids] = len(chain_names)
-            chain_names.append(ids)
-        op_chain_id.append(at)
+    chain_names, op_chain_id = tree.op_name_chains(distinct_ops, span_names)
     scopes, scope_inverse = np.unique(scope_node, return_inverse=True)
     attn_of_scope = np.asarray([_attention_module(tree, sc) for sc in scopes.tolist()],
                                dtype=np.int64)
     attn = attn_of_scope[scope_inverse.reshape(-1)] if n else np.full(0, -1, dtype=np.int64)
     op_at = op_inverse.reshape(-1)
     keys, key_at = distinct_row_codes(np.stack([gpu.name_id.astype(np.int64), gpu.kind.astype(np.int64),
-                                                np.asarray(op_chain_id, dtype=np.int64)[op_at],
+                                                op_chain_id[op_at],
                                                 (attn >= 0).astype(np.int64)], axis=1))
     cat_index = {c: i for i, c in enumerate(CATEGORIES)}
     backend_index = {b: i + 1 for i, b in enumerate(BACKENDS)}
