@@ -49,10 +49,11 @@ KERNEL_CSV_COLUMNS = ("name", "category", "stream", "start_us", "duration_us", "
 
 
 # The least GPU activities for which kernels.csv is written by a forked child while the analysis
-# goes on (analyze_trace's kernels_csv_ahead). Writing takes about 7 us a row on the development
-# machine (2.2 s for 318k); forking a 1 GB process and its page copies cost the parent about
-# 0.05 s. Below 50k rows (0.35 s of writing) the gain is small and, on a shared machine whose
-# other core is busy, not there: written in this process.
+# goes on (analyze_trace's kernels_csv_ahead). Writing took about 6-7 us a row on the
+# development machine (1.9-2.2 s for 318k); the fork itself took the 1.2 GB parent 8 ms, and
+# each page either process then writes is copied on first write. Below 50k rows (about 0.3 s
+# of writing) the gain is small and, on a shared machine whose other core is busy, not there:
+# written in this process. (A margin chosen, not a measured break-even.)
 MIN_CSV_AHEAD_ROWS = 50_000
 
 
