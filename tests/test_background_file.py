@@ -135,3 +135,12 @@ def test_no_temporary_file_no_fork(tmp_path, ahead_always):
     assert a.kernels_csv_pending is None
     a.write_kernels_csv(tmp_path / "kernels.csv")
     assert (tmp_path / "kernels.csv").read_bytes() == _in_process(OPS, tmp_path / "ref.csv")
+
+
+def test_placed_file_has_the_usual_permissions(tmp_path, ahead_always):
+    """Not mkstemp's private mode: what any file written here gets (the umask's)."""
+    a = analyze_trace(OPS, spec="h100", kernels_csv_ahead=tmp_path)
+    a.write_kernels_csv(tmp_path / "kernels.csv")
+    (tmp_path / "plain").write_text("")
+    mode = lambda p: p.stat().st_mode & 0o777
+    assert mode(tmp_path / "kernels.csv") == mode(tmp_path / "plain")

@@ -102,6 +102,9 @@ class BackgroundFile:
         try:
             if self._child_succeeded():
                 try:
+                    umask = os.umask(0)
+                    os.umask(umask)
+                    os.chmod(self._tmp, 0o666 & ~umask)   # mkstemp's file is private
                     os.replace(self._tmp, path)
                     return
                 except OSError:                     # another file system: copy it
