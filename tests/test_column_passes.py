@@ -121,6 +121,18 @@ def test_op_name_chains_are_the_walked_chains_names(table):
         tuple(int(names[a]) for a in _walk_ancestors(tree, int(o))) for o in ops.tolist()]
 
 
+@pytest.mark.parametrize("trace", ["trace_vanilla.json.gz", "trace_sdpa.json.gz"])
+def test_unit_ops_are_unit_op_of_each(trace):
+    """Column-wise units against the walk per op, on a trace whose chains hold SDPA wrappers."""
+    from profiler_kit.analysis.attention_pattern import unit_op, unit_ops
+    t = build_kernel_table(read_trace(TRACE.parent / trace))
+    names, span_names = t.trace.names, t.trace.spans.name_id
+    ops = np.r_[-1, np.unique(t.op_node), np.flatnonzero(t.trace.spans.kind == OP)]
+    got = unit_ops(t.tree, names, span_names, ops).tolist()
+    assert got == [unit_op(t.tree, names, span_names, int(o)) if o >= 0 else -1 for o in ops.tolist()]
+    assert got != ops.tolist()                   # some unit is not the op itself
+
+
 def test_nearest_marked_follows_the_parents():
     # 0 <- 1 <- 2 <- 3, 0 <- 4, 5 a root; 1 and 5 marked
     parent = np.array([-1, 0, 1, 2, 0, -1])

@@ -145,13 +145,8 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     # Per distinct op, then spread to the kernels: a trace repeats few ops per kernel, but
     # 300k kernels made 300k dict lookups and chain walks in Python.
     distinct_ops, op_inverse = np.unique(op_node, return_inverse=True)
-    span_name_l = span_names.tolist()
     tree.prefill_ancestors(distinct_ops)
-    distinct_l = distinct_ops.tolist()
-    known = [op for op in distinct_l if op >= 0]
-    unit_of = dict(zip(known, unit_ops(tree, names, span_name_l, known)))
-    units = np.asarray([unit_of.get(op, -1) for op in distinct_l],
-                       dtype=np.int64)[op_inverse.reshape(-1)] if n else np.full(0, -1, dtype=np.int64)
+    units = unit_ops(tree, names, span_names, distinct_ops)[op_inverse.reshape(-1)]
     pattern_call = find_unfused_attention(trace, tree, units)
     # The class of a kernel depends on (its name, kind, the names of its launching ops, whether
     # an attention module encloses it): classified once per distinct such key, spread by codes.

@@ -79,22 +79,31 @@ class SpanTree:
             walking = walking[node[walking] >= 0]
         return node
 
+    def op_levels(self, ops: np.ndarray) -> list[np.ndarray]:
+        """The chains of :meth:`op_ancestors` of ``ops`` as columns, innermost first: level 0
+        the ops themselves, level k each one's k-th enclosing op (-1 past its chain's end), as
+        many levels as the longest chain. Every chain climbs one level per numpy pass: ops nest
+        a few deep, and a walk per op was seconds of Python on 300k ops."""
+        levels = [np.asarray(ops, dtype=np.int64)]
+        if not len(self.parent):
+            return levels
+        up = np.where(self.parent >= 0, self.nearest_op[np.maximum(self.parent, 0)], -1)
+        while True:
+            here = levels[-1]
+            outer = np.where(here >= 0, up[np.maximum(here, 0)], -1)
+            if not (outer >= 0).any():
+                return levels
+            levels.append(outer)
+
     def prefill_ancestors(self, ops: np.ndarray) -> None:
-        """Compute :meth:`op_ancestors` of all of ``ops`` (distinct op spans) at once: every
-        chain climbs one level per numpy pass, instead of a walk of numpy scalar lookups per op
-        (300k ops on a 1 GB trace)."""
+        """Compute :meth:`op_ancestors` of all of ``ops`` (distinct op spans) at once, from
+        :meth:`op_levels`, instead of a walk of numpy scalar lookups per op (300k ops on a 1 GB
+        trace)."""
         ops = np.asarray(ops, dtype=np.int64)
         ops = ops[ops >= 0]
         if not len(ops):
             return
-        up = np.where(self.parent >= 0, self.nearest_op[np.maximum(self.parent, 0)], -1)
-        levels = [ops]
-        while True:
-            here = levels[-1]
-            nxt = np.where(here >= 0, up[np.maximum(here, 0)], -1)
-            if not (nxt >= 0).any():
-                break
-            levels.append(nxt)
+        levels = self.op_levels(ops)
         depth = (np.stack(levels) >= 0).sum(axis=0).tolist()
         rows = np.stack(levels, axis=1).tolist()
         found = self._ancestors
@@ -103,22 +112,15 @@ class SpanTree:
 
     def op_name_chains(self, ops: np.ndarray, name_id: np.ndarray) -> tuple[list[tuple[int, ...]], np.ndarray]:
         """(the distinct chains of op names, as name ids, of ``ops``' :meth:`op_ancestors`,
-        innermost first, () for -1; each op's index into them). Column-wise: every chain
-        climbs one level per numpy pass and the chains are told apart by their rows of name
-        ids, not built as a tuple per op (a 1 GB trace: 248k ops, a few hundred chains)."""
+        innermost first, () for -1; each op's index into them). Column-wise: the chains from
+        :meth:`op_levels`, told apart by their rows of name ids, not built as a tuple per op (a
+        1 GB trace: 248k ops, a few hundred chains)."""
         ops = np.asarray(ops, dtype=np.int64)
         if not (ops >= 0).any():
             return [()], np.zeros(len(ops), dtype=np.int64)
-        up = np.where(self.parent >= 0, self.nearest_op[np.maximum(self.parent, 0)], -1)
-        levels = [ops]
-        while True:
-            here = levels[-1]
-            outer = np.where(here >= 0, up[np.maximum(here, 0)], -1)
-            if not (outer >= 0).any():
-                break
-            levels.append(outer)
         rows, at = distinct_row_codes(np.stack(
-            [np.where(lv >= 0, name_id[np.maximum(lv, 0)], -1) for lv in levels], axis=1).astype(np.int64))
+            [np.where(lv >= 0, name_id[np.maximum(lv, 0)], -1) for lv in self.op_levels(ops)],
+            axis=1).astype(np.int64))
         chains = [tuple(r[:r.index(-1)] if -1 in r else r) for r in rows.tolist()]
         return chains, at
 
