@@ -60,8 +60,8 @@ class BackgroundFile:
         self._taken = False
         fd, self._tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".partial", dir=folder)
         os.close(fd)
-        for stream in (sys.stdout, sys.stderr):   # else the child's exit could not lose them,
-            stream.flush()                         # but a buffered line would be in both
+        for stream in (sys.stdout, sys.stderr):   # no buffered line copied into the child (it
+            stream.flush()                         # exits unflushed, but then it cannot leak)
         try:
             pid = os.fork()
         except OSError:                            # no memory or process left: write in place()
