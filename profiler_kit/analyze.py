@@ -18,6 +18,7 @@ import argparse
 import contextlib
 import gc
 import sys
+import tempfile
 from pathlib import Path
 
 from profiler_kit.records import RecordError, write_atomic, write_record
@@ -195,6 +196,12 @@ def run(argv: list[str] | None = None) -> int:
     from profiler_kit.analysis import TraceError, analyze_devices, analyze_trace, compare
 
     labels = args.label or _default_labels(args.traces)
+    out = Path(args.out)
+    # kernels.csv is written by a forked child while the analysis goes on (big traces), into a
+    # temporary file in --out, or in its nearest existing parent while --out is not made yet
+    # (not the system's temporary folder: often another file system, or memory, and moving
+    # it into --out would then be a copy)
+    ahead = next((p for p in (out, *out.absolute().parents) if p.is_dir()), Path(tempfile.gettempdir()))
     analyses = []
     for path, label, (measurement, source), capture in zip(args.traces, labels, measurements,
                                                            captures):
@@ -205,7 +212,8 @@ def run(argv: list[str] | None = None) -> int:
                            capture=capture, step=args.step,
                            spec_source="--gpu" if args.gpu else None,
                            calibration=calibration, roof_basis=args.roof_basis or "datasheet",
-                           measurement=measurement, measurement_source=source)
+                           measurement=measurement, measurement_source=source,
+                           kernels_csv_ahead=ahead)
             analyses.extend(done if isinstance(done, list) else [done])
         except TraceError as exc:
             raise _BadInput(str(exc)) from None
@@ -219,7 +227,6 @@ def run(argv: list[str] | None = None) -> int:
         from profiler_kit.analysis.what_if import with_mode_what_ifs
         records = with_mode_what_ifs({a.label: a for a in analyses})
         analyses = [replace(a, record=records[a.label]) for a in analyses]
-    out = Path(args.out)
     comparison = (compare(analyses[0].record, analyses[1].record)
                   if len(analyses) == 2 and not per_device else None)
     from profiler_kit.out_folder import staged_outputs

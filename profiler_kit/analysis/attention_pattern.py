@@ -124,24 +124,21 @@ def unit_op(tree: SpanTree, names, span_names, op: int) -> int:
     return chain[0] if chain else -1
 
 
-def unit_ops(tree: SpanTree, names, span_names, ops: list[int]) -> list[int]:
-    """:func:`unit_op` of each of ``ops`` (distinct op spans), with the wrapper test made once
-    per distinct op name rather than once per op of every chain (300k ops, a few names)."""
-    wrapper: dict[int, bool] = {}
-    out = []
-    for op in ops:
-        chain = tree.op_ancestors(op)
-        unit = chain[0] if chain else -1
-        for node in reversed(chain):
-            name_id = span_names[node]
-            is_wrapper = wrapper.get(name_id)
-            if is_wrapper is None:
-                is_wrapper = wrapper[name_id] = bool(_WRAPPER.match(names[name_id]))
-            if not is_wrapper:
-                unit = node
-                break
-        out.append(unit)
-    return out
+def unit_ops(tree: SpanTree, names, span_names: np.ndarray, ops: np.ndarray) -> np.ndarray:
+    """:func:`unit_op` of each of ``ops`` (-1 stays -1), column-wise: over the chains'
+    levels (SpanTree.op_levels), innermost first, each op not a wrapper replaces the unit, so
+    the outermost one is left; a chain of wrappers only keeps its innermost op. A loop over
+    the chains was 0.16 s for 248k ops on a 1 GB trace."""
+    ops = np.asarray(ops, dtype=np.int64)
+    unit = ops.copy()
+    if not (ops >= 0).any():
+        return unit
+    wrappers = [i for i, nm in enumerate(names) if _WRAPPER.match(nm)]
+    for level in tree.op_levels(ops):
+        named = level >= 0
+        named[named] = ~np.isin(span_names[level[named]], wrappers)
+        unit = np.where(named, level, unit)
+    return unit
 
 
 def find_unfused_attention(trace: Trace, tree: SpanTree, units: np.ndarray) -> dict[int, int]:
@@ -190,26 +187,26 @@ def find_unfused_attention(trace: Trace, tree: SpanTree, units: np.ndarray) -> d
         return True
 
     calls: dict[int, int] = {}
-    n = len(seq)
-    i = 0
-    while i < n:
-        qk = seq[i]
-        if not _MATMUL.match(name(qk)):
-            i += 1
+    # A call opens only at a matmul-family op: the others are skipped by one isin over the
+    # name ids, not one regex match each (200k unit ops on a 1 GB trace).
+    matmul_ids = [k for k, nm in enumerate(names) if _MATMUL.match(nm)]
+    openers = np.flatnonzero(np.isin(span_names[found][order], matmul_ids)).tolist()
+    free = 0                          # the first op not in a call found already
+    for i in openers:
+        if i < free:
             continue
+        qk = seq[i]
         operands = _matmul_operands(name(qk), dims(qk) or [])
         scores = _matmul_out(*operands) if operands else None
         if scores is None or len(scores) < MIN_SCORES_RANK:
-            i += 1
             continue
         end = _match_from(i, seq, threads, scores, name, dims, softmax_over)
         if end < 0:
-            i += 1
             continue
         for op in seq[i:end + 1]:
             if op in (qk, seq[end]) or _touches_scores(dims(op), scores):
                 calls[op] = qk
-        i = end + 1
+        free = end + 1
     return calls
 
 

@@ -202,10 +202,10 @@ def _stream_predecessors(table: KernelTable) -> np.ndarray:
     return out
 
 
-def _step_graph(table: KernelTable, name, thread, t0, t1, rt_index, rt_class, mine,
+def _step_graph(table: KernelTable, name, thread, t0, t1, rt_index, rt_class, act: np.ndarray,
                 stream_prev: np.ndarray) -> StepGraph:
+    """The step's graph over its activities ``act`` (GpuActivities indices, ascending)."""
     gpu, rt = table.trace.gpu, table.trace.runtime
-    act = np.flatnonzero(mine)
     act = act[np.lexsort((gpu.start_ns[act] + gpu.dur_ns[act], gpu.start_ns[act]))]
     start = gpu.start_ns[act]
     end = start + gpu.dur_ns[act]
@@ -303,14 +303,18 @@ def build_path_model(table: KernelTable, step_name: str | None = None) -> PathMo
     spans, source = _step_spans(table, step_name)
     graphs = []
     stream_prev = _stream_predecessors(table)
-    launched = rt_index >= 0
     no_runtime = not len(rt)
+    # A step's activities: those launched during it (without runtime calls: started during
+    # it). Sorted by that time once, each step's are one slice (two binary searches), not a
+    # mask over every activity per step (240 steps x 318k activities on a 1 GB trace).
+    pool = np.arange(len(gpu)) if no_runtime else np.flatnonzero(rt_index >= 0)
+    when = gpu.start_ns[pool] if no_runtime else table.launch_ns[pool]
+    by_time = np.argsort(when, kind="stable")
+    when, pool = when[by_time], pool[by_time]
     for name, thread, t0, t1 in spans:
-        if no_runtime:
-            mine = (gpu.start_ns >= t0) & (gpu.start_ns <= max(t1, t0))
-        else:
-            mine = launched & (table.launch_ns >= t0) & (table.launch_ns <= t1)
-        graphs.append(_step_graph(table, name, thread, t0, t1, rt_index, rt_class, mine, stream_prev))
+        last = max(t1, t0) if no_runtime else t1
+        act = np.sort(pool[np.searchsorted(when, t0, side="left"):np.searchsorted(when, last, side="right")])
+        graphs.append(_step_graph(table, name, thread, t0, t1, rt_index, rt_class, act, stream_prev))
     latencies = _launch_latencies(graphs, table)
     latency = float(np.median(latencies)) if len(latencies) else 0.0
     blocking = np.flatnonzero(rt_class == 2)

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import msgspec
 import numpy as np
 
 from profiler_kit.analysis.categories import CATEGORIES
@@ -54,9 +55,10 @@ _RANK = np.asarray([("attention", "conv", "gemm", "norm", "softmax", "embedding"
 _LOW_INTENSITY = [CATEGORIES.index(c) for c in ("elementwise", "copy", "layout")]
 
 
-@dataclass(frozen=True)
-class OpPoint:
-    """One costed op instance and its roofline judgement."""
+class OpPoint(msgspec.Struct, frozen=True, gc=False):
+    """One costed op instance and its roofline judgement. A Struct, as RooflinePoint is: 220k
+    of them on a 1 GB trace were 0.25 s of dataclass __init__. gc=False: it refers to an
+    OpCost and a RooflinePoint, which never refer back."""
     node: int                 # CpuSpans index of the op
     op: str
     shapes: str               # "Input Dims" as recorded, compact JSON
@@ -117,17 +119,28 @@ def _helper_traffic(table: KernelTable, costed: np.ndarray, group: np.ndarray, w
     if not len(chosen) or work[chosen].all():
         return
     order = chosen[np.lexsort((start[chosen], group[chosen]))]      # by op, then launch order
-    for seg in np.split(order, np.flatnonzero(np.diff(group[order])) + 1):
-        if work[seg].all() or not work[seg].any():
-            continue
-        helper = op_cost[int(nodes[group[seg[0]]])].helper
-        first_work = start[seg[work[seg]]].min()
+    # One segment per op: only those with work and helper kernels both are walked, over plain
+    # lists (numpy calls per segment were 0.3 s for 35k ops on a 1 GB trace).
+    lo = np.r_[0, np.flatnonzero(np.diff(group[order])) + 1]
+    hi = np.r_[lo[1:], len(order)]
+    work_o = work[order]
+    n_work = np.add.reduceat(work_o.astype(np.int64), lo)
+    first_work = np.minimum.reduceat(np.where(work_o, start[order], np.iinfo(np.int64).max), lo)
+    mixed = (n_work > 0) & (n_work < hi - lo)
+    work_l, start_l = work_o.tolist(), start[order].tolist()
+    kernel_l = costed[order].tolist()
+    category_l = table.category[costed[order]].tolist()
+    node_of = nodes[group[order[lo[mixed]]]].tolist()
+    for a, b, first, node in zip(lo[mixed].tolist(), hi[mixed].tolist(),
+                                 first_work[mixed].tolist(), node_of):
+        helper = op_cost[node].helper
         before = list(helper.before_bytes)
         converted_back = bias_added = False
-        for i in seg[~work[seg]].tolist():
-            k = int(costed[i])
-            cat = int(table.category[k])
-            if start[i] < first_work:
+        for i in range(a, b):
+            if work_l[i]:
+                continue
+            k, cat = kernel_l[i], category_l[i]
+            if start_l[i] < first:
                 if cat in _MOVERS and before:
                     hbm[k] = 2.0 * before.pop(0)
             elif cat in _MOVERS and not converted_back and helper.after_bytes:

@@ -145,33 +145,19 @@ def build_kernel_table(trace: Trace) -> KernelTable:
     # Per distinct op, then spread to the kernels: a trace repeats few ops per kernel, but
     # 300k kernels made 300k dict lookups and chain walks in Python.
     distinct_ops, op_inverse = np.unique(op_node, return_inverse=True)
-    span_name_l = span_names.tolist()
     tree.prefill_ancestors(distinct_ops)
-    distinct_l = distinct_ops.tolist()
-    known = [op for op in distinct_l if op >= 0]
-    unit_of = dict(zip(known, unit_ops(tree, names, span_name_l, known)))
-    units = np.asarray([unit_of.get(op, -1) for op in distinct_l],
-                       dtype=np.int64)[op_inverse.reshape(-1)] if n else np.full(0, -1, dtype=np.int64)
+    units = unit_ops(tree, names, span_names, distinct_ops)[op_inverse.reshape(-1)]
     pattern_call = find_unfused_attention(trace, tree, units)
     # The class of a kernel depends on (its name, kind, the names of its launching ops, whether
     # an attention module encloses it): classified once per distinct such key, spread by codes.
-    chain_ids: dict[tuple, int] = {}                 # names of an op chain -> its id
-    chain_names: list[tuple] = []
-    op_chain_id = []
-    for op in distinct_l:
-        ids = tuple([span_name_l[c] for c in tree.op_ancestors(op)])
-        at = chain_ids.get(ids)
-        if at is None:
-            at = chain_ids[ids] = len(chain_names)
-            chain_names.append(ids)
-        op_chain_id.append(at)
+    chain_names, op_chain_id = tree.op_name_chains(distinct_ops, span_names)
     scopes, scope_inverse = np.unique(scope_node, return_inverse=True)
     attn_of_scope = np.asarray([_attention_module(tree, sc) for sc in scopes.tolist()],
                                dtype=np.int64)
     attn = attn_of_scope[scope_inverse.reshape(-1)] if n else np.full(0, -1, dtype=np.int64)
     op_at = op_inverse.reshape(-1)
     keys, key_at = distinct_row_codes(np.stack([gpu.name_id.astype(np.int64), gpu.kind.astype(np.int64),
-                                                np.asarray(op_chain_id, dtype=np.int64)[op_at],
+                                                op_chain_id[op_at],
                                                 (attn >= 0).astype(np.int64)], axis=1))
     cat_index = {c: i for i, c in enumerate(CATEGORIES)}
     backend_index = {b: i + 1 for i, b in enumerate(BACKENDS)}

@@ -12,9 +12,9 @@ not contain (launch latency, tail effects, too few blocks to fill the SMs) and a
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
 from typing import Iterable
 
+import msgspec
 import numpy as np
 
 from profiler_kit.records import ROOF_BASES, Roof, RoofCalibration, Roofs
@@ -48,9 +48,13 @@ SUBSTANTIAL_WORK_US = 10.0
 BOUNDS = ("compute", "memory", "latency", "unknown", "interconnect", "host_link")
 
 
-@dataclass(frozen=True)
-class RooflinePoint:
-    """Where one op call sits against the roofline of a GPU. Built from estimates."""
+class RooflinePoint(msgspec.Struct, frozen=True, gc=False):
+    """Where one op call sits against the roofline of a GPU. Built from estimates.
+
+    A msgspec Struct, not a dataclass: a 1 GB trace judges 220k op calls, and a frozen
+    dataclass's __init__ (a Python call setting each field through object.__setattr__) took
+    0.45 s to build them, a Struct's (C) 0.03 s. gc=False: points only refer to numbers and
+    strings, never back to a container, so the cycle collector need not track them."""
 
     intensity_flops_per_byte: float
     roofline_us: float            # max(compute_us, memory_us): the fastest this op could run

@@ -135,15 +135,19 @@ def _step_windows(table: KernelTable, starts, ends, launch) -> list[tuple[str, i
     windows: dict[str, list[int]] = {}
     spans = trace.spans
     setup = _setup_steps(table, step_ids)
+    # An activity is the step's when launched during it (one without a launch record: when
+    # it started). Sorted by that time once, each step's activities are one slice (two binary
+    # searches), not a mask over every activity per step (240 steps x 318k activities, 0.2 s).
+    when = np.where(launch >= 0, launch, starts)
+    order = np.argsort(when, kind="stable")
+    when, starts_by, ends_by = when[order], starts[order], ends[order]
     for i in np.flatnonzero(np.isin(spans.name_id, step_ids)).tolist():
         if names[spans.name_id[i]] in setup:
             continue
         s0, s1 = spans.start_ns[i], spans.start_ns[i] + spans.dur_ns[i]
-        # activities without a launch record count by their own start
-        mine = np.where(launch >= 0, (launch >= s0) & (launch <= s1),
-                        (starts >= s0) & (starts <= s1))
-        if mine.any():
-            windows[names[spans.name_id[i]]] = [int(starts[mine].min()), int(ends[mine].max())]
+        lo, hi = np.searchsorted(when, s0, side="left"), np.searchsorted(when, s1, side="right")
+        if hi > lo:
+            windows[names[spans.name_id[i]]] = [int(starts_by[lo:hi].min()), int(ends_by[lo:hi].max())]
     ann = trace.gpu_annotations
     for i in np.flatnonzero(np.isin(ann.name_id, step_ids)).tolist():
         if names[ann.name_id[i]] in setup:
