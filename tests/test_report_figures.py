@@ -199,6 +199,19 @@ def test_rendering_never_imports_plotly(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
+def test_page_names_the_plotly_js_it_embeds(tmp_path: Path) -> None:
+    """The footer's version is the embedded bundle's banner ("plotly.js v4.1.1"), not the Python
+    package's (plotly 7.1.0 ships plotly.js 4.1.1: pages said "plotly.js 7.1.0")."""
+    from profiler_kit.report import plotly_json, render_trace_report
+
+    bundle = plotly_json.plotly_js()
+    banner = re.search(rb"plotly\.js v([0-9.]+)", bundle[:512]).group(1).decode()
+    assert plotly_json.plotly_js_version() == banner
+    page = render_trace_report({"vit": analysis(VIT)}, None, tmp_path / "r.html").read_text()
+    footer = re.search(r"the charts \(plotly\.js ([0-9.]+)\)", page)
+    assert footer and footer.group(1) == banner
+
+
 if __name__ == "__main__":
     # Rewrite the golden file from the current code, once a figure is meant to change:
     #   PYTHONPATH=.:tests python tests/test_report_figures.py

@@ -155,7 +155,7 @@ def _render(template: str, ctx: dict, data: dict, out_path: Path, plotly_js: Plo
     token = uuid.uuid4().hex
     js_marker, data_marker = f"pk-plotly-{token}", f"pk-data-{token}"
     page = _env.get_template(template).render(
-        **ctx, version=__version__, plotly_version=plotly_json.plotly_version(),
+        **ctx, version=__version__, plotly_js_version=plotly_json.plotly_js_version(),
         generated=_dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         plotly_src=plotly_src,
         plotly_js=Markup(js_marker) if plotly_js == "inline" else "",
