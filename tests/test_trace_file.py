@@ -4,13 +4,12 @@ bytearray, field for field; a read error still ends as the reader's one-line Tra
 
 from __future__ import annotations
 
-import dataclasses
 import gzip
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
+from test_trace_workers import _same   # field-by-field equality of two traces
 
 from profiler_kit.trace import TraceError, file, read_trace
 
@@ -23,17 +22,6 @@ def plain_trace(tmp_path):
     path = tmp_path / "trace.json"
     path.write_bytes(gzip.decompress((DATA / "sd" / "trace_vanilla.json.gz").read_bytes()))
     return path
-
-
-def _same(a, b, where="trace"):
-    for f in dataclasses.fields(a):
-        x, y = getattr(a, f.name), getattr(b, f.name)
-        if dataclasses.is_dataclass(x):
-            _same(x, y, f"{where}.{f.name}")
-        elif isinstance(x, np.ndarray):
-            assert x.dtype == y.dtype and np.array_equal(x, y), f"{where}.{f.name}"
-        else:
-            assert x == y, f"{where}.{f.name}"
 
 
 @pytest.mark.parametrize("processes", [1, 2])
