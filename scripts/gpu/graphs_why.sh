@@ -19,7 +19,9 @@
 #   PART 9: PART 6's run, then SDXL 1024 px under compile, vanilla and cuDNN, timed (no xformers:
 #           SKIP_XFORMERS=1 saves its build);
 #   PART 10: SDXL 1024 px under graphs, vanilla, xformers and cuDNN (the standard sweep's SDXL
-#           graph job, when a sweep's call ran out of time before it).
+#           graph job, when a sweep's call ran out of time before it);
+#   PART 11: SD 1.5 768 px under compile (reduce-overhead), vanilla, xformers and cuDNN, timed
+#           (the one cell of issue 19's matrix measured on the H100 only, 2026-12-05).
 # Each run has its own limit, and everything measured so far is packed into $OUT after each,
 # so a call that runs out of time still returns what it measured.
 set -uo pipefail
@@ -79,6 +81,9 @@ elif [ "${PART}" = 9 ]; then
     compile_mode=reduce-overhead "modes=[vanilla,sdpa_cudnn]" warmup=3 iterations=10
 elif [ "${PART}" = 10 ]; then
   run 200 graphs-sdxl_1024 point=sdxl_1024 execution=cuda_graphs $MODES
+elif [ "${PART}" = 11 ]; then
+  run 330 compile-ro-sd15_768 point=sd15_768 execution=compile compile_mode=reduce-overhead \
+    $MODES warmup=3 iterations=10
 elif [ "${PART}" = 5 ]; then
   run 150 compile-ro-sd15_512-xformers point=sd15_512 execution=compile compile_mode=reduce-overhead \
     "modes=[vanilla,xformers]" warmup=3 iterations=10
