@@ -286,3 +286,20 @@ def test_a_sweep_of_eager_and_graph_runs_sets_the_two_worlds_side_by_side(tmp_pa
     assert found and "CUDA-graph replay" in found[0].title and "512 px" in found[0].detail
     html = (sweep_dir / "sweep.html").read_text()
     assert "Eager against replayed" in html
+
+
+def test_modes_an_interrupted_job_never_timed_say_so_in_the_sweep_rows():
+    """The H200 sweep of 2026-12-06 was cut while its last job (SDXL under graphs) timed the
+    modes: they were prepared and profiled, not timed. Their rows say so beside "ok"."""
+    from profiler_kit.analysis.sweep import job_record, mode_rows
+
+    folder = REPO / "reports" / "h200-2026-12-06-standard" / "9_sdxl_1024px"
+    summary = read_summary(folder / "summary.json")
+    assert summary.status == "interrupted"
+    rows = {r.mode: r for r in mode_rows(job_record(folder.name, summary, [], None), summary)}
+    assert rows["vanilla"].status == "ok" and rows["vanilla"].step_median_ms is None
+    assert rows["vanilla"].reason == "prepared, not timed: the run ended before the timing"
+    assert rows["flex"].status == "unavailable" and rows["flex"].reason.startswith("CUDA graph capture failed")
+    # a timed mode keeps its own (absent) reason
+    timed = read_summary(folder.parent / "1_sd15_512px" / "summary.json")
+    assert all(r.reason is None for r in mode_rows(job_record("1_sd15_512px", timed, [], None), timed) if r.status == "ok")

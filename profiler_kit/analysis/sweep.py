@@ -56,7 +56,7 @@ def mode_rows(job: SweepJob, summary: Summary) -> list[SweepRow]:
         cmp = summary.comparison.get(mode)
         row = dict(job=job.job, model=job.model, resolution=job.resolution, card=job.card, dtype=job.dtype,
                    batch=job.batch, execution=job.execution, tokens=_tokens(summary), mode=mode,
-                   status=rec.status, reason=rec.reason, setup_s=rec.setup_s,
+                   status=rec.status, reason=rec.note, setup_s=rec.setup_s,
                    eager_step_median_ms=rec.eager_step_ms.median_ms if rec.eager_step_ms else None,
                    peak_allocated_bytes=rec.peak_allocated_bytes, oom_requested_bytes=rec.oom_requested_bytes)
         if rec.step_ms is not None:

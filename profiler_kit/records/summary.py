@@ -58,6 +58,17 @@ class ModeRecord(Record, kw_only=True):
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def note(self) -> str | None:
+        """What a table says beside the status: the recorded reason, or, for an ok mode an
+        interrupted run left before its timing, that it has no step time (a bare "ok" beside
+        an empty step column reads as a missing figure)."""
+        if self.reason is not None:
+            return self.reason
+        if self.ok and self.phase == "prepared":
+            return "prepared, not timed: the run ended before the timing"
+        return None
+
 
 class ModeComparison(Record, kw_only=True):
     """One mode against the reference mode of its run."""
