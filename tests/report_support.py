@@ -122,3 +122,23 @@ def poisoned(value):
     if isinstance(value, msgspec.Struct):
         return msgspec.convert(walk(value.to_builtins(), None), type(value))
     return walk(copy.deepcopy(value), None)
+
+
+def modules_loaded_by_rendering(tmp_path: Path) -> set[str]:
+    """The modules a fresh interpreter has loaded after rendering the ViT trace's report (what
+    a user's `analyze` pays for at start-up): read by the tests that keep torch and plotly out."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a.json").write_text(json.dumps(analysis(VIT).to_builtins()))
+    code = (
+        "import json, sys\n"
+        "from profiler_kit.records import read_analysis\n"
+        "from profiler_kit.report import render_trace_report\n"
+        f"a = read_analysis({str(tmp_path / 'a.json')!r})\n"
+        f"render_trace_report({{'vit': a}}, None, {str(tmp_path / 'r.html')!r})\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True,
+                          cwd=Path(__file__).parent.parent)
+    return set(json.loads(done.stdout.strip().splitlines()[-1]))

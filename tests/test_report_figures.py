@@ -7,15 +7,13 @@ import gzip
 import json
 import re
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import msgspec
 import pytest
 
 from profiler_kit.report import figures, plotly_json
-from report_support import BERT, VIT, analysis, compare, plotly_figures, sd_summary
+from report_support import BERT, VIT, analysis, compare, modules_loaded_by_rendering, plotly_figures, sd_summary
 
 
 def test_memory_timeline_thinning_keeps_the_peak_and_order():
@@ -186,17 +184,9 @@ def test_div_is_what_plotly_to_html_writes(pages):
 def test_rendering_never_imports_plotly(tmp_path: Path) -> None:
     """plotly.js, the template and the version come from the package's files: rendering a report
     loads no plotly module (graph_objects alone took about 0.05 s to import)."""
-    code = (
-        "import sys\n"
-        "from profiler_kit.records import read_analysis\n"
-        "from profiler_kit.report import render_trace_report\n"
-        f"a = read_analysis({str(tmp_path / 'a.json')!r})\n"
-        f"render_trace_report({{'vit': a}}, None, {str(tmp_path / 'r.html')!r})\n"
-        "loaded = sorted(m for m in sys.modules if m == 'plotly' or m.startswith(('plotly.', '_plotly')))\n"
-        "assert not loaded, loaded\n"
-    )
-    (tmp_path / "a.json").write_text(json.dumps(analysis(VIT).to_builtins()))
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+    loaded = sorted(m for m in modules_loaded_by_rendering(tmp_path)
+                    if m == "plotly" or m.startswith(("plotly.", "_plotly")))
+    assert not loaded, loaded
 
 
 def test_page_names_the_plotly_js_it_embeds(tmp_path: Path) -> None:
